@@ -1,0 +1,170 @@
+#include "gang/config.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdlib>
+
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+const char* env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+Result<int> parse_int(const std::string& text, const std::string& what) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0)
+    return make_error(what + ": expected a non-negative number, got \"" + text + "\"");
+  return value;
+}
+
+Result<bool> parse_bool(const std::string& text, const std::string& what) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return make_error(what + ": expected true or false, got \"" + text + "\"");
+}
+
+Result<void> parse_aliases(const std::string& text, Config& config) {
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return make_error("GANG_ALIASES: expected name=prefix, got \"" + item + "\"");
+      config.aliases[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return {};
+}
+
+Result<void> load_conf_file(const std::string& path, Config& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return make_error_at(path, e.mark.line + 1, e.msg, {}, e.mark.column + 1);
+  }
+  if (!root || root.IsNull()) return {};
+  if (!root.IsMap()) return make_error_at(path, root.Mark().line + 1, "expected a mapping");
+  for (const auto& item : root) {
+    std::string key = item.first.as<std::string>("");
+    const YAML::Node& value = item.second;
+    int line = item.first.Mark().line + 1;
+    auto scalar = [&]() -> Result<std::string> {
+      if (!value.IsScalar()) return make_error_at(path, line, "expected a scalar", key);
+      return value.Scalar();
+    };
+    auto fail_on = [&](const Error& e) {
+      return make_error_at(path, line, e.message, key);
+    };
+    if (key == "aliases") {
+      if (!value.IsMap()) return make_error_at(path, line, "\"aliases\" must be a mapping", key);
+      for (const auto& alias : value)
+        config.aliases[alias.first.as<std::string>("")] = alias.second.as<std::string>("");
+      continue;
+    }
+    auto text = scalar();
+    if (!text) return std::unexpected(text.error());
+    if (key == "cache") {
+      config.cache_dir = absolute(*text);
+    } else if (key == "instances") {
+      config.instances = *text;
+    } else if (key == "max-jobs") {
+      auto n = parse_int(*text, key);
+      if (!n) return fail_on(n.error());
+      config.max_jobs = *n;
+    } else if (key == "arch") {
+      config.arch = *text;
+    } else if (key == "base") {
+      config.base = *text;
+    } else if (key == "offline" || key == "strict") {
+      auto b = parse_bool(*text, key);
+      if (!b) return fail_on(b.error());
+      (key == "offline" ? config.offline : config.strict) = *b;
+    } else {
+      return make_error_at(path, line, "unknown setting \"" + key + "\"", key);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string default_cache_dir() {
+  if (const char* xdg = env("XDG_CACHE_HOME")) return absolute(std::string(xdg) + "/gang");
+  if (const char* home = env("HOME")) return std::string(home) + "/.cache/gang";
+  return "/var/tmp/gang-cache";
+}
+
+Result<Config> load_config(const std::string& definitions_dir) {
+  Config config;
+  config.cache_dir = default_cache_dir();
+  if (!definitions_dir.empty()) {
+    std::string conf = definitions_dir + "/gang.conf";
+    if (path_exists(conf)) {
+      auto loaded = load_conf_file(conf, config);
+      if (!loaded) return std::unexpected(loaded.error());
+    }
+  }
+  if (const char* v = env("GANG_CACHE")) config.cache_dir = absolute(v);
+  if (const char* v = env("GANG_INSTANCES")) config.instances = v;
+  if (const char* v = env("GANG_MAX_JOBS")) {
+    auto n = parse_int(v, "GANG_MAX_JOBS");
+    if (!n) return std::unexpected(n.error());
+    config.max_jobs = *n;
+  }
+  if (const char* v = env("GANG_ARCH")) config.arch = v;
+  if (const char* v = env("GANG_BASE")) config.base = v;
+  if (const char* v = env("GANG_OFFLINE")) {
+    auto b = parse_bool(v, "GANG_OFFLINE");
+    if (!b) return std::unexpected(b.error());
+    config.offline = *b;
+  }
+  if (const char* v = env("GANG_STRICT")) {
+    auto b = parse_bool(v, "GANG_STRICT");
+    if (!b) return std::unexpected(b.error());
+    config.strict = *b;
+  }
+  if (const char* v = env("GANG_ALIASES")) {
+    auto parsed = parse_aliases(v, config);
+    if (!parsed) return std::unexpected(parsed.error());
+  }
+  return config;
+}
+
+Result<int> resolve_instances(const std::string& value) {
+  if (value == "auto") {
+    long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return 1 + static_cast<int>(cores > 0 ? cores : 1) / 10;
+  }
+  auto n = parse_int(value, "instances");
+  if (!n) return std::unexpected(n.error());
+  if (*n < 1) return make_error("instances: must be at least 1 or \"auto\"");
+  return *n;
+}
+
+int resolve_max_jobs(int max_jobs) {
+  if (max_jobs > 0) return max_jobs;
+  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+}  // namespace gang

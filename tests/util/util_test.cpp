@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "util/error.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
+
+namespace gang {
+namespace {
+
+TEST(Sha256, MatchesKnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Sha256, IncrementalEqualsOneShot) {
+  Sha256 hasher;
+  hasher.update("a");
+  hasher.update("bc");
+  EXPECT_EQ(hasher.hex_digest(), sha256_hex("abc"));
+}
+
+TEST(Fs, WriteFileAtomicReplacesContentsAndSetsMode) {
+  TempDir dir;
+  std::string path = dir.path() + "/f";
+  ASSERT_TRUE(write_file_atomic(path, "one"));
+  ASSERT_TRUE(write_file_atomic(path, "two", 0600));
+  EXPECT_EQ(*read_file(path), "two");
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(Fs, RemoveTreeRemovesReadOnlyDirectories) {
+  TempDir dir;
+  std::string sub = dir.path() + "/a/b";
+  ASSERT_TRUE(make_dirs(sub));
+  ASSERT_TRUE(write_file_atomic(sub + "/f", "x", 0444));
+  ::chmod(sub.c_str(), 0555);
+  ASSERT_TRUE(remove_tree(dir.path() + "/a"));
+  EXPECT_FALSE(path_exists(dir.path() + "/a"));
+}
+
+TEST(Fs, ReadFileReportsMissingFile) {
+  auto r = read_file("/nonexistent/gang/file");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/nonexistent/gang/file"), std::string::npos);
+}
+
+TEST(Error, FormatsLocation) {
+  Error e{"unknown field", "strata/core.morph", 14, 3, "bulid-depends"};
+  EXPECT_EQ(e.to_string(), "strata/core.morph:14:3: unknown field");
+}
+
+}  // namespace
+}  // namespace gang

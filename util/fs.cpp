@@ -1,0 +1,161 @@
+#include "util/fs.hpp"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace gang {
+
+Result<std::string> read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot open " + path);
+  std::string out;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot read " + path, saved);
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+static std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Result<void> write_file_atomic(const std::string& path, const std::string& contents, int mode) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  std::vector<char> name(tmp.begin(), tmp.end());
+  name.push_back('\0');
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot create a temporary file beside " + path);
+  auto fail = [&](const std::string& what) {
+    int saved = errno;
+    ::close(fd);
+    ::unlink(name.data());
+    return make_errno_error(what + " " + path, saved);
+  };
+  const char* data = contents.data();
+  std::size_t left = contents.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write");
+    }
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail("cannot chmod");
+  if (::fsync(fd) != 0) return fail("cannot fsync");
+  if (::close(fd) != 0) {
+    int saved = errno;
+    ::unlink(name.data());
+    return make_errno_error("cannot close " + path, saved);
+  }
+  if (::rename(name.data(), path.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(name.data());
+    return make_errno_error("cannot rename into " + path, saved);
+  }
+  return fsync_dir(parent_of(path));
+}
+
+Result<void> make_dirs(const std::string& path, int mode) {
+  if (path.empty()) return {};
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return {};
+    return make_error(path + " exists and is not a directory");
+  }
+  std::string parent = parent_of(path);
+  if (parent != path && parent != "." && parent != "/") {
+    auto made = make_dirs(parent, mode);
+    if (!made) return made;
+  }
+  if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST)
+    return make_errno_error("cannot create directory " + path);
+  return {};
+}
+
+static int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+  if (type == FTW_DP) return ::rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
+  return ::unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static int make_writable(const char* path, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_D && (st->st_mode & S_IWUSR) == 0) ::chmod(path, st->st_mode | S_IRWXU);
+  return 0;
+}
+
+Result<void> remove_tree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return make_errno_error("cannot stat " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return make_errno_error("cannot remove " + path);
+    return {};
+  }
+  if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) == 0) return {};
+  // Retry once after making read-only directories writable.
+  ::nftw(path.c_str(), make_writable, 64, FTW_PHYS);
+  if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) != 0)
+    return make_errno_error("cannot remove " + path);
+  return {};
+}
+
+Result<void> fsync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot open directory " + path);
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0 && saved != EINVAL) return make_errno_error("cannot fsync " + path, saved);
+  return {};
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string pattern = parent + "/" + prefix + "XXXXXX";
+  std::vector<char> name(pattern.begin(), pattern.end());
+  name.push_back('\0');
+  if (::mkdtemp(name.data()) == nullptr)
+    return make_errno_error("cannot create a temporary directory in " + parent);
+  return std::string(name.data());
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  auto made = make_temp_dir(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", prefix);
+  if (!made) throw std::runtime_error(made.error().to_string());
+  m_path = *made;
+}
+
+TempDir::~TempDir() {
+  if (!m_keep) (void)remove_tree(m_path);
+}
+
+}  // namespace gang

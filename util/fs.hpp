@@ -1,0 +1,55 @@
+// fs.hpp: small file-system helpers with errors as values. All functions are
+// safe to call concurrently from several processes on the same paths in the
+// sense that write_file_atomic never exposes a partial file.
+#pragma once
+
+#include <string>
+
+#include "util/error.hpp"
+
+namespace gang {
+
+// Reads a whole file.
+[[nodiscard]] Result<std::string> read_file(const std::string& path);
+
+// Writes `contents` to a temporary file beside `path`, fsyncs it, and renames
+// it over `path`. Readers see the old or the new contents, never a mix.
+[[nodiscard]] Result<void> write_file_atomic(const std::string& path, const std::string& contents,
+                                             int mode = 0644);
+
+// mkdir -p. Succeeds if the directory already exists.
+[[nodiscard]] Result<void> make_dirs(const std::string& path, int mode = 0755);
+
+// rm -rf, making read-only directories writable as needed. Succeeds if the
+// path does not exist.
+[[nodiscard]] Result<void> remove_tree(const std::string& path);
+
+// fsyncs a directory so that a rename inside it is durable.
+[[nodiscard]] Result<void> fsync_dir(const std::string& path);
+
+// True if the path exists (any type, symlinks not followed).
+[[nodiscard]] bool path_exists(const std::string& path);
+
+// A fresh directory "<parent>/<prefix>XXXXXX"; the caller owns its removal.
+[[nodiscard]] Result<std::string> make_temp_dir(const std::string& parent,
+                                                const std::string& prefix);
+
+// A directory that is removed when the object dies, unless keep() was called.
+// Used by tests and for scratch space; never holds anything published.
+class TempDir {
+ public:
+  // Creates a fresh directory under $TMPDIR (else /tmp).
+  explicit TempDir(const std::string& prefix = "gang-");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  [[nodiscard]] const std::string& path() const { return m_path; }
+  void keep() { m_keep = true; }
+
+ private:
+  std::string m_path;
+  bool m_keep = false;
+};
+
+}  // namespace gang
