@@ -1,0 +1,127 @@
+#include "gang/gang_view.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace gang {
+
+std::string format_elapsed(std::int64_t ms) {
+  if (ms < 0) ms = 0;
+  std::int64_t s = ms / 1000;
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%02lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buffer;
+}
+
+std::string GangView::prefix(std::int64_t time_ms, int instance,
+                             const std::string& component) const {
+  std::string out = format_elapsed(time_ms - m_start_ms) + " [" + std::to_string(m_done) + "/" +
+                    std::to_string(m_todo) + "/" + std::to_string(m_total) + "] [#" +
+                    std::to_string(instance) + "]";
+  if (!component.empty()) out += " [" + component + "]";
+  return out + " ";
+}
+
+std::optional<std::string> GangView::on_event(const Event& e) {
+  Instance& inst = m_instances[e.instance];
+  if (e.total > 0) m_total = e.total;
+  m_done = std::max(m_done, e.done);
+  m_todo = std::max(m_todo, e.todo);
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.1f", e.seconds);
+  switch (e.type) {
+    case EventType::hello:
+      inst.seed = e.message;
+      return prefix(e.time_ms, e.instance, "") + "Worker started, seed " + e.message;
+    case EventType::log:
+      return prefix(e.time_ms, e.instance, e.component) + e.message;
+    case EventType::build_start:
+      inst.building = e.component;
+      return prefix(e.time_ms, e.instance, e.component) + "Starting build" +
+             (e.message.empty() ? "" : " (" + e.message + ")");
+    case EventType::build_done:
+      inst.building.clear();
+      inst.built.push_back(e.component);
+      inst.build_seconds += e.seconds;
+      m_built.insert(e.component);
+      return prefix(e.time_ms, e.instance, e.component) + "Elapsed time for build " +
+             format_elapsed(static_cast<std::int64_t>(e.seconds * 1000)) + " (" + seconds + " s)";
+    case EventType::bah:
+      if (inst.building == e.component) inst.building.clear();
+      ++m_bah_count;
+      m_bah_seconds += e.seconds;
+      return prefix(e.time_ms, e.instance, e.component) + "Bah! " + e.message;
+    case EventType::failed:
+      if (inst.building == e.component) inst.building.clear();
+      if (!m_failures.contains(e.component))
+        m_failures[e.component] = e.message + (e.detail.empty() ? "" : " (log: " + e.detail + ")");
+      return prefix(e.time_ms, e.instance, e.component) + "ERROR: " + e.message +
+             (e.detail.empty() ? "" : "\n    log: " + e.detail);
+    case EventType::cached:
+      return std::nullopt;
+    case EventType::progress:
+      return std::nullopt;
+    case EventType::target_done:
+      if (!m_target_done_ms) m_target_done_ms = e.time_ms;
+      return prefix(e.time_ms, e.instance, e.component) + "Target is cached" +
+             (e.message.empty() ? "" : ": " + e.message);
+    case EventType::exit:
+      inst.building.clear();
+      inst.exit_status = e.message;
+      return prefix(e.time_ms, e.instance, "") + "Worker exiting: " + e.message;
+  }
+  return std::nullopt;
+}
+
+std::string GangView::raw_line(int instance, const std::string& text, std::int64_t now) const {
+  return prefix(now, instance, "") + text;
+}
+
+std::string GangView::frontend_line(const std::string& text, std::int64_t now) const {
+  return format_elapsed(now - m_start_ms) + " [" + std::to_string(m_done) + "/" +
+         std::to_string(m_todo) + "/" + std::to_string(m_total) + "] " + text;
+}
+
+std::string GangView::status(std::int64_t now) const {
+  std::string out = "[" + std::to_string(m_done) + "/" + std::to_string(m_total) + "]";
+  std::string building;
+  for (const auto& [number, inst] : m_instances) {
+    if (inst.building.empty()) continue;
+    building += " " + inst.building + "(#" + std::to_string(number) + ")";
+  }
+  out += building.empty() ? " idle" : " building:" + building;
+  out += " | " + format_elapsed(now - m_start_ms);
+  out += " | Bah! " + std::to_string(m_bah_count);
+  return out;
+}
+
+std::string GangView::summary(std::int64_t now) const {
+  char line[256];
+  std::string out;
+  std::snprintf(line, sizeof line, "Summary: total elapsed %s (%.1f s)",
+                format_elapsed(now - m_start_ms).c_str(), (now - m_start_ms) / 1000.0);
+  out += line;
+  for (const auto& [number, inst] : m_instances) {
+    std::snprintf(line, sizeof line, "\n  instance %d: built %zu component%s in %.1f s", number,
+                  inst.built.size(), inst.built.size() == 1 ? "" : "s", inst.build_seconds);
+    out += line;
+    if (!inst.seed.empty()) out += ", seed " + inst.seed;
+    if (!inst.built.empty()) {
+      out += ":";
+      for (const auto& name : inst.built) out += " " + name;
+    }
+  }
+  std::snprintf(line, sizeof line, "\n  Bah! %d lost race%s, %.1f s of work wasted", m_bah_count,
+                m_bah_count == 1 ? "" : "s", m_bah_seconds);
+  out += line;
+  if (m_failures.empty()) {
+    out += "\n  failures: none";
+  } else {
+    out += "\n  failures: " + std::to_string(m_failures.size());
+    for (const auto& [component, what] : m_failures) out += "\n    " + component + ": " + what;
+  }
+  return out;
+}
+
+}  // namespace gang

@@ -1,0 +1,73 @@
+// gang_view.hpp: the frontend's model of a running gang, fed with worker
+// events. It turns each event into the log line to print (ybd's shape,
+// "[elapsed] [done/todo/total] [#instance] [component] message"), keeps the
+// status line (done/total, what is building, elapsed, Bah! count) and
+// produces the end-of-run summary. Pure logic, no I/O: the frontend decides
+// where the text goes.
+//
+// Concurrency: single-threaded (the frontend's).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gang/event.hpp"
+
+namespace gang {
+
+class GangView {
+ public:
+  explicit GangView(std::int64_t start_ms) : m_start_ms(start_ms) {}
+
+  // Records the event; returns the log line to print for it, if any.
+  std::optional<std::string> on_event(const Event& event);
+
+  // A log line for text a worker wrote to its stdout/stderr.
+  [[nodiscard]] std::string raw_line(int instance, const std::string& text, std::int64_t now) const;
+
+  // A log line from the frontend itself.
+  [[nodiscard]] std::string frontend_line(const std::string& text, std::int64_t now) const;
+
+  // "[done/total] building: a b | 12s | Bah! 3".
+  [[nodiscard]] std::string status(std::int64_t now) const;
+
+  // The end-of-run summary, several lines, no trailing newline.
+  [[nodiscard]] std::string summary(std::int64_t now) const;
+
+  [[nodiscard]] bool target_done() const { return m_target_done_ms.has_value(); }
+  [[nodiscard]] std::optional<std::int64_t> target_done_ms() const { return m_target_done_ms; }
+  [[nodiscard]] int bah_count() const { return m_bah_count; }
+  [[nodiscard]] const std::map<std::string, std::string>& failures() const { return m_failures; }
+
+ private:
+  struct Instance {
+    std::vector<std::string> built;
+    double build_seconds = 0;
+    std::string building;
+    std::string seed;
+    std::optional<std::string> exit_status;
+  };
+
+  [[nodiscard]] std::string prefix(std::int64_t time_ms, int instance,
+                                   const std::string& component) const;
+
+  std::int64_t m_start_ms;
+  std::map<int, Instance> m_instances;
+  int m_done = 0;
+  int m_todo = 0;
+  int m_total = 0;
+  int m_bah_count = 0;
+  double m_bah_seconds = 0;
+  std::set<std::string> m_built;
+  std::map<std::string, std::string> m_failures;  // component -> "reason (log: path)"
+  std::optional<std::int64_t> m_target_done_ms;
+};
+
+// "00:01:05" for 65,000 ms.
+[[nodiscard]] std::string format_elapsed(std::int64_t ms);
+
+}  // namespace gang
