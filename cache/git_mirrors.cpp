@@ -1,0 +1,408 @@
+#include "cache/git_mirrors.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cache/git_handles.hpp"
+#include "cache/git_url.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+constexpr int k_max_submodule_depth = 8;
+constexpr int k_elocked_retries = 8;
+constexpr std::chrono::milliseconds k_elocked_first_wait{50};
+constexpr std::chrono::milliseconds k_elocked_max_wait{2000};
+constexpr const char* k_mirror_refspec = "+refs/*:refs/*";
+
+// An exclusive flock(2) on a lock file that is never deleted (deleting it
+// would let two processes lock two different inodes). flock locks belong to
+// the open file description, so they exclude other threads too as long as
+// each holder opened the file itself.
+class MirrorLock {
+ public:
+  [[nodiscard]] static Result<MirrorLock> acquire(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_errno_error("cannot open lock file " + path);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot lock " + path, saved);
+    }
+    return MirrorLock(fd);
+  }
+  MirrorLock(MirrorLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  MirrorLock& operator=(MirrorLock&&) = delete;
+  MirrorLock(const MirrorLock&) = delete;
+  MirrorLock& operator=(const MirrorLock&) = delete;
+  ~MirrorLock() {
+    if (m_fd >= 0) ::close(m_fd);  // closing releases the flock
+  }
+
+ private:
+  explicit MirrorLock(int fd) : m_fd(fd) {}
+  int m_fd;
+};
+
+bool is_full_sha(const std::string& ref) {
+  return ref.size() == GIT_OID_HEXSZ &&
+         std::all_of(ref.begin(), ref.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+std::string oid_hex(const git_oid* oid) {
+  char buffer[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buffer, sizeof buffer, oid);
+  return buffer;
+}
+
+Result<GitPtr<git_repository>> open_repository(const std::string& path) {
+  git_repository* raw = nullptr;
+  int rc = git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr);
+  if (rc < 0) return libgit2_error("cannot open git repository " + path, rc);
+  return GitPtr<git_repository>(raw);
+}
+
+// The commit `ref` names in `repo`, or nullopt when it names nothing there.
+Result<std::optional<GitPtr<git_commit>>> find_commit(git_repository* repo, const std::string& ref) {
+  git_object* raw = nullptr;
+  int rc;
+  if (is_full_sha(ref)) {
+    git_oid oid;
+    rc = git_oid_fromstr(&oid, ref.c_str());
+    if (rc == 0) rc = git_object_lookup(&raw, repo, &oid, GIT_OBJECT_ANY);
+  } else {
+    rc = git_revparse_single(&raw, repo, ref.c_str());
+  }
+  if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC || rc == GIT_EAMBIGUOUS) return std::nullopt;
+  if (rc < 0) return libgit2_error("cannot look up \"" + ref + "\"", rc);
+  GitPtr<git_object> object(raw);
+  git_object* peeled = nullptr;
+  rc = git_object_peel(&peeled, object.get(), GIT_OBJECT_COMMIT);
+  if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC || rc == GIT_EPEEL) return std::nullopt;
+  if (rc < 0) return libgit2_error("cannot peel \"" + ref + "\" to a commit", rc);
+  return GitPtr<git_commit>(reinterpret_cast<git_commit*>(peeled));
+}
+
+Resolution resolution_of(git_commit* commit) {
+  return Resolution{oid_hex(git_commit_id(commit)), oid_hex(git_commit_tree_id(commit)),
+                    static_cast<std::int64_t>(git_commit_time(commit))};
+}
+
+// Looks `ref` up in the mirror at `mirror`; nullopt if the mirror or the ref
+// is absent.
+Result<std::optional<Resolution>> lookup(const std::string& mirror, const std::string& ref) {
+  if (!path_exists(mirror)) return std::nullopt;
+  auto repo = open_repository(mirror);
+  if (!repo) return std::unexpected(repo.error());
+  auto commit = find_commit(repo->get(), ref);
+  if (!commit) return std::unexpected(commit.error());
+  if (!*commit) return std::nullopt;
+  return resolution_of((*commit)->get());
+}
+
+// Runs `op` until it stops failing with GIT_ELOCKED, backing off, bounded.
+template <typename Op>
+int retry_while_locked(Op op) {
+  auto wait = k_elocked_first_wait;
+  int rc = op();
+  for (int attempt = 0; rc == GIT_ELOCKED && attempt < k_elocked_retries; ++attempt) {
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, k_elocked_max_wait);
+    rc = op();
+  }
+  return rc;
+}
+
+Result<void> fetch_origin(git_repository* repo, const std::string& url) {
+  git_remote* raw = nullptr;
+  int rc = git_remote_lookup(&raw, repo, "origin");
+  if (rc < 0) return libgit2_error("mirror of " + url + " has no origin remote", rc);
+  GitPtr<git_remote> remote(raw);
+  git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
+  options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
+  options.update_fetchhead = 0;
+  rc = retry_while_locked([&] { return git_remote_fetch(remote.get(), nullptr, &options, "gang: fetch"); });
+  if (rc < 0) return libgit2_error("cannot fetch " + url, rc);
+  return {};
+}
+
+// Points an unborn HEAD of a fresh mirror at a branch that exists, so that
+// clones of the mirror start from something.
+void settle_head(git_repository* repo) {
+  if (git_repository_head_unborn(repo) != 1) return;
+  for (const char* name : {"refs/heads/master", "refs/heads/main"}) {
+    git_reference* ref = nullptr;
+    if (git_reference_lookup(&ref, repo, name) == 0) {
+      git_reference_free(ref);
+      (void)git_repository_set_head(repo, name);
+      return;
+    }
+  }
+  git_reference_iterator* it = nullptr;
+  if (git_reference_iterator_glob_new(&it, repo, "refs/heads/*") != 0) return;
+  const char* name = nullptr;
+  if (git_reference_next_name(&name, it) == 0) (void)git_repository_set_head(repo, name);
+  git_reference_iterator_free(it);
+}
+
+// Removes `<name>.tmp-*` directories left by crashed clones. Call under the
+// mirror's lock.
+void remove_stale_temporaries(const std::string& gits_dir, const std::string& name) {
+  DIR* dir = ::opendir(gits_dir.c_str());
+  if (dir == nullptr) return;
+  std::string prefix = name + ".tmp-";
+  std::vector<std::string> stale;
+  while (dirent* entry = ::readdir(dir))
+    if (std::string(entry->d_name).starts_with(prefix)) stale.push_back(gits_dir + "/" + entry->d_name);
+  ::closedir(dir);
+  for (const auto& path : stale) (void)remove_tree(path);
+}
+
+Result<void> clone_mirror(const std::string& gits_dir, const std::string& name, const std::string& url) {
+  remove_stale_temporaries(gits_dir, name);
+  auto tmp = make_temp_dir(gits_dir, name + ".tmp-");
+  if (!tmp) return std::unexpected(tmp.error());
+  auto fail = [&](Error error) -> Result<void> {
+    (void)remove_tree(*tmp);
+    return std::unexpected(std::move(error));
+  };
+  {
+    git_repository* raw = nullptr;
+    int rc = git_repository_init(&raw, tmp->c_str(), /*is_bare=*/1);
+    if (rc < 0) return fail(libgit2_error("cannot create a mirror for " + url, rc).error());
+    GitPtr<git_repository> repo(raw);
+    git_remote* remote = nullptr;
+    rc = git_remote_create_with_fetchspec(&remote, repo.get(), "origin", url.c_str(), k_mirror_refspec);
+    if (rc < 0) return fail(libgit2_error("cannot configure the mirror of " + url, rc).error());
+    git_remote_free(remote);
+    git_config* config_raw = nullptr;
+    if (git_repository_config(&config_raw, repo.get()) == 0) {
+      GitPtr<git_config> config(config_raw);
+      (void)git_config_set_bool(config.get(), "remote.origin.mirror", 1);
+    }
+    auto fetched = fetch_origin(repo.get(), url);
+    if (!fetched) return fail(fetched.error());
+    settle_head(repo.get());
+  }
+  std::string final_path = gits_dir + "/" + name;
+  if (::rename(tmp->c_str(), final_path.c_str()) != 0)
+    return fail(make_errno_error("cannot move the new mirror into " + final_path).error());
+  (void)fsync_dir(gits_dir);
+  return {};
+}
+
+struct SubmoduleInfo {
+  std::string name;
+  std::string path;
+  std::string url;
+};
+
+int collect_submodule(git_submodule* sm, const char* name, void* payload) {
+  auto* out = static_cast<std::vector<SubmoduleInfo>*>(payload);
+  const char* path = git_submodule_path(sm);
+  const char* url = git_submodule_url(sm);
+  out->push_back(SubmoduleInfo{name ? name : "", path ? path : "", url ? url : ""});
+  return 0;
+}
+
+// The commit a gitlink at `path` in `commit`'s tree records, or nullopt when
+// `path` is not a gitlink there.
+Result<std::optional<std::string>> gitlink_at(git_commit* commit, const std::string& path) {
+  git_tree* tree_raw = nullptr;
+  int rc = git_commit_tree(&tree_raw, commit);
+  if (rc < 0) return libgit2_error("cannot read the tree of " + oid_hex(git_commit_id(commit)), rc);
+  GitPtr<git_tree> tree(tree_raw);
+  git_tree_entry* entry_raw = nullptr;
+  rc = git_tree_entry_bypath(&entry_raw, tree.get(), path.c_str());
+  if (rc == GIT_ENOTFOUND) return std::nullopt;
+  if (rc < 0) return libgit2_error("cannot look up " + path, rc);
+  GitPtr<git_tree_entry> entry(entry_raw);
+  if (git_tree_entry_filemode(entry.get()) != GIT_FILEMODE_COMMIT) return std::nullopt;
+  return oid_hex(git_tree_entry_id(entry.get()));
+}
+
+// Clones the local mirror into `dest_dir` without checking anything out.
+// Hard-links objects when it can (ybd's `git clone` does too), else copies.
+Result<GitPtr<git_repository>> clone_from_mirror(const std::string& mirror, const std::string& dest_dir) {
+  int rc = 0;
+  for (git_clone_local_t mode : {GIT_CLONE_LOCAL, GIT_CLONE_LOCAL_NO_LINKS}) {
+    git_clone_options options = GIT_CLONE_OPTIONS_INIT;
+    options.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
+    options.local = mode;
+    git_repository* raw = nullptr;
+    rc = retry_while_locked([&] { return git_clone(&raw, mirror.c_str(), dest_dir.c_str(), &options); });
+    if (rc == 0) return GitPtr<git_repository>(raw);
+    (void)remove_tree(dest_dir + "/.git");
+  }
+  return libgit2_error("cannot clone " + mirror + " into " + dest_dir, rc);
+}
+
+}  // namespace
+
+GitMirrors::GitMirrors(std::string gits_dir, std::map<std::string, std::string> aliases, Offline offline,
+                       std::string base_dir)
+    : m_gits_dir(std::move(gits_dir)),
+      m_aliases(std::move(aliases)),
+      m_offline(offline),
+      m_base_dir(std::move(base_dir)) {}
+
+Result<GitMirrors> GitMirrors::open(const std::string& cache_root, std::map<std::string, std::string> aliases,
+                                    Offline offline, std::string base_dir) {
+  if (auto ok = ensure_libgit2(); !ok) return std::unexpected(ok.error());
+  if (cache_root.empty()) return make_error("no cache directory given for git mirrors");
+  std::string gits_dir = cache_root + "/gits";
+  if (auto made = make_dirs(gits_dir); !made) return std::unexpected(made.error());
+  return GitMirrors(std::move(gits_dir), std::move(aliases), offline, std::move(base_dir));
+}
+
+Result<std::string> GitMirrors::expand_url(const std::string& repo, const std::string& base_dir) const {
+  return expand_repo_url(repo, m_aliases, base_dir.empty() ? m_base_dir : base_dir);
+}
+
+std::string GitMirrors::mirror_path_for_url(const std::string& url) const {
+  return m_gits_dir + "/" + mirror_name(url);
+}
+
+Result<std::string> GitMirrors::mirror_path(const std::string& repo) const {
+  auto url = expand_url(repo);
+  if (!url) return std::unexpected(url.error());
+  return mirror_path_for_url(*url);
+}
+
+Result<void> GitMirrors::fetch_url(const std::string& url) const {
+  if (m_offline == Offline::yes) return make_error("cannot fetch " + url + ": gang is offline");
+  std::string name = mirror_name(url);
+  std::string mirror = m_gits_dir + "/" + name;
+  auto lock = MirrorLock::acquire(mirror + ".gang-lock");
+  if (!lock) return std::unexpected(lock.error());
+  if (!path_exists(mirror)) return clone_mirror(m_gits_dir, name, url);
+  auto repo = open_repository(mirror);
+  if (!repo) return std::unexpected(repo.error());
+  return fetch_origin(repo->get(), url);
+}
+
+Result<void> GitMirrors::update(const std::string& repo) const {
+  auto url = expand_url(repo);
+  if (!url) return std::unexpected(url.error());
+  return fetch_url(*url);
+}
+
+Result<Resolution> GitMirrors::resolve_url(const std::string& url, const std::string& ref) const {
+  std::string mirror = mirror_path_for_url(url);
+  auto found = lookup(mirror, ref);
+  if (!found) return std::unexpected(found.error());
+  if (*found) return **found;
+  bool had_mirror = path_exists(mirror);
+  if (m_offline == Offline::yes) {
+    if (!had_mirror)
+      return make_error("no mirror of " + url + " in " + m_gits_dir + " and gang is offline (cannot resolve \"" +
+                        ref + "\")");
+    return make_error("ref \"" + ref + "\" is not in the mirror of " + url + " and gang is offline");
+  }
+  {
+    // Another process may have fetched the ref while we waited for the lock;
+    // look again under it before fetching.
+    std::string name = mirror_name(url);
+    auto lock = MirrorLock::acquire(mirror + ".gang-lock");
+    if (!lock) return std::unexpected(lock.error());
+    auto again = lookup(mirror, ref);
+    if (!again) return std::unexpected(again.error());
+    if (*again) return **again;
+    if (!path_exists(mirror)) {
+      if (auto cloned = clone_mirror(m_gits_dir, name, url); !cloned) return std::unexpected(cloned.error());
+    } else {
+      auto repo = open_repository(mirror);
+      if (!repo) return std::unexpected(repo.error());
+      if (auto fetched = fetch_origin(repo->get(), url); !fetched) return std::unexpected(fetched.error());
+    }
+  }
+  auto fetched = lookup(mirror, ref);
+  if (!fetched) return std::unexpected(fetched.error());
+  if (!*fetched) return make_error("ref \"" + ref + "\" not found in " + url + " (after fetching all refs)");
+  return **fetched;
+}
+
+Result<Resolution> GitMirrors::resolve(const std::string& repo, const std::string& ref) const {
+  if (ref.empty()) return make_error("no ref given for " + repo);
+  auto url = expand_url(repo);
+  if (!url) return std::unexpected(url.error());
+  return resolve_url(*url, ref);
+}
+
+Result<std::optional<Resolution>> GitMirrors::resolve_local_only(const std::string& repo,
+                                                                 const std::string& ref) const {
+  if (ref.empty()) return std::nullopt;
+  auto url = expand_url(repo);
+  if (!url) return std::unexpected(url.error());
+  return lookup(mirror_path_for_url(*url), ref);
+}
+
+Result<void> GitMirrors::checkout(const std::string& repo, const std::string& commit, const std::string& dest_dir,
+                                  const std::map<std::string, std::string>& submodule_urls) const {
+  auto url = expand_url(repo);
+  if (!url) return std::unexpected(url.error());
+  return checkout_url(*url, commit, dest_dir, submodule_urls, 0);
+}
+
+Result<void> GitMirrors::checkout_url(const std::string& url, const std::string& commit_ref,
+                                      const std::string& dest_dir,
+                                      const std::map<std::string, std::string>& submodule_urls, int depth) const {
+  if (depth > k_max_submodule_depth) return make_error("submodules of " + url + " nest too deeply");
+  auto resolved = resolve_url(url, commit_ref);  // fetches a missing commit unless offline
+  if (!resolved) return std::unexpected(resolved.error());
+  if (auto made = make_dirs(dest_dir); !made) return std::unexpected(made.error());
+
+  auto repo = clone_from_mirror(mirror_path_for_url(url), dest_dir);
+  if (!repo) return std::unexpected(repo.error());
+  auto found = find_commit(repo->get(), resolved->commit);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) return make_error("commit " + resolved->commit + " of " + url + " is missing from the clone in " + dest_dir);
+  git_commit* commit = (*found)->get();
+
+  git_checkout_options options = GIT_CHECKOUT_OPTIONS_INIT;
+  options.checkout_strategy = GIT_CHECKOUT_FORCE;
+  int rc = git_checkout_tree(repo->get(), reinterpret_cast<const git_object*>(commit), &options);
+  if (rc < 0) return libgit2_error("cannot check out " + resolved->commit + " of " + url + " into " + dest_dir, rc);
+  rc = git_repository_set_head_detached(repo->get(), git_commit_id(commit));
+  if (rc < 0) return libgit2_error("cannot detach HEAD at " + resolved->commit + " in " + dest_dir, rc);
+
+  if (!path_exists(dest_dir + "/.gitmodules")) return {};
+  std::vector<SubmoduleInfo> submodules;
+  rc = git_submodule_foreach(repo->get(), collect_submodule, &submodules);
+  if (rc < 0) return libgit2_error("cannot read .gitmodules of " + url + " at " + resolved->commit, rc);
+  for (const auto& sm : submodules) {
+    auto gitlink = gitlink_at(commit, sm.path);
+    if (!gitlink) return std::unexpected(gitlink.error());
+    if (!*gitlink) continue;  // listed in .gitmodules but not a gitlink in this commit (ybd skips these)
+    std::string sub_repo;
+    if (auto it = submodule_urls.find(sm.path); it != submodule_urls.end())
+      sub_repo = it->second;
+    else if (auto by_name = submodule_urls.find(sm.name); by_name != submodule_urls.end())
+      sub_repo = by_name->second;
+    else
+      sub_repo = resolve_relative_url(url, sm.url);
+    if (sub_repo.empty()) return make_error("submodule " + sm.path + " of " + url + " has no URL");
+    auto sub_url = expand_url(sub_repo);
+    if (!sub_url) return std::unexpected(Error{"submodule " + sm.path + " of " + url + ": " + sub_url.error().message,
+                                               {}, 0, 0, {}});
+    auto checked = checkout_url(*sub_url, **gitlink, dest_dir + "/" + sm.path, {}, depth + 1);
+    if (!checked)
+      return std::unexpected(
+          Error{"submodule " + sm.path + " of " + url + ": " + checked.error().message, {}, 0, 0, {}});
+  }
+  return {};
+}
+
+}  // namespace gang

@@ -1,0 +1,104 @@
+// git_mirrors.hpp: the git sources of a build. One bare mirror per upstream
+// repository lives under `<cache_root>/gits/<mirror_name(url)>`; refs named
+// by definitions are resolved there to a commit and its tree (the tree id
+// feeds the cache key; the commit time is SOURCE_DATE_EPOCH), fetching all
+// refs from upstream when a ref is missing, and commits are checked out from
+// the mirror into build directories, submodules included.
+//
+// Concurrency contract: several gang processes (and threads, each with its
+// own GitMirrors or not) may use the same cache root at once. Every clone or
+// fetch of a mirror runs under an exclusive flock on `<mirror>.gang-lock`
+// (beside the mirror, never deleted); a new mirror is built in a temporary
+// directory and renamed into place, so readers see no mirror or a complete
+// one. Readers (resolve without fetch, checkout) take no lock: git updates
+// refs atomically and objects are written before the refs naming them. A
+// GitMirrors object itself is immutable after open() and safe to share
+// between threads. libgit2 state must not cross fork(): exec first.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "util/error.hpp"
+
+namespace gang {
+
+// Whether gang may talk to upstream repositories.
+enum class Offline { no, yes };
+
+// What a ref names: the commit, its root tree, and the committer time.
+struct Resolution {
+  std::string commit;       // 40 hex digits
+  std::string tree;         // 40 hex digits
+  std::int64_t commit_time; // seconds since the epoch (SOURCE_DATE_EPOCH)
+  friend bool operator==(const Resolution&, const Resolution&) = default;
+};
+
+class GitMirrors {
+ public:
+  // Opens (creating if needed) `<cache_root>/gits`. `aliases` maps repo
+  // aliases to URL prefixes (see git_url.hpp); `base_dir` (the definitions
+  // directory) anchors relative local paths and relative alias prefixes.
+  [[nodiscard]] static Result<GitMirrors> open(const std::string& cache_root,
+                                               std::map<std::string, std::string> aliases,
+                                               Offline offline, std::string base_dir = {});
+
+  // The URL a definition's `repo:` names, aliases expanded. A non-empty
+  // `base_dir` overrides the one given to open().
+  [[nodiscard]] Result<std::string> expand_url(const std::string& repo,
+                                               const std::string& base_dir = {}) const;
+
+  // The mirror directory for `repo` (whether or not it exists yet).
+  [[nodiscard]] Result<std::string> mirror_path(const std::string& repo) const;
+
+  // Resolves `ref` (full SHA, tag or branch) in the mirror of `repo`. If the
+  // mirror or the ref is missing, clones/fetches all refs under the mirror's
+  // lock and tries again. Offline, a missing mirror or ref is an error that
+  // says so. Annotated tags are peeled to their commit.
+  [[nodiscard]] Result<Resolution> resolve(const std::string& repo, const std::string& ref) const;
+
+  // Like resolve() but never fetches: returns nullopt when the mirror or the
+  // ref is absent (for `gang show`, offline and without sources). Errors only
+  // for a bad repo (unknown alias) or a corrupt mirror.
+  [[nodiscard]] Result<std::optional<Resolution>> resolve_local_only(const std::string& repo,
+                                                                     const std::string& ref) const;
+
+  // Fetches all refs of `repo` into its mirror (cloning it first if absent)
+  // under the mirror's lock. An error when offline.
+  [[nodiscard]] Result<void> update(const std::string& repo) const;
+
+  // Checks `commit` (a full SHA that resolve() returned) of `repo` out into
+  // `dest_dir`, which must not exist or be empty. The result is a git working
+  // copy with a `.git` (a local clone of the mirror, HEAD detached at the
+  // commit) so builds may run `git describe`. Submodules in the commit's
+  // .gitmodules are checked out recursively at the commits their gitlinks
+  // record, each from its own mirror; `submodule_urls` (path -> repo, from
+  // the definition's `submodules:`) overrides .gitmodules URLs. A submodule
+  // commit missing from its mirror is fetched unless offline.
+  [[nodiscard]] Result<void> checkout(const std::string& repo, const std::string& commit,
+                                      const std::string& dest_dir,
+                                      const std::map<std::string, std::string>& submodule_urls = {}) const;
+
+  [[nodiscard]] const std::string& gits_dir() const { return m_gits_dir; }
+
+ private:
+  GitMirrors(std::string gits_dir, std::map<std::string, std::string> aliases, Offline offline,
+             std::string base_dir);
+
+  [[nodiscard]] Result<Resolution> resolve_url(const std::string& url, const std::string& ref) const;
+  [[nodiscard]] Result<void> fetch_url(const std::string& url) const;
+  [[nodiscard]] Result<void> checkout_url(const std::string& url, const std::string& commit,
+                                          const std::string& dest_dir,
+                                          const std::map<std::string, std::string>& submodule_urls,
+                                          int depth) const;
+  [[nodiscard]] std::string mirror_path_for_url(const std::string& url) const;
+
+  std::string m_gits_dir;
+  std::map<std::string, std::string> m_aliases;
+  Offline m_offline;
+  std::string m_base_dir;
+};
+
+}  // namespace gang
