@@ -1,0 +1,165 @@
+#include "gang/worker.hpp"
+
+#include <algorithm>
+#include <random>
+
+namespace gang {
+
+Worker::Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& backend,
+               WorkerOptions options, Sink sink)
+    : m_items(std::move(items)),
+      m_target(target),
+      m_backend(backend),
+      m_options(options),
+      m_sink(std::move(sink)),
+      m_cached(m_items.size(), 0) {
+  m_order.resize(m_items.size());
+  for (std::size_t i = 0; i < m_order.size(); ++i) m_order[i] = i;
+  std::mt19937_64 random(m_options.seed);
+  std::shuffle(m_order.begin(), m_order.end(), random);
+}
+
+void Worker::emit(EventType type, const std::string& component, const std::string& message,
+                  double seconds, const std::string& detail) {
+  if (!m_sink) return;
+  Event e;
+  e.type = type;
+  e.instance = m_options.instance;
+  e.time_ms = now_ms();
+  e.component = component;
+  e.message = message;
+  e.detail = detail;
+  e.seconds = seconds;
+  e.done = m_done;
+  e.todo = m_todo;
+  e.total = static_cast<int>(m_items.size());
+  m_sink(e);
+}
+
+bool Worker::blocked_by_failure(std::size_t index) {
+  // Iterative DFS over dependencies; a failed item blocks all dependants.
+  std::vector<std::size_t> stack{index};
+  std::vector<char> seen(m_items.size(), 0);
+  while (!stack.empty()) {
+    std::size_t i = stack.back();
+    stack.pop_back();
+    if (seen[i] || m_cached[i]) continue;
+    seen[i] = 1;
+    if (m_backend.failure(m_items[i].key)) return true;
+    for (std::size_t dep : m_items[i].deps) stack.push_back(dep);
+  }
+  return false;
+}
+
+Worker::Scan Worker::scan_once() {
+  bool waiting_on_others = false;
+  for (std::size_t index : m_order) {
+    if (m_backend.stop_requested()) return Scan::nothing_left;
+    const WorkItem& item = m_items[index];
+    if (m_cached[index]) continue;
+    if (m_backend.is_cached(item.key)) {
+      m_cached[index] = 1;
+      ++m_done;
+      emit(EventType::cached, item.name);
+      continue;
+    }
+    if (auto reason = m_backend.failure(item.key)) {
+      if (m_failure_reported.insert(index).second)
+        emit(EventType::log, item.name, "Skipping: failed in another instance: " + *reason);
+      continue;
+    }
+    bool deps_ready = true;
+    for (std::size_t dep : item.deps) {
+      if (m_cached[dep]) continue;
+      if (m_backend.is_cached(m_items[dep].key)) {
+        m_cached[dep] = 1;
+        ++m_done;
+        emit(EventType::cached, m_items[dep].name);
+        continue;
+      }
+      deps_ready = false;
+    }
+    if (!deps_ready) {
+      if (!blocked_by_failure(index)) waiting_on_others = true;
+      continue;
+    }
+    auto claim = m_backend.claim(item.key);
+    if (!claim) {
+      emit(EventType::log, item.name, "cannot claim: " + claim.error().to_string());
+      waiting_on_others = true;
+      continue;
+    }
+    if (claim->status == ClaimStatus::held_by_other) {
+      if (m_bah_reported.insert({index, claim->holder}).second)
+        emit(EventType::bah, item.name, "claimed by " + claim->holder);
+      waiting_on_others = true;
+      continue;
+    }
+    if (claim->status == ClaimStatus::already_cached || m_backend.is_cached(item.key)) {
+      // Won the claim, but the artifact appeared meanwhile: ybd's missing re-check.
+      if (claim->status == ClaimStatus::won) m_backend.release(item.key);
+      emit(EventType::bah, item.name, "already built by another instance");
+      m_cached[index] = 1;
+      ++m_done;
+      continue;
+    }
+    emit(EventType::build_start, item.name, item.key);
+    BuildReport report = m_backend.build(index);
+    m_backend.release(item.key);
+    switch (report.outcome) {
+      case BuildOutcome::published:
+        m_cached[index] = 1;
+        ++m_done;
+        emit(EventType::build_done, item.name, item.key, report.seconds, report.log_path);
+        break;
+      case BuildOutcome::already_present:
+        m_cached[index] = 1;
+        ++m_done;
+        emit(EventType::bah, item.name, "published by another instance first; work wasted",
+             report.seconds);
+        break;
+      case BuildOutcome::failed:
+        m_failure_reported.insert(index);
+        emit(EventType::failed, item.name, report.reason, report.seconds, report.log_path);
+        break;
+      case BuildOutcome::cancelled:
+        emit(EventType::log, item.name, "Build stopped: " + report.reason, report.seconds);
+        return Scan::nothing_left;
+    }
+    return Scan::built_something;
+  }
+  return waiting_on_others ? Scan::waiting_on_others : Scan::nothing_left;
+}
+
+int Worker::run() {
+  for (std::size_t i = 0; i < m_items.size(); ++i) {
+    if (m_backend.is_cached(m_items[i].key)) {
+      m_cached[i] = 1;
+      ++m_done;
+    }
+  }
+  m_todo = static_cast<int>(m_items.size()) - m_done;
+  emit(EventType::hello, "", std::to_string(m_options.seed));
+  for (;;) {
+    if (m_backend.stop_requested()) {
+      emit(EventType::exit, "", "stopped");
+      return k_worker_stopped;
+    }
+    if (m_cached[m_target] || m_backend.is_cached(m_items[m_target].key)) {
+      emit(EventType::target_done, m_items[m_target].name, m_items[m_target].key);
+      emit(EventType::exit, "", "target done");
+      return k_worker_target_done;
+    }
+    Scan scan = scan_once();
+    if (scan == Scan::built_something) continue;
+    if (m_backend.stop_requested()) continue;
+    if (scan == Scan::nothing_left) {
+      if (m_backend.is_cached(m_items[m_target].key)) continue;
+      emit(EventType::exit, "", "nothing more can be built");
+      return k_worker_failed;
+    }
+    m_backend.wait_for_change(m_options.idle_timeout_ms);
+  }
+}
+
+}  // namespace gang

@@ -1,0 +1,117 @@
+// worker.hpp: one gang instance's scheduling loop, as in ybd. The worker
+// walks the build graph in its own shuffled order and repeatedly picks a
+// component whose dependencies are all cached and which is neither cached,
+// claimed nor failed; it claims it, re-checks the cache, builds and
+// publishes it. Lost races are reported as `Bah!`. When nothing is ready it
+// waits on the cache's change notification. It returns as soon as the target
+// artifact exists, or when nothing more can be built.
+//
+// Everything the loop touches (the cache, the builder, the clock of change
+// notifications) sits behind WorkerBackend, so the loop is tested with a fake
+// and run for real by cmd_worker over the artifact cache and the sandbox.
+//
+// Concurrency: one Worker per process, single-threaded. Other workers, in
+// this gang or another, share only the cache.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gang/event.hpp"
+#include "util/error.hpp"
+
+namespace gang {
+
+struct WorkItem {
+  std::string name;
+  std::string key;                 // the cache key
+  std::vector<std::size_t> deps;   // indices of the items that must be cached first
+};
+
+enum class ClaimStatus { won, held_by_other, already_cached };
+
+struct ClaimReply {
+  ClaimStatus status = ClaimStatus::won;
+  std::string holder;  // who holds it, when held_by_other
+};
+
+enum class BuildOutcome { published, already_present, failed, cancelled };
+
+struct BuildReport {
+  BuildOutcome outcome = BuildOutcome::published;
+  double seconds = 0;
+  std::string reason;    // for failed: what failed (step, command, status)
+  std::string log_path;  // the build log
+};
+
+class WorkerBackend {
+ public:
+  virtual ~WorkerBackend() = default;
+  [[nodiscard]] virtual bool is_cached(const std::string& key) = 0;
+  // The recorded failure's reason, or nullopt when the key has not failed
+  // (or its failure is to be retried).
+  [[nodiscard]] virtual std::optional<std::string> failure(const std::string& key) = 0;
+  [[nodiscard]] virtual Result<ClaimReply> claim(const std::string& key) = 0;
+  virtual void release(const std::string& key) = 0;
+  // Builds item `index` under the claim and publishes it, or records its
+  // failure. Returns `cancelled` when should_stop() became true mid-build;
+  // then nothing is published and the failure is not recorded.
+  [[nodiscard]] virtual BuildReport build(std::size_t index) = 0;
+  // Blocks until the cache changes, a stop is requested, or timeout_ms pass.
+  virtual void wait_for_change(int timeout_ms) = 0;
+  // True once the worker was asked to stop (SIGTERM/SIGINT).
+  [[nodiscard]] virtual bool stop_requested() = 0;
+};
+
+struct WorkerOptions {
+  int instance = 1;
+  std::uint64_t seed = 0;
+  int idle_timeout_ms = 1000;  // bound on each wait, to notice dead claim holders
+};
+
+// Exit statuses of Worker::run.
+constexpr int k_worker_target_done = 0;
+constexpr int k_worker_failed = 1;
+constexpr int k_worker_stopped = 143;
+
+class Worker {
+ public:
+  using Sink = std::function<void(const Event&)>;
+
+  // items must be in dependency order is not required; target indexes items.
+  Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& backend,
+         WorkerOptions options, Sink sink);
+
+  // Runs until the target is cached (0), nothing more can be built (1), or a
+  // stop is requested (143).
+  [[nodiscard]] int run();
+
+  // The shuffled order this worker walks (indices into items).
+  [[nodiscard]] const std::vector<std::size_t>& order() const { return m_order; }
+
+ private:
+  enum class Scan { built_something, waiting_on_others, nothing_left };
+
+  Scan scan_once();
+  void emit(EventType type, const std::string& component, const std::string& message = {},
+            double seconds = 0, const std::string& detail = {});
+  [[nodiscard]] bool blocked_by_failure(std::size_t index);
+
+  std::vector<WorkItem> m_items;
+  std::size_t m_target;
+  WorkerBackend& m_backend;
+  WorkerOptions m_options;
+  Sink m_sink;
+  std::vector<std::size_t> m_order;
+  std::vector<char> m_cached;                       // known cached (monotonic)
+  std::set<std::pair<std::size_t, std::string>> m_bah_reported;
+  std::set<std::size_t> m_failure_reported;
+  int m_done = 0;
+  int m_todo = 0;
+};
+
+}  // namespace gang

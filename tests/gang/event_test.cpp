@@ -1,0 +1,64 @@
+#include <gtest/gtest.h>
+
+#include "gang/event.hpp"
+#include "gang/gang_view.hpp"
+
+namespace gang {
+namespace {
+
+TEST(Event, RoundTripsThroughALineWithEscapes) {
+  Event e;
+  e.type = EventType::failed;
+  e.instance = 3;
+  e.time_ms = 1234567;
+  e.component = "lib\tfoo";
+  e.message = "line one\nline two \\ done";
+  e.detail = "/cache/logs/x.log";
+  e.seconds = 1.5;
+  e.done = 2;
+  e.todo = 5;
+  e.total = 9;
+  std::string line = serialise_event(e);
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << "one event, one line";
+  auto parsed = parse_event(std::string_view(line).substr(0, line.size() - 1));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->type, EventType::failed);
+  EXPECT_EQ(parsed->instance, 3);
+  EXPECT_EQ(parsed->time_ms, 1234567);
+  EXPECT_EQ(parsed->component, e.component);
+  EXPECT_EQ(parsed->message, e.message);
+  EXPECT_EQ(parsed->detail, e.detail);
+  EXPECT_DOUBLE_EQ(parsed->seconds, 1.5);
+  EXPECT_EQ(parsed->todo, 5);
+  EXPECT_EQ(parsed->total, 9);
+}
+
+TEST(Event, RejectsLinesThatAreNotEvents) {
+  EXPECT_FALSE(parse_event("make: *** [all] Error 1"));
+  EXPECT_FALSE(parse_event("@gang\tnonsense\t1\t2\t\t\t\t0\t0\t0\t0"));
+  EXPECT_FALSE(parse_event("@gang\tlog\t1"));
+}
+
+TEST(GangView, RendersYbdShapedLinesAndASummary) {
+  GangView view(1000);
+  Event hello{EventType::hello, 1, 1000, "", "42", "", 0, 0, 3, 4};
+  EXPECT_NE(view.on_event(hello)->find("seed 42"), std::string::npos);
+  Event start{EventType::build_start, 1, 2000, "libfoo", "libfoo.abc", "", 0, 0, 3, 4};
+  EXPECT_EQ(*view.on_event(start), "00:00:01 [0/3/4] [#1] [libfoo] Starting build (libfoo.abc)");
+  EXPECT_NE(view.status(2500).find("libfoo(#1)"), std::string::npos);
+  Event done{EventType::build_done, 1, 63000, "libfoo", "", "", 61.0, 1, 3, 4};
+  EXPECT_NE(view.on_event(done)->find("Elapsed time for build 00:01:01"), std::string::npos);
+  Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 1, 3, 4};
+  EXPECT_NE(view.on_event(bah)->find("[#2] [libbar] Bah! claimed by host:1 #1"), std::string::npos);
+  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed", "/l/baz.log", 0, 1, 3, 4};
+  (void)view.on_event(failed);
+  std::string summary = view.summary(70000);
+  EXPECT_NE(summary.find("instance 1: built 1 component in 61.0 s, seed 42: libfoo"), std::string::npos);
+  EXPECT_NE(summary.find("Bah! 1 lost race, 2.0 s of work wasted"), std::string::npos);
+  EXPECT_NE(summary.find("libbaz: build-commands failed (log: /l/baz.log)"), std::string::npos);
+  EXPECT_EQ(view.bah_count(), 1);
+}
+
+}  // namespace
+}  // namespace gang

@@ -1,0 +1,196 @@
+#include "gang/worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace gang {
+namespace {
+
+// An in-memory cache shared by "other instances" through plain calls.
+class FakeBackend : public WorkerBackend {
+ public:
+  explicit FakeBackend(std::vector<WorkItem>& items) : m_items(items) {}
+
+  bool is_cached(const std::string& key) override { return cached.contains(key); }
+  std::optional<std::string> failure(const std::string& key) override {
+    auto it = failed.find(key);
+    if (it == failed.end()) return std::nullopt;
+    return it->second;
+  }
+  Result<ClaimReply> claim(const std::string& key) override {
+    if (cached.contains(key)) return ClaimReply{ClaimStatus::already_cached, {}};
+    auto it = claims.find(key);
+    if (it != claims.end()) return ClaimReply{ClaimStatus::held_by_other, it->second};
+    claims[key] = "me";
+    if (publish_on_claim.contains(key)) cached.insert(key);  // another instance finished meanwhile
+    return ClaimReply{ClaimStatus::won, {}};
+  }
+  void release(const std::string& key) override { claims.erase(key); }
+  BuildReport build(std::size_t index) override {
+    const WorkItem& item = m_items[index];
+    for (std::size_t dep : item.deps) EXPECT_TRUE(cached.contains(m_items[dep].key)) << item.name;
+    built.push_back(item.name);
+    if (fail.contains(item.name)) {
+      failed[item.key] = "exit 1";
+      return {BuildOutcome::failed, 0.5, "install-commands failed", "/logs/" + item.name};
+    }
+    if (race_lost.contains(item.name)) {
+      cached.insert(item.key);
+      return {BuildOutcome::already_present, 0.25, {}, {}};
+    }
+    cached.insert(item.key);
+    return {BuildOutcome::published, 0.1, {}, {}};
+  }
+  void wait_for_change(int) override {
+    ++waits;
+    if (on_wait) on_wait();
+  }
+  bool stop_requested() override { return stop; }
+
+  std::set<std::string> cached;
+  std::map<std::string, std::string> failed;
+  std::map<std::string, std::string> claims;
+  std::set<std::string> fail;
+  std::set<std::string> race_lost;
+  std::set<std::string> publish_on_claim;
+  std::vector<std::string> built;
+  std::function<void()> on_wait;
+  int waits = 0;
+  bool stop = false;
+
+ private:
+  std::vector<WorkItem>& m_items;
+};
+
+// a, b independent; c needs a and b; target t needs c.
+std::vector<WorkItem> diamond() {
+  return {{"a", "a.1", {}}, {"b", "b.1", {}}, {"c", "c.1", {0, 1}}, {"t", "t.1", {2}}};
+}
+
+struct Recorded {
+  std::vector<Event> events;
+  int count(EventType type) const {
+    int n = 0;
+    for (const auto& e : events) n += e.type == type;
+    return n;
+  }
+};
+
+TEST(Worker, BuildsEveryComponentOnceInDependencyOrder) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 42, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.built.size(), 4u);
+  EXPECT_EQ(std::set<std::string>(backend.built.begin(), backend.built.end()).size(), 4u);
+  EXPECT_EQ(backend.built.back(), "t");
+  EXPECT_EQ(rec.count(EventType::build_done), 4);
+  EXPECT_EQ(rec.count(EventType::target_done), 1);
+  EXPECT_TRUE(backend.claims.empty()) << "every claim released";
+}
+
+TEST(Worker, SeedDeterminesTheOrder) {
+  std::vector<WorkItem> items;
+  for (int i = 0; i < 20; ++i) items.push_back({"c" + std::to_string(i), "k" + std::to_string(i), {}});
+  FakeBackend backend(items);
+  Worker a(items, 0, backend, {1, 7, 10}, {});
+  Worker b(items, 0, backend, {2, 7, 10}, {});
+  Worker c(items, 0, backend, {3, 8, 10}, {});
+  EXPECT_EQ(a.order(), b.order());
+  EXPECT_NE(a.order(), c.order());
+}
+
+TEST(Worker, LogsBahOnceForAClaimHeldByAnotherAndWaits) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.claims["a.1"] = "host:123 #2";
+  backend.on_wait = [&] {  // the other instance finishes a
+    backend.claims.erase("a.1");
+    backend.cached.insert("a.1");
+  };
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 1, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(rec.count(EventType::bah), 1);
+  EXPECT_GE(backend.waits, 1);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "a"), 0);
+  for (const auto& e : rec.events)
+    if (e.type == EventType::bah) {
+      EXPECT_NE(e.message.find("host:123 #2"), std::string::npos);
+    }
+}
+
+TEST(Worker, RechecksTheCacheAfterWinningAClaim) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.publish_on_claim.insert("b.1");
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 3, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "b"), 0);
+  EXPECT_EQ(rec.count(EventType::bah), 1);
+}
+
+TEST(Worker, ReportsWastedWorkWhenPublishLosesTheRace) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.race_lost.insert("c");
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 3, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  ASSERT_EQ(rec.count(EventType::bah), 1);
+  for (const auto& e : rec.events)
+    if (e.type == EventType::bah) {
+      EXPECT_DOUBLE_EQ(e.seconds, 0.25);
+    }
+}
+
+TEST(Worker, BuildsWhatItCanAfterAFailureThenExitsNonZero) {
+  std::vector<WorkItem> items = {{"a", "a.1", {}}, {"bad", "bad.1", {}}, {"x", "x.1", {}},
+                                 {"t", "t.1", {0, 1, 2}}};
+  FakeBackend backend(items);
+  backend.fail.insert("bad");
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 5, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_failed);
+  EXPECT_TRUE(backend.cached.contains("a.1"));
+  EXPECT_TRUE(backend.cached.contains("x.1"));
+  EXPECT_FALSE(backend.cached.contains("t.1"));
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "bad"), 1) << "never retried";
+  EXPECT_EQ(rec.count(EventType::failed), 1);
+  EXPECT_EQ(backend.waits, 0) << "no waiting when nothing can change";
+}
+
+TEST(Worker, DoesNotRetryAFailureRecordedByAnotherInstance) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.failed["a.1"] = "failed in #2";
+  Worker worker(items, 3, backend, {1, 5, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_failed);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "a"), 0);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "b"), 1);
+}
+
+TEST(Worker, StopsWhenAsked) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.claims["a.1"] = "other";
+  backend.on_wait = [&] { backend.stop = true; };
+  Worker worker(items, 3, backend, {1, 5, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_stopped);
+}
+
+TEST(Worker, ExitsAtOnceWhenTheTargetIsAlreadyCached) {
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.cached.insert("t.1");
+  Worker worker(items, 3, backend, {1, 5, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_TRUE(backend.built.empty());
+}
+
+}  // namespace
+}  // namespace gang
