@@ -1,12 +1,95 @@
+// gang build: the frontend. Parses the flags, then starts the gang of
+// workers (each `gang worker` with the same flags) and renders their events.
+#include <cxxopts.hpp>
+
 #include <cstdio>
+#include <random>
 
 #include "gang/commands.hpp"
+#include "gang/config.hpp"
+#include "gang/event.hpp"
+#include "gang/frontend.hpp"
 
 namespace gang {
 
-int cmd_build(const Args&) {
-  std::fputs("gang: error: 'build' is not implemented yet\n", stderr);
-  return 1;
+int cmd_build(const Args& args) {
+  cxxopts::Options options("gang build", "Build TARGET with a gang of racing worker instances.");
+  options.positional_help("TARGET");
+  options.add_options()
+      ("target", "definition path or bare name", cxxopts::value<std::string>())
+      ("a,arch", "architecture (default: the host's)", cxxopts::value<std::string>())
+      ("i,instances", "worker instances, or 'auto' (1 + cores/10)", cxxopts::value<std::string>())
+      ("j,max-jobs", "parallelism inside each build (MAKEFLAGS=-jN)", cxxopts::value<int>())
+      ("cache", "artifact cache directory", cxxopts::value<std::string>())
+      ("definitions", "definitions root (default: found from TARGET)", cxxopts::value<std::string>())
+      ("seed", "base random seed for the workers' task orders", cxxopts::value<std::uint64_t>())
+      ("log", "also write every event line to FILE", cxxopts::value<std::string>())
+      ("base", "sandbox base: host, none, or a sysroot directory", cxxopts::value<std::string>())
+      ("offline", "never fetch sources")
+      ("retry-failed", "rebuild components recorded as failed")
+      ("strict", "unknown definition fields are errors")
+      ("h,help", "print this help");
+  options.parse_positional({"target"});
+  std::vector<const char*> argv{"gang build"};
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::fprintf(stderr, "gang: error: %s\n", e.what());
+    return 2;
+  }
+  if (parsed.count("help")) {
+    std::fputs(options.help().c_str(), stdout);
+    return 0;
+  }
+  if (!parsed.count("target")) {
+    std::fputs("gang: error: gang build needs a TARGET\n", stderr);
+    return 2;
+  }
+  std::string target = parsed["target"].as<std::string>();
+
+  // Validate what the workers would reject, before starting any of them.
+  std::string instances_text = parsed.count("instances") ? parsed["instances"].as<std::string>() : "";
+  auto config = load_config(parsed.count("definitions") ? parsed["definitions"].as<std::string>() : "");
+  if (!config) {
+    std::fprintf(stderr, "gang: error: %s\n", config.error().to_string().c_str());
+    return 1;
+  }
+  if (instances_text.empty()) instances_text = config->instances;
+  auto instances = resolve_instances(instances_text);
+  if (!instances) {
+    std::fprintf(stderr, "gang: error: %s\n", instances.error().to_string().c_str());
+    return 2;
+  }
+
+  std::uint64_t seed = parsed.count("seed") ? parsed["seed"].as<std::uint64_t>()
+                                            : std::random_device{}();
+  GangOptions gang;
+  gang.target = target;
+  gang.instances = *instances;
+  gang.seed = seed;
+  if (parsed.count("log")) gang.log_file = parsed["log"].as<std::string>();
+  gang.worker_argv = {self_executable(), "worker", target};
+  for (const char* flag : {"arch", "cache", "definitions", "base"}) {
+    if (parsed.count(flag)) {
+      gang.worker_argv.push_back(std::string("--") + flag);
+      gang.worker_argv.push_back(parsed[flag].as<std::string>());
+    }
+  }
+  if (parsed.count("max-jobs")) {
+    gang.worker_argv.push_back("--max-jobs");
+    gang.worker_argv.push_back(std::to_string(parsed["max-jobs"].as<int>()));
+  }
+  for (const char* flag : {"offline", "strict"})
+    if (parsed.count(flag)) gang.worker_argv.push_back(std::string("--") + flag);
+  if (parsed.count("retry-failed")) {
+    // Failures recorded before this gang started are retried; failures
+    // recorded by this gang's own workers are not retried again.
+    gang.worker_argv.push_back("--retry-failed-before");
+    gang.worker_argv.push_back(std::to_string(now_ms()));
+  }
+  return run_gang(gang);
 }
 
 }  // namespace gang
