@@ -1,0 +1,169 @@
+// definitions.hpp: the definitions tree as plain values, and its loader.
+//
+// load_definitions() reads VERSION (7, 8 or 9), DEFAULTS (build-systems and
+// split-rules) and every *.morph file under the root, once each, and checks
+// everything that can be checked without a target: field types, unknown
+// fields (warnings, or errors when strict), references to morph files,
+// chunk build-depends, dependency cycles and duplicate names. Stratum chunk
+// entries are merged with their chunk files here (entry fields win), so a
+// ChunkDef is the chunk as its stratum builds it. Build steps a chunk leaves
+// unset stay unset here; build_graph.hpp fills them from DEFAULTS.
+//
+// Names of files in values and in errors are relative to the root
+// ("strata/core.morph"). Concurrency: a Definitions is immutable after
+// loading and may be read from any number of threads.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace gang {
+
+enum class Kind { chunk, stratum, system, cluster };
+enum class BuildMode { staging, bootstrap, test };
+
+[[nodiscard]] std::string_view to_string(Kind kind);
+[[nodiscard]] std::string_view to_string(BuildMode mode);
+
+// The 18 build steps in the order a build runs them:
+// {pre-,,post-}{bootstrap,configure,build,test,install,strip}-commands.
+inline constexpr std::size_t k_step_count = 18;
+extern const std::array<std::string_view, k_step_count> k_step_names;
+// Index of a step name in k_step_names, or nullopt.
+[[nodiscard]] std::optional<std::size_t> step_index(std::string_view name);
+
+using Commands = std::vector<std::string>;
+using BuildSteps = std::array<Commands, k_step_count>;
+// Steps as written: nullopt where the definition leaves a step unset.
+using OptionalSteps = std::array<std::optional<Commands>, k_step_count>;
+
+struct Location {
+  std::string file;  // relative to the definitions root
+  int line = 0;
+};
+
+struct SplitRule {
+  std::string artifact;              // a leading '-' means "<name>-..."
+  std::vector<std::string> include;  // regular expressions over whole paths
+};
+
+struct SplitRules {
+  std::vector<SplitRule> chunk;
+  std::vector<SplitRule> stratum;
+};
+
+// system-integration: product -> (sort name -> commands).
+using SystemIntegration = std::map<std::string, std::map<std::string, Commands>>;
+
+// A chunk as its stratum builds it: the stratum entry merged over the chunk
+// file (for `morph:` entries) or the entry alone (inline chunks).
+struct ChunkDef {
+  std::string name;
+  std::string morph;  // chunk file, relative to the root; empty for inline chunks
+  std::string repo;   // as written (alias not expanded); empty: no source checkout
+  std::string ref;
+  std::string unpetrify_ref;
+  std::string build_system = "manual";
+  BuildMode build_mode = BuildMode::staging;
+  std::string prefix = "/usr";
+  std::map<std::string, std::string> submodules;  // path -> url
+  std::vector<std::string> build_depends;         // names of chunks in the same stratum
+  std::map<std::string, std::string> artifacts;   // chunk artifact -> stratum artifact
+  std::optional<int> max_jobs;
+  OptionalSteps steps;
+  std::vector<SplitRule> products;
+  SystemIntegration system_integration;
+  Location where;  // the stratum's chunk entry
+};
+
+struct StratumDef {
+  std::string name;
+  std::string path;
+  std::vector<std::size_t> build_depends;  // indices into Definitions::strata
+  std::vector<ChunkDef> chunks;
+  std::vector<SplitRule> products;
+  Location where;
+};
+
+struct SystemStratum {
+  std::size_t stratum = 0;                              // index into Definitions::strata
+  std::optional<std::vector<std::string>> artifacts;    // nullopt: all artifacts
+  Location where;
+};
+
+struct SystemDef {
+  std::string name;
+  std::string path;
+  std::string arch;
+  std::vector<SystemStratum> strata;
+  std::vector<std::string> configuration_extensions;
+  Location where;
+};
+
+struct Deployment {
+  std::string label;
+  std::map<std::string, std::string> settings;  // type, location, UPPERCASE keys...
+};
+
+struct ClusterSystem {
+  std::size_t system = 0;  // index into Definitions::systems
+  std::map<std::string, std::string> deploy_defaults;
+  std::vector<Deployment> deploy;
+  std::vector<ClusterSystem> subsystems;
+  Location where;
+};
+
+struct ClusterDef {
+  std::string name;
+  std::string path;
+  std::vector<ClusterSystem> systems;
+  Location where;
+};
+
+// A chunk file (kind: chunk) as a morph; its content lives in the ChunkDefs
+// of the strata that use it.
+struct ChunkFile {
+  std::string name;
+  std::string path;
+};
+
+struct Definitions {
+  std::string root;  // as given to load_definitions
+  int version = 0;
+  std::map<std::string, OptionalSteps> build_systems;  // from DEFAULTS
+  SplitRules split_rules;
+  std::vector<ChunkFile> chunk_files;
+  std::vector<StratumDef> strata;
+  std::vector<SystemDef> systems;
+  std::vector<ClusterDef> clusters;
+
+  struct Ref {
+    Kind kind;
+    std::size_t index;  // into chunk_files, strata, systems or clusters
+  };
+  std::unordered_map<std::string, Ref> by_path;  // morph path -> definition
+
+  // Non-fatal problems (unknown fields), for the caller to print.
+  std::vector<Error> warnings;
+};
+
+enum class Strictness { warn, strict };
+
+struct LoadOptions {
+  Strictness unknown_fields = Strictness::warn;  // strict: unknown fields are errors
+};
+
+// Loads the tree at `root`. Fails on the first real problem, with file,
+// line and (for unknown fields) a did-you-mean suggestion.
+[[nodiscard]] Result<Definitions> load_definitions(const std::string& root,
+                                                   const LoadOptions& options = {});
+
+}  // namespace gang
