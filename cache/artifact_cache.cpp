@@ -1,0 +1,579 @@
+#include "cache/artifact_cache.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "cache/change_notifier.hpp"
+#include "cache/file_lock.hpp"
+#include "cache/lmdb.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
+
+namespace gang {
+
+namespace {
+
+constexpr const char* k_artifacts = "artifacts";
+constexpr const char* k_claims = "claims";
+constexpr const char* k_failures = "failures";
+
+template <typename T>
+std::unexpected<Error> pass(const Result<T>& r) {
+  return std::unexpected(r.error());
+}
+
+}  // namespace
+
+struct ArtifactCache::Impl {
+  std::string root;
+  Options options;
+  std::shared_ptr<LmdbEnv> env;
+  BlobStore blobs;
+  ChangeNotifier notifier;
+  std::mutex insert_mutex;  // BlobStore's writers are single-threaded
+
+  Impl(std::string r, Options o, std::shared_ptr<LmdbEnv> e, BlobStore b, ChangeNotifier n)
+      : root(std::move(r)), options(std::move(o)), env(std::move(e)), blobs(std::move(b)),
+        notifier(std::move(n)) {}
+
+  std::string key_lock_path(const std::string& key) const {
+    return root + "/locks/" + sha256_hex(key);
+  }
+  std::string gc_lock_path() const { return root + "/locks/gc.lock"; }
+
+  void warn(const std::string& message) const {
+    if (options.warn) {
+      options.warn(message);
+    } else {
+      std::fprintf(stderr, "gang: warning: %s\n", message.c_str());
+    }
+  }
+
+  std::int64_t last_used_ms(const std::string& key, std::int64_t fallback) const {
+    struct stat st;
+    if (::stat(key_lock_path(key).c_str(), &st) != 0) return fallback;
+    std::int64_t ms = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return std::max(ms, fallback);
+  }
+
+  bool holder_alive(const ClaimRecord& claim) const {
+    System& sys = *options.system;
+    if (claim.holder.host == sys.host_name()) {
+      auto start = sys.process_start_time(claim.holder.pid);
+      return start && (claim.holder.start_time == 0 || *start == claim.holder.start_time);
+    }
+    return sys.now_ms() < claim.lease_until_ms;
+  }
+
+  Result<std::optional<ArtifactInfo>> lookup(const std::string& key) {
+    std::optional<ArtifactInfo> out;
+    auto done = env->read([&](LmdbTxn& txn) -> Result<void> {
+      auto row = txn.get(k_artifacts, key);
+      if (!row) return pass(row);
+      if (!*row) return {};
+      auto info = decode_artifact(key, **row);
+      if (!info) return pass(info);
+      out = std::move(*info);
+      return {};
+    });
+    if (!done) return pass(done);
+    if (out) out->last_used_ms = last_used_ms(key, out->created_ms);
+    return out;
+  }
+
+  Result<Manifest> read_manifest(const std::string& digest) {
+    auto text = blobs.read_verified(digest);
+    if (!text) return pass(text);
+    return Manifest::decode(*text);
+  }
+
+  // Removes key's artifact row (damaged) and tells the watchers.
+  void drop(const std::string& key) {
+    auto dropped = env->write([&](LmdbTxn& txn) -> Result<void> {
+      auto d = txn.del(k_artifacts, key);
+      if (!d) return pass(d);
+      return {};
+    });
+    if (!dropped) warn("cannot drop damaged artifact " + key + ": " + dropped.error().to_string());
+    notifier.bump();
+  }
+};
+
+ArtifactCache::ArtifactCache(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+ArtifactCache::ArtifactCache(ArtifactCache&&) noexcept = default;
+ArtifactCache& ArtifactCache::operator=(ArtifactCache&&) noexcept = default;
+ArtifactCache::~ArtifactCache() = default;
+
+Result<ArtifactCache> ArtifactCache::open(const std::string& root) { return open(root, Options{}); }
+
+Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options options) {
+  if (root.empty()) return make_error("no cache directory given");
+  if (!options.system) options.system = real_system();
+  for (const char* sub : {"", "/locks", "/logs", "/tmp", "/index"}) {
+    auto made = make_dirs(root + sub);
+    if (!made) return pass(made);
+  }
+  LmdbEnv::Options env_options;
+  env_options.initial_map_size = options.initial_map_size;
+  env_options.databases = {k_artifacts, k_claims, k_failures};
+  auto env = LmdbEnv::open(root + "/index", env_options);
+  if (!env) return pass(env);
+  auto blobs = BlobStore::open(root, options.temp_files);
+  if (!blobs) return pass(blobs);
+  auto notifier = ChangeNotifier::open(root);
+  if (!notifier) return pass(notifier);
+  return ArtifactCache(std::make_unique<Impl>(root, std::move(options), std::move(*env),
+                                              std::move(*blobs), std::move(*notifier)));
+}
+
+const std::string& ArtifactCache::root() const { return m_impl->root; }
+std::string ArtifactCache::logs_dir() const { return m_impl->root + "/logs"; }
+std::string ArtifactCache::tmp_dir() const { return m_impl->root + "/tmp"; }
+
+Holder ArtifactCache::holder(int instance, std::string gang_id) const {
+  System& sys = *m_impl->options.system;
+  Holder h;
+  h.host = sys.host_name();
+  h.pid = sys.self_pid();
+  h.start_time = sys.process_start_time(h.pid).value_or(0);
+  h.instance = instance;
+  h.gang_id = std::move(gang_id);
+  return h;
+}
+
+bool ArtifactCache::valid_key(const std::string& key) {
+  return !key.empty() && key.find_first_of(std::string("/\n\0", 3)) == std::string::npos;
+}
+
+bool ArtifactCache::contains(const std::string& key) {
+  bool found = false;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    auto row = txn.get(k_artifacts, key);
+    if (!row) return pass(row);
+    found = row->has_value();
+    return {};
+  });
+  return done && found;
+}
+
+Result<std::optional<ArtifactInfo>> ArtifactCache::lookup(const std::string& key) {
+  return m_impl->lookup(key);
+}
+
+Result<std::vector<ArtifactInfo>> ArtifactCache::list() {
+  std::vector<ArtifactInfo> out;
+  std::vector<std::string> bad;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    return txn.for_each(k_artifacts, [&](std::string_view key, std::string_view row) {
+      auto info = decode_artifact(key, row);
+      if (info) {
+        out.push_back(std::move(*info));
+      } else {
+        bad.emplace_back(key);
+      }
+      return true;
+    });
+  });
+  if (!done) return pass(done);
+  for (const auto& key : bad) m_impl->warn("index row for " + key + " is corrupt; ignoring it");
+  for (auto& info : out) info.last_used_ms = m_impl->last_used_ms(info.key, info.created_ms);
+  return out;
+}
+
+Result<Manifest> ArtifactCache::manifest(const std::string& key) {
+  auto info = m_impl->lookup(key);
+  if (!info) return pass(info);
+  if (!*info) return make_error("no artifact " + key + " in the cache");
+  return m_impl->read_manifest((*info)->manifest_digest);
+}
+
+Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::string& dir,
+                                             const ArtifactMeta& meta) {
+  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
+  Impl& m = *m_impl;
+  // Shared with other inserts, exclusive with gc: our new blobs are not yet
+  // referenced by any index row and gc must not sweep them.
+  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::shared, FileLock::Wait::block);
+  if (!gc_lock) return pass(gc_lock);
+  if (contains(key)) return PublishOutcome::already_present;
+
+  ArtifactInfo info;
+  {
+    std::lock_guard lock(m.insert_mutex);
+    auto manifest = import_tree(dir, m.blobs);
+    if (!manifest) return pass(manifest);
+    auto digest = m.blobs.put_bytes(manifest->encode());
+    if (!digest) return pass(digest);
+    // All blobs durable before the index row that refers to them.
+    auto synced = m.blobs.sync();
+    if (!synced) return pass(synced);
+    info.manifest_digest = *digest;
+    info.size = manifest->total_size();
+    info.file_count = manifest->file_count();
+  }
+  info.key = key;
+  info.created_ms = m.options.system->now_ms();
+  info.meta = meta;
+  std::string row = encode_artifact(info);
+  bool inserted = false;
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto put = txn.put(k_artifacts, key, row, /*no_overwrite=*/true);
+    if (!put) return pass(put);
+    inserted = *put;
+    if (inserted) {
+      auto cleared = txn.del(k_failures, key);
+      if (!cleared) return pass(cleared);
+    }
+    return {};
+  });
+  if (!done) return pass(done);
+  if (!inserted) return PublishOutcome::already_present;
+  m.notifier.bump();
+  return PublishOutcome::inserted;
+}
+
+Result<void> ArtifactCache::stage(const std::string& key, const std::string& dest, StageMode mode,
+                                  Verify verify) {
+  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
+  Impl& m = *m_impl;
+  auto lock = FileLock::acquire(m.key_lock_path(key), FileLock::Kind::shared, FileLock::Wait::block);
+  if (!lock) return pass(lock);
+  lock->touch();  // last use, for gc's LRU order
+  auto info = m.lookup(key);
+  if (!info) return pass(info);
+  if (!*info) return make_error("no artifact " + key + " in the cache");
+  auto manifest = m.read_manifest((*info)->manifest_digest);
+  if (!manifest) {
+    m.warn("artifact " + key + " is damaged (" + manifest.error().to_string() +
+           "); dropping it from the cache");
+    (void)m.blobs.remove(BlobId{(*info)->manifest_digest, false});
+    m.drop(key);
+    return make_error("artifact " + key + " is damaged: " + manifest.error().to_string());
+  }
+  std::vector<BlobId> bad;
+  auto staged = stage_tree(*manifest, m.blobs, dest, mode, verify, &bad);
+  if (!staged && !bad.empty()) {
+    m.warn(staged.error().to_string() + "; dropping artifact " + key + " from the cache");
+    for (const auto& id : bad) (void)m.blobs.remove(id);
+    m.drop(key);
+  }
+  return staged;
+}
+
+Result<VerifyReport> ArtifactCache::verify() {
+  Impl& m = *m_impl;
+  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::exclusive, FileLock::Wait::block);
+  if (!gc_lock) return pass(gc_lock);
+  VerifyReport report;
+  std::set<BlobId> bad;
+  auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t) {
+    ++report.blobs_checked;
+    if (!m.blobs.verify(id)) bad.insert(id);
+  });
+  if (!walked) return pass(walked);
+  for (const auto& id : bad) {
+    report.bad_blobs.push_back(id.name());
+    m.warn("blob " + id.name() + " is corrupt; removing it");
+    auto removed = m.blobs.remove(id);
+    if (!removed) return pass(removed);
+  }
+  auto all = list();
+  if (!all) return pass(all);
+  for (const auto& info : *all) {
+    bool damaged = false;
+    auto manifest = m.read_manifest(info.manifest_digest);
+    if (!manifest) {
+      damaged = true;
+    } else {
+      for (const auto& e : manifest->entries) {
+        if (e.type != ManifestEntry::Type::file) continue;
+        if (!m.blobs.contains(BlobId{e.digest, (e.mode & 0111) != 0})) {
+          damaged = true;
+          break;
+        }
+      }
+    }
+    if (damaged) {
+      m.warn("artifact " + info.key + " is damaged; dropping it");
+      report.dropped_artifacts.push_back(info.key);
+      m.drop(info.key);
+    }
+  }
+  return report;
+}
+
+Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
+  Impl& m = *m_impl;
+  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::exclusive, FileLock::Wait::block);
+  if (!gc_lock) return pass(gc_lock);
+  GcReport report;
+  auto orphans = m.blobs.remove_orphans(m.options.orphan_age_s);
+  if (!orphans) return pass(orphans);
+  report.temp_files_removed = *orphans;
+
+  std::map<BlobId, std::uint64_t> sizes;
+  auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t size) { sizes[id] = size; });
+  if (!walked) return pass(walked);
+
+  auto all = list();
+  if (!all) return pass(all);
+  std::map<BlobId, int> refs;
+  std::map<std::string, std::vector<BlobId>> uses;  // key -> its distinct blobs
+  for (const auto& info : *all) {
+    std::set<BlobId> mine{BlobId{info.manifest_digest, false}};
+    auto manifest = m.read_manifest(info.manifest_digest);
+    if (manifest) {
+      for (const auto& e : manifest->entries)
+        if (e.type == ManifestEntry::Type::file) mine.insert(BlobId{e.digest, (e.mode & 0111) != 0});
+    }
+    for (const auto& id : mine) ++refs[id];
+    uses[info.key].assign(mine.begin(), mine.end());
+  }
+  std::uint64_t total = 0;
+  for (const auto& [id, size] : sizes) total += size;
+  auto remove_blob = [&](const BlobId& id) -> Result<void> {
+    auto it = sizes.find(id);
+    if (it == sizes.end()) return {};
+    auto removed = m.blobs.remove(id);
+    if (!removed) return removed;
+    ++report.blobs_removed;
+    report.bytes_freed += it->second;
+    total -= it->second;
+    sizes.erase(it);
+    return {};
+  };
+  std::vector<BlobId> unreferenced;
+  for (const auto& [id, size] : sizes)
+    if (refs.find(id) == refs.end()) unreferenced.push_back(id);
+  for (const auto& id : unreferenced) {
+    auto removed = remove_blob(id);
+    if (!removed) return pass(removed);
+  }
+
+  if (max_size && total > *max_size) {
+    std::set<std::string> claimed;
+    auto read = m.env->read([&](LmdbTxn& txn) -> Result<void> {
+      return txn.for_each(k_claims, [&](std::string_view key, std::string_view) {
+        claimed.emplace(key);
+        return true;
+      });
+    });
+    if (!read) return pass(read);
+    std::vector<ArtifactInfo> by_age = *all;
+    std::stable_sort(by_age.begin(), by_age.end(), [](const auto& a, const auto& b) {
+      return a.last_used_ms < b.last_used_ms;
+    });
+    for (const auto& info : by_age) {
+      if (total <= *max_size) break;
+      if (claimed.count(info.key) != 0) continue;
+      auto lock = FileLock::acquire(m.key_lock_path(info.key), FileLock::Kind::exclusive,
+                                    FileLock::Wait::try_once);
+      if (!lock) return pass(lock);
+      if (!lock->locked()) continue;  // being staged right now
+      auto deleted = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+        auto d = txn.del(k_artifacts, info.key);
+        if (!d) return pass(d);
+        return {};
+      });
+      if (!deleted) return pass(deleted);
+      report.evicted.push_back(info.key);
+      for (const auto& id : uses[info.key]) {
+        if (--refs[id] > 0) continue;
+        auto removed = remove_blob(id);
+        if (!removed) return pass(removed);
+      }
+    }
+    if (!report.evicted.empty()) m.notifier.bump();
+  }
+  report.bytes_after = total;
+  return report;
+}
+
+Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& holder) {
+  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
+  Impl& m = *m_impl;
+  ClaimOutcome outcome;
+  bool take = false;
+  // Decides from one transaction's view; sets take when the caller may claim.
+  auto decide = [&](LmdbTxn& txn) -> Result<void> {
+    take = false;
+    outcome = ClaimOutcome{};
+    auto row = txn.get(k_artifacts, key);
+    if (!row) return pass(row);
+    if (*row) {
+      outcome.kind = ClaimOutcome::Kind::already_cached;
+      return {};
+    }
+    auto failed = txn.get(k_failures, key);
+    if (!failed) return pass(failed);
+    if (*failed) {
+      auto record = decode_failure(**failed);
+      if (record) {
+        outcome.kind = ClaimOutcome::Kind::failed;
+        outcome.failure = std::move(*record);
+        return {};
+      }
+    }
+    auto claimed = txn.get(k_claims, key);
+    if (!claimed) return pass(claimed);
+    if (*claimed) {
+      auto record = decode_claim(**claimed);
+      if (record && !record->holder.same_process(holder) && m.holder_alive(*record)) {
+        outcome.kind = ClaimOutcome::Kind::held_by_other;
+        outcome.holder = record->holder;
+        return {};
+      }
+    }
+    take = true;
+    outcome.kind = ClaimOutcome::Kind::won;
+    return {};
+  };
+  // A read transaction first: most attempts lose and need no write lock.
+  auto looked = m.env->read(decide);
+  if (!looked) return pass(looked);
+  if (!take) return outcome;
+  ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
+  std::string row = encode_claim(record);
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto decided = decide(txn);
+    if (!decided || !take) return decided;
+    auto put = txn.put(k_claims, key, row);
+    if (!put) return pass(put);
+    return {};
+  });
+  if (!done) return pass(done);
+  return outcome;
+}
+
+Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) {
+  Impl& m = *m_impl;
+  ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
+  return m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto claimed = txn.get(k_claims, key);
+    if (!claimed) return pass(claimed);
+    if (!*claimed) return make_error("cannot renew the claim on " + key + ": nobody holds it");
+    auto current = decode_claim(**claimed);
+    if (!current) return pass(current);
+    if (!current->holder.same_process(holder))
+      return make_error("cannot renew the claim on " + key + ": it is held by " +
+                        current->holder.describe());
+    auto put = txn.put(k_claims, key, encode_claim(record));
+    if (!put) return pass(put);
+    return {};
+  });
+}
+
+Result<void> ArtifactCache::release(const std::string& key, const Holder& holder) {
+  Impl& m = *m_impl;
+  bool released = false;
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    released = false;
+    auto claimed = txn.get(k_claims, key);
+    if (!claimed) return pass(claimed);
+    if (!*claimed) return {};
+    auto current = decode_claim(**claimed);
+    if (current && !current->holder.same_process(holder))
+      return make_error("cannot release the claim on " + key + ": it is held by " +
+                        current->holder.describe());
+    auto d = txn.del(k_claims, key);
+    if (!d) return pass(d);
+    released = true;
+    return {};
+  });
+  if (!done) return done;
+  if (released) m.notifier.bump();
+  return {};
+}
+
+Result<std::optional<ClaimRecord>> ArtifactCache::claim_of(const std::string& key) {
+  std::optional<ClaimRecord> out;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    auto claimed = txn.get(k_claims, key);
+    if (!claimed) return pass(claimed);
+    if (!*claimed) return {};
+    auto record = decode_claim(**claimed);
+    if (!record) return pass(record);
+    out = std::move(*record);
+    return {};
+  });
+  if (!done) return pass(done);
+  return out;
+}
+
+Result<void> ArtifactCache::mark_failed(const std::string& key, const std::string& log_path,
+                                        const std::string& reason) {
+  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
+  Impl& m = *m_impl;
+  FailureRecord record{log_path, reason, holder(), m.options.system->now_ms()};
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto put = txn.put(k_failures, key, encode_failure(record));
+    if (!put) return pass(put);
+    return {};
+  });
+  if (!done) return done;
+  m.notifier.bump();
+  return {};
+}
+
+Result<std::optional<FailureRecord>> ArtifactCache::failure(const std::string& key) {
+  std::optional<FailureRecord> out;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    auto row = txn.get(k_failures, key);
+    if (!row) return pass(row);
+    if (!*row) return {};
+    auto record = decode_failure(**row);
+    if (!record) return pass(record);
+    out = std::move(*record);
+    return {};
+  });
+  if (!done) return pass(done);
+  return out;
+}
+
+Result<void> ArtifactCache::clear_failure(const std::string& key) {
+  Impl& m = *m_impl;
+  bool removed = false;
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto d = txn.del(k_failures, key);
+    if (!d) return pass(d);
+    removed = *d;
+    return {};
+  });
+  if (!done) return done;
+  if (removed) m.notifier.bump();
+  return {};
+}
+
+Result<bool> ArtifactCache::forget(const std::string& key) {
+  Impl& m = *m_impl;
+  // Wait for stages of this key to finish before removing its row.
+  auto lock = FileLock::acquire(m.key_lock_path(key), FileLock::Kind::exclusive, FileLock::Wait::block);
+  if (!lock) return pass(lock);
+  bool any = false;
+  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+    any = false;
+    for (const char* db : {k_artifacts, k_claims, k_failures}) {
+      auto d = txn.del(db, key);
+      if (!d) return pass(d);
+      any = any || *d;
+    }
+    return {};
+  });
+  if (!done) return pass(done);
+  if (any) m.notifier.bump();
+  return any;
+}
+
+Result<bool> ArtifactCache::wait_for_change(std::chrono::milliseconds timeout) {
+  return m_impl->notifier.wait(timeout);
+}
+
+int ArtifactCache::change_fd() const { return m_impl->notifier.fd(); }
+
+}  // namespace gang

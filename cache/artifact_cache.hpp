@@ -1,0 +1,167 @@
+// cache/: everything gang keeps between runs. The artifact cache (this
+// header) stores built artifacts content-addressed and publishes them
+// atomically in an LMDB index; it also coordinates a gang of workers through
+// claims, failure records and change notifications. The git_* files keep the
+// local mirrors of source repositories. cache/ depends only on util/.
+//
+// artifact_cache.hpp: the artifact cache. Layout under the root:
+//   objects/xx/<sha256>[.x]  read-only blobs (files' contents, manifests)
+//   incoming/                named temporary blobs (only without O_TMPFILE)
+//   index/                   the LMDB environment: artifacts, claims, failures
+//   locks/                   gc.lock and one lock file per key (last use = mtime)
+//   generation               bumped after every committed change
+//   logs/, tmp/              build logs; scratch on the same file system
+//
+// Publication: insert() stores every file as a blob, stores the manifest as
+// a blob, syncs the file system once (syncfs), then commits the index row in
+// one write transaction with MDB_NOOVERWRITE. A process killed part-way
+// leaves at most unreferenced blobs or orphan temporaries, which gc()
+// removes; never a visible partial artifact.
+//
+// Concurrency contract: many processes may use one cache at once; each opens
+// it itself. Within a process, ArtifactCache objects for one root share one
+// LMDB environment (opened once per process); an ArtifactCache may be used by
+// several threads except for wait_for_change()/change_fd(), which belong to
+// one thread. Never use an ArtifactCache in a child after fork(): its
+// operations fail there; open the cache again in the child. insert() holds
+// <root>/locks/gc.lock shared and gc() holds it exclusively, so gc never
+// removes the blobs of an insert in flight; stage() holds the key's lock
+// shared, and gc()/verify() skip keys whose lock they cannot take.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/blob_store.hpp"
+#include "cache/records.hpp"
+#include "cache/system.hpp"
+#include "cache/tree.hpp"
+#include "util/error.hpp"
+
+namespace gang {
+
+enum class PublishOutcome { inserted, already_present };
+
+struct ClaimOutcome {
+  enum class Kind {
+    won,             // the caller now holds the claim and should build
+    held_by_other,   // holder is building it
+    already_cached,  // the artifact exists: stage it instead
+    failed,          // a failure is recorded (see failure); clear_failure() to retry
+  };
+  Kind kind = Kind::won;
+  std::optional<Holder> holder;          // held_by_other: who
+  std::optional<FailureRecord> failure;  // failed: the record
+};
+
+struct VerifyReport {
+  std::uint64_t blobs_checked = 0;
+  std::vector<std::string> bad_blobs;          // blob names found missing or corrupt
+  std::vector<std::string> dropped_artifacts;  // keys removed because they were damaged
+  [[nodiscard]] bool ok() const { return bad_blobs.empty() && dropped_artifacts.empty(); }
+};
+
+struct GcReport {
+  std::vector<std::string> evicted;  // artifact keys removed, least recently used first
+  std::uint64_t blobs_removed = 0;
+  std::uint64_t bytes_freed = 0;
+  std::uint64_t temp_files_removed = 0;
+  std::uint64_t bytes_after = 0;  // blob bytes on disk afterwards
+};
+
+class ArtifactCache {
+ public:
+  struct Options {
+    std::shared_ptr<System> system;                         // null: real_system()
+    std::chrono::milliseconds lease{std::chrono::minutes(10)};  // claims of other hosts
+    std::size_t initial_map_size = std::size_t{64} << 20;   // LMDB map; grows on demand
+    TempFiles temp_files = TempFiles::anonymous;
+    std::int64_t orphan_age_s = 24 * 3600;  // gc removes temporaries this old even if alive
+    // Where warnings go (e.g. a corrupt blob); null: stderr "gang: warning: ...".
+    std::function<void(const std::string&)> warn;
+  };
+
+  // Opens (creating if needed) the cache at root.
+  [[nodiscard]] static Result<ArtifactCache> open(const std::string& root);
+  [[nodiscard]] static Result<ArtifactCache> open(const std::string& root, Options options);
+  ArtifactCache(ArtifactCache&&) noexcept;
+  ArtifactCache& operator=(ArtifactCache&&) noexcept;
+  ~ArtifactCache();
+
+  [[nodiscard]] const std::string& root() const;
+  [[nodiscard]] std::string logs_dir() const;  // <root>/logs: build logs
+  [[nodiscard]] std::string tmp_dir() const;   // <root>/tmp: build scratch, same file system
+
+  // This process as a claim holder / builder.
+  [[nodiscard]] Holder holder(int instance = 0, std::string gang_id = {}) const;
+
+  // True if key has a published artifact (false also on errors).
+  [[nodiscard]] bool contains(const std::string& key);
+  // The artifact's index row, or nullopt.
+  [[nodiscard]] Result<std::optional<ArtifactInfo>> lookup(const std::string& key);
+  // Every artifact, in key order.
+  [[nodiscard]] Result<std::vector<ArtifactInfo>> list();
+  // The artifact's manifest, read from its blob and checked against its hash.
+  [[nodiscard]] Result<Manifest> manifest(const std::string& key);
+
+  // Stores the tree at dir as key's artifact. already_present means somebody
+  // else published key first (the caller logs "Bah!"); nothing is changed
+  // then. On error (e.g. a full disk) the index is untouched. A successful
+  // publication clears key's failure record.
+  [[nodiscard]] Result<PublishOutcome> insert(const std::string& key, const std::string& dir,
+                                              const ArtifactMeta& meta);
+  // Materialises key's artifact into dest (created if needed; existing
+  // entries are replaced, so dependencies can be staged one after another).
+  // Records the last use. A missing or corrupt blob is a cache miss: a
+  // warning, the artifact is dropped from the index, and an error returned.
+  [[nodiscard]] Result<void> stage(const std::string& key, const std::string& dest,
+                                   StageMode mode = StageMode::hardlink, Verify verify = Verify::no);
+
+  // Re-hashes every blob; drops damaged blobs and the artifacts that need them.
+  [[nodiscard]] Result<VerifyReport> verify();
+  // Removes orphan temporaries and unreferenced blobs and, with max_size,
+  // evicts least-recently-used artifacts until the blobs fit; never an
+  // artifact that is claimed or being staged.
+  [[nodiscard]] Result<GcReport> gc(std::optional<std::uint64_t> max_size = std::nullopt);
+
+  // Takes key's claim for holder, or says why not. A claim whose holder died
+  // (same host: pid gone or start time changed) or whose lease expired
+  // (other hosts) is taken over. Re-claiming one's own claim renews it.
+  [[nodiscard]] Result<ClaimOutcome> claim(const std::string& key, const Holder& holder);
+  // Extends holder's lease on key; an error if holder does not hold it.
+  [[nodiscard]] Result<void> renew(const std::string& key, const Holder& holder);
+  // Gives key's claim back; an error if somebody else holds it, fine if nobody does.
+  [[nodiscard]] Result<void> release(const std::string& key, const Holder& holder);
+  // The current claim on key, if any (dead holders included).
+  [[nodiscard]] Result<std::optional<ClaimRecord>> claim_of(const std::string& key);
+
+  // Records that building key failed, so other instances do not retry it.
+  [[nodiscard]] Result<void> mark_failed(const std::string& key, const std::string& log_path,
+                                         const std::string& reason);
+  [[nodiscard]] Result<std::optional<FailureRecord>> failure(const std::string& key);
+  // Removes key's failure record (for --retry-failed); fine if there is none.
+  [[nodiscard]] Result<void> clear_failure(const std::string& key);
+  // Removes key's artifact row, claim and failure record; true if any existed.
+  // Blobs are left for gc().
+  [[nodiscard]] Result<bool> forget(const std::string& key);
+
+  // Sleeps until the index changes or timeout passes; true on a change.
+  [[nodiscard]] Result<bool> wait_for_change(std::chrono::milliseconds timeout);
+  // A pollable fd for the same events (readable on change).
+  [[nodiscard]] int change_fd() const;
+
+  // True if key is acceptable: non-empty, no '/', no NUL or newline.
+  [[nodiscard]] static bool valid_key(const std::string& key);
+
+ private:
+  struct Impl;
+  explicit ArtifactCache(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace gang

@@ -1,0 +1,332 @@
+#include "cache/blob_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "cache/system.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
+
+namespace gang {
+
+namespace {
+
+constexpr std::size_t k_buffer_size = std::size_t{1} << 20;
+
+char* io_buffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[k_buffer_size]);
+  return buffer.get();
+}
+
+std::unexpected<Error> write_error(const std::string& where, int err) {
+  if (err == ENOSPC || err == EDQUOT)
+    return make_errno_error("the cache is full: cannot write to " + where, err);
+  return make_errno_error("cannot write to " + where, err);
+}
+
+Result<void> write_all(int fd, const char* data, std::size_t size, const std::string& where) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return write_error(where, errno);
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+bool is_hex_digest(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+}  // namespace
+
+Result<BlobStore> BlobStore::open(const std::string& root, TempFiles temp_files) {
+  BlobStore store;
+  store.m_objects = root + "/objects";
+  store.m_incoming = root + "/incoming";
+  store.m_temp_files = temp_files;
+  store.m_start_time = read_process_start_time(static_cast<int>(::getpid())).value_or(0);
+  if (!path_exists(store.m_objects + "/ff")) {
+    for (int i = 0; i < 256; ++i) {
+      char sub[8];
+      std::snprintf(sub, sizeof sub, "/%02x", i);
+      auto made = make_dirs(store.m_objects + sub);
+      if (!made) return std::unexpected(made.error());
+    }
+  }
+  auto made = make_dirs(store.m_incoming);
+  if (!made) return std::unexpected(made.error());
+  store.m_objects_fd = ::open(store.m_objects.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (store.m_objects_fd < 0) return make_errno_error("cannot open " + store.m_objects);
+  return store;
+}
+
+BlobStore::BlobStore(BlobStore&& other) noexcept
+    : m_objects(std::move(other.m_objects)),
+      m_incoming(std::move(other.m_incoming)),
+      m_objects_fd(other.m_objects_fd),
+      m_temp_files(other.m_temp_files),
+      m_start_time(other.m_start_time),
+      m_counter(other.m_counter) {
+  other.m_objects_fd = -1;
+}
+
+BlobStore& BlobStore::operator=(BlobStore&& other) noexcept {
+  if (this != &other) {
+    if (m_objects_fd >= 0) ::close(m_objects_fd);
+    m_objects = std::move(other.m_objects);
+    m_incoming = std::move(other.m_incoming);
+    m_objects_fd = other.m_objects_fd;
+    m_temp_files = other.m_temp_files;
+    m_start_time = other.m_start_time;
+    m_counter = other.m_counter;
+    other.m_objects_fd = -1;
+  }
+  return *this;
+}
+
+BlobStore::~BlobStore() {
+  if (m_objects_fd >= 0) ::close(m_objects_fd);
+}
+
+std::string BlobStore::path(const BlobId& id) const {
+  std::string out;
+  out.reserve(m_objects.size() + 72);
+  out.append(m_objects).append("/").append(id.digest, 0, 2).append("/").append(id.name());
+  return out;
+}
+
+bool BlobStore::contains(const BlobId& id) const {
+  struct stat st;
+  return ::stat(path(id).c_str(), &st) == 0;
+}
+
+Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
+  mode_t mode = executable ? 0555 : 0444;
+  if (m_temp_files == TempFiles::anonymous) {
+    int fd = ::openat(m_objects_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    if (fd >= 0) {
+      temp_name.clear();
+      return fd;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+      return write_error(m_objects, errno);
+    m_temp_files = TempFiles::named;  // this file system has no O_TMPFILE
+  }
+  temp_name = m_incoming + "/" + std::to_string(::getpid()) + "." + std::to_string(m_start_time) +
+              "." + std::to_string(m_counter++);
+  int fd = ::open(temp_name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
+  if (fd < 0) return write_error(temp_name, errno);
+  return fd;
+}
+
+Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const BlobId& id) {
+  std::string final_path = path(id);
+  int rc;
+  if (temp_name.empty()) {
+    std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW);
+  } else {
+    rc = ::link(temp_name.c_str(), final_path.c_str());
+  }
+  int err = errno;
+  if (!temp_name.empty()) ::unlink(temp_name.c_str());
+  if (rc != 0 && err != EEXIST) return write_error(final_path, err);
+  return {};  // EEXIST: another writer published the same bytes first
+}
+
+// Hashes and stores either the contents of src_fd (when >= 0) or `bytes`.
+// Small inputs are hashed before anything is written, so that a blob already
+// present costs no write; large ones are hashed while being copied.
+Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bool executable,
+                                          const std::string& what) {
+  Sha256 hasher;
+  char* buffer = io_buffer();
+  std::size_t first = 0;  // bytes read into buffer before deciding
+  bool eof = src_fd < 0;
+  if (src_fd >= 0) {
+    while (first < k_buffer_size) {
+      ssize_t n = ::read(src_fd, buffer + first, k_buffer_size - first);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return make_errno_error("cannot read " + what);
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      first += static_cast<std::size_t>(n);
+    }
+    bytes = std::string_view(buffer, first);
+  }
+  hasher.update(bytes.data(), bytes.size());
+  if (eof) {
+    BlobId id{hasher.hex_digest(), executable};
+    if (contains(id)) return id.digest;
+    std::string temp_name;
+    auto fd = create_temp(executable, temp_name);
+    if (!fd) return std::unexpected(fd.error());
+    auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+    if (!written) {
+      ::close(*fd);
+      if (!temp_name.empty()) ::unlink(temp_name.c_str());
+      return std::unexpected(written.error());
+    }
+    auto linked = link_temp(*fd, temp_name, id);
+    ::close(*fd);
+    if (!linked) return std::unexpected(linked.error());
+    return id.digest;
+  }
+  // Large file: copy while hashing.
+  std::string temp_name;
+  auto fd = create_temp(executable, temp_name);
+  if (!fd) return std::unexpected(fd.error());
+  auto fail = [&](std::unexpected<Error> e) -> std::unexpected<Error> {
+    ::close(*fd);
+    if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    return e;
+  };
+  auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+  if (!written) return fail(std::unexpected(written.error()));
+  for (;;) {
+    ssize_t n = ::read(src_fd, buffer, k_buffer_size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(make_errno_error("cannot read " + what));
+    }
+    if (n == 0) break;
+    hasher.update(buffer, static_cast<std::size_t>(n));
+    written = write_all(*fd, buffer, static_cast<std::size_t>(n), m_objects);
+    if (!written) return fail(std::unexpected(written.error()));
+  }
+  BlobId id{hasher.hex_digest(), executable};
+  if (contains(id)) {
+    ::close(*fd);
+    if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    return id.digest;
+  }
+  auto linked = link_temp(*fd, temp_name, id);
+  ::close(*fd);
+  if (!linked) return std::unexpected(linked.error());
+  return id.digest;
+}
+
+Result<std::string> BlobStore::put_file(int dirfd, const char* name, std::uint64_t,
+                                        bool executable) {
+  int fd = ::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return make_errno_error(std::string("cannot open ") + name);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto result = put_stream(fd, {}, executable, name);
+  ::close(fd);
+  return result;
+}
+
+Result<std::string> BlobStore::put_bytes(std::string_view bytes) {
+  return put_stream(-1, bytes, false, "manifest");
+}
+
+Result<std::string> BlobStore::read_verified(const std::string& digest) const {
+  auto bytes = read_file(path(BlobId{digest, false}));
+  if (!bytes) return std::unexpected(bytes.error());
+  if (sha256_hex(*bytes) != digest) return make_error("blob " + digest + " is corrupt (hash mismatch)");
+  return bytes;
+}
+
+bool BlobStore::verify(const BlobId& id) const {
+  auto digest = sha256_file(path(id));
+  return digest && *digest == id.digest;
+}
+
+Result<void> BlobStore::remove(const BlobId& id) {
+  std::string p = path(id);
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) return make_errno_error("cannot remove " + p);
+  return {};
+}
+
+Result<void> BlobStore::for_each(
+    const std::function<void(const BlobId&, std::uint64_t)>& fn) const {
+  for (int i = 0; i < 256; ++i) {
+    char sub[8];
+    std::snprintf(sub, sizeof sub, "%02x", i);
+    int dfd = ::openat(m_objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      if (errno == ENOENT) continue;
+      return make_errno_error("cannot open " + m_objects + "/" + sub);
+    }
+    DIR* dir = ::fdopendir(dfd);
+    if (dir == nullptr) {
+      ::close(dfd);
+      return make_errno_error("cannot read " + m_objects + "/" + sub);
+    }
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string_view name = e->d_name;
+      BlobId id;
+      if (name.size() == 66 && name.ends_with(".x")) {
+        id = BlobId{std::string(name.substr(0, 64)), true};
+      } else if (name.size() == 64) {
+        id = BlobId{std::string(name), false};
+      } else {
+        continue;
+      }
+      if (!is_hex_digest(id.digest)) continue;
+      struct stat st;
+      if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      fn(id, static_cast<std::uint64_t>(st.st_blocks) * 512);
+    }
+    ::closedir(dir);
+  }
+  return {};
+}
+
+Result<void> BlobStore::sync() {
+  if (::syncfs(m_objects_fd) != 0) return make_errno_error("cannot sync " + m_objects);
+  return {};
+}
+
+Result<std::uint64_t> BlobStore::remove_orphans(std::int64_t max_age_s) {
+  DIR* dir = ::opendir(m_incoming.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return std::uint64_t{0};
+    return make_errno_error("cannot read " + m_incoming);
+  }
+  std::uint64_t removed = 0;
+  std::int64_t now = static_cast<std::int64_t>(::time(nullptr));
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    // "<pid>.<start time>.<counter>"
+    int pid = 0;
+    std::uint64_t start = 0;
+    auto dot = name.find('.');
+    auto dot2 = dot == std::string_view::npos ? dot : name.find('.', dot + 1);
+    bool parsed = dot2 != std::string_view::npos &&
+                  std::from_chars(name.data(), name.data() + dot, pid).ec == std::errc() &&
+                  std::from_chars(name.data() + dot + 1, name.data() + dot2, start).ec == std::errc();
+    std::string full = m_incoming + "/" + e->d_name;
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0) continue;
+    bool writer_dead = parsed && read_process_start_time(pid) != std::optional<std::uint64_t>(start);
+    bool old = now - static_cast<std::int64_t>(st.st_mtime) > max_age_s;
+    if (writer_dead || old) {
+      if (::unlink(full.c_str()) == 0) ++removed;
+    }
+  }
+  ::closedir(dir);
+  return removed;
+}
+
+}  // namespace gang

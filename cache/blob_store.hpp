@@ -1,0 +1,92 @@
+// blob_store.hpp: the content-addressed store of file contents under
+// <root>/objects. A blob is named by the SHA-256 of its bytes; executable
+// contents are stored as a separate inode "<digest>.x" (mode 0555) beside the
+// plain one (mode 0444), so that staging by hard link gives every file a
+// sensible read-only mode. Blobs are never modified after publication: they
+// are written to an anonymous O_TMPFILE (or, where unsupported, to a named
+// temporary file "<root>/incoming/<pid>.<start>.<n>" that gc() reclaims once
+// its writer is dead) while being hashed, made read-only, and linked into
+// place; an existing blob is never replaced.
+//
+// Durability: put_*() does not fsync each blob; callers call sync() (one
+// syncfs) before committing any index row that refers to new blobs.
+//
+// Concurrency contract: any number of processes and threads may put the same
+// or different blobs at once; the first link wins and the others drop their
+// identical copy. Removal (gc, verify) is the caller's business to exclude
+// against writers (see ArtifactCache's gc lock).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "util/error.hpp"
+
+namespace gang {
+
+struct BlobId {
+  std::string digest;       // 64 lowercase hex digits
+  bool executable = false;  // stored as "<digest>.x", mode 0555
+
+  [[nodiscard]] std::string name() const { return executable ? digest + ".x" : digest; }
+  friend bool operator<(const BlobId& a, const BlobId& b) {
+    return a.digest != b.digest ? a.digest < b.digest : a.executable < b.executable;
+  }
+  friend bool operator==(const BlobId&, const BlobId&) = default;
+};
+
+enum class TempFiles { anonymous, named };  // O_TMPFILE, or named files in incoming/
+
+class BlobStore {
+ public:
+  // root is the cache root; creates objects/ and incoming/ as needed.
+  [[nodiscard]] static Result<BlobStore> open(const std::string& root,
+                                              TempFiles temp_files = TempFiles::anonymous);
+  BlobStore(BlobStore&& other) noexcept;
+  BlobStore& operator=(BlobStore&& other) noexcept;
+  BlobStore(const BlobStore&) = delete;
+  BlobStore& operator=(const BlobStore&) = delete;
+  ~BlobStore();
+
+  // The path of a blob (it may not exist).
+  [[nodiscard]] std::string path(const BlobId& id) const;
+  [[nodiscard]] bool contains(const BlobId& id) const;
+
+  // Hashes the regular file `name` in directory dirfd while copying it into
+  // the store; returns its digest. `size` is the size from stat, a hint.
+  [[nodiscard]] Result<std::string> put_file(int dirfd, const char* name, std::uint64_t size,
+                                             bool executable);
+  // Stores bytes (e.g. a manifest) as a plain blob; returns its digest.
+  [[nodiscard]] Result<std::string> put_bytes(std::string_view bytes);
+  // Reads a plain blob and checks its hash; a mismatch is an error.
+  [[nodiscard]] Result<std::string> read_verified(const std::string& digest) const;
+  // Re-hashes a blob: true if present and intact, false if missing or bad.
+  [[nodiscard]] bool verify(const BlobId& id) const;
+  // Unlinks a blob; absent is not an error.
+  [[nodiscard]] Result<void> remove(const BlobId& id);
+  // Calls fn for every blob with its size on disk.
+  [[nodiscard]] Result<void> for_each(const std::function<void(const BlobId&, std::uint64_t)>& fn) const;
+  // Makes every blob written so far durable (one syncfs on the store's file system).
+  [[nodiscard]] Result<void> sync();
+  // Removes temporary files in incoming/ whose writer has died or that are
+  // older than max_age_s seconds; returns how many were removed.
+  [[nodiscard]] Result<std::uint64_t> remove_orphans(std::int64_t max_age_s);
+
+ private:
+  BlobStore() = default;
+  [[nodiscard]] Result<std::string> put_stream(int src_fd, std::string_view bytes, bool executable,
+                                               const std::string& what);
+  [[nodiscard]] Result<int> create_temp(bool executable, std::string& temp_name);
+  [[nodiscard]] Result<void> link_temp(int fd, const std::string& temp_name, const BlobId& id);
+
+  std::string m_objects;
+  std::string m_incoming;
+  int m_objects_fd = -1;
+  TempFiles m_temp_files = TempFiles::anonymous;
+  std::uint64_t m_start_time = 0;  // this process's start time, for temp names
+  std::uint64_t m_counter = 0;
+};
+
+}  // namespace gang

@@ -1,0 +1,235 @@
+#include "cache/lmdb.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <mutex>
+
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+std::unexpected<Error> lmdb_error(const std::string& what, int rc) {
+  return make_error(what + ": " + mdb_strerror(rc));
+}
+
+MDB_val to_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string_view from_val(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+std::mutex g_registry_mutex;
+std::map<std::string, std::weak_ptr<LmdbEnv>>& registry() {
+  static auto* r = new std::map<std::string, std::weak_ptr<LmdbEnv>>;
+  return *r;
+}
+
+}  // namespace
+
+Result<MDB_dbi> LmdbTxn::dbi(std::string_view db) const {
+  auto it = m_dbis.find(std::string(db));
+  if (it == m_dbis.end()) return make_error("LMDB: unknown database " + std::string(db));
+  return it->second;
+}
+
+std::unexpected<Error> LmdbTxn::fail(const std::string& what, int rc) {
+  if (rc == MDB_MAP_FULL) m_map_full = true;
+  return lmdb_error(what, rc);
+}
+
+Result<std::optional<std::string>> LmdbTxn::get(std::string_view db, std::string_view key) {
+  auto d = dbi(db);
+  if (!d) return std::unexpected(d.error());
+  MDB_val k = to_val(key);
+  MDB_val v;
+  int rc = mdb_get(m_txn, *d, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>{};
+  if (rc != 0) return fail("LMDB get in " + std::string(db), rc);
+  return std::optional<std::string>(std::string(from_val(v)));
+}
+
+Result<bool> LmdbTxn::put(std::string_view db, std::string_view key, std::string_view value,
+                          bool no_overwrite) {
+  auto d = dbi(db);
+  if (!d) return std::unexpected(d.error());
+  MDB_val k = to_val(key);
+  MDB_val v = to_val(value);
+  int rc = mdb_put(m_txn, *d, &k, &v, no_overwrite ? MDB_NOOVERWRITE : 0);
+  if (rc == MDB_KEYEXIST && no_overwrite) return false;
+  if (rc != 0) return fail("LMDB put in " + std::string(db), rc);
+  return true;
+}
+
+Result<bool> LmdbTxn::del(std::string_view db, std::string_view key) {
+  auto d = dbi(db);
+  if (!d) return std::unexpected(d.error());
+  MDB_val k = to_val(key);
+  int rc = mdb_del(m_txn, *d, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return fail("LMDB delete in " + std::string(db), rc);
+  return true;
+}
+
+Result<void> LmdbTxn::for_each(std::string_view db,
+                               const std::function<bool(std::string_view, std::string_view)>& fn) {
+  auto d = dbi(db);
+  if (!d) return std::unexpected(d.error());
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(m_txn, *d, &cursor);
+  if (rc != 0) return fail("LMDB cursor on " + std::string(db), rc);
+  MDB_val k, v;
+  rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+  while (rc == 0) {
+    if (!fn(from_val(k), from_val(v))) break;
+    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cursor);
+  if (rc != 0 && rc != MDB_NOTFOUND) return fail("LMDB iteration over " + std::string(db), rc);
+  return {};
+}
+
+Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const std::string& dir, const Options& options) {
+  auto made = make_dirs(dir);
+  if (!made) return std::unexpected(made.error());
+  char real[PATH_MAX];
+  if (::realpath(dir.c_str(), real) == nullptr) return make_errno_error("cannot resolve " + dir);
+  std::string key = real;
+
+  std::lock_guard lock(g_registry_mutex);
+  if (auto existing = registry()[key].lock()) {
+    if (existing->m_pid == ::getpid()) return existing;
+  }
+  std::shared_ptr<LmdbEnv> env(new LmdbEnv);
+  env->m_pid = ::getpid();
+  env->m_dir = key;
+  int rc = mdb_env_create(&env->m_env);
+  if (rc != 0) return lmdb_error("LMDB: cannot create environment", rc);
+  mdb_env_set_maxdbs(env->m_env, static_cast<MDB_dbi>(options.databases.size() + 2));
+  mdb_env_set_mapsize(env->m_env, options.initial_map_size);
+  mdb_env_set_maxreaders(env->m_env, 512);
+  rc = mdb_env_open(env->m_env, key.c_str(), MDB_NOTLS, 0644);
+  if (rc != 0) return lmdb_error("LMDB: cannot open " + key, rc);
+  int dead = 0;
+  mdb_reader_check(env->m_env, &dead);  // clear slots left by killed readers
+
+  // Open (and create) the named databases once; the handles stay valid for
+  // the life of the environment.
+  for (int attempt = 0;; ++attempt) {
+    auto txn = env->begin(0);
+    if (!txn) return std::unexpected(txn.error());
+    bool retry = false;
+    for (const auto& name : options.databases) {
+      MDB_dbi dbi;
+      rc = mdb_dbi_open(*txn, name.c_str(), MDB_CREATE, &dbi);
+      if (rc != 0) {
+        mdb_txn_abort(*txn);
+        env->m_resize.unlock_shared();
+        if (rc == MDB_MAP_FULL && attempt < 8) {
+          retry = true;
+          break;
+        }
+        return lmdb_error("LMDB: cannot open database " + name, rc);
+      }
+      env->m_dbis[name] = dbi;
+    }
+    if (retry) {
+      mdb_env_set_mapsize(env->m_env, env->map_size() * 2);
+      continue;
+    }
+    rc = mdb_txn_commit(*txn);
+    env->m_resize.unlock_shared();
+    if (rc != 0) return lmdb_error("LMDB: cannot commit database creation", rc);
+    break;
+  }
+  registry()[key] = env;
+  return env;
+}
+
+LmdbEnv::~LmdbEnv() {
+  // A forked child must not close its parent's environment; it just drops it.
+  if (m_env != nullptr && m_pid == ::getpid()) mdb_env_close(m_env);
+}
+
+Result<void> LmdbEnv::check_pid() const {
+  if (m_pid != ::getpid())
+    return make_error("LMDB environment " + m_dir +
+                      " was opened by process " + std::to_string(m_pid) +
+                      " and cannot be used after fork(); open the cache again in the child");
+  return {};
+}
+
+std::size_t LmdbEnv::map_size() const {
+  MDB_envinfo info;
+  mdb_env_info(m_env, &info);
+  return info.me_mapsize;
+}
+
+// Begins a transaction holding m_resize shared; the caller unlocks it after
+// commit or abort.
+Result<MDB_txn*> LmdbEnv::begin(unsigned flags) {
+  auto ok = check_pid();
+  if (!ok) return std::unexpected(ok.error());
+  for (int attempt = 0;; ++attempt) {
+    m_resize.lock_shared();
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(m_env, nullptr, flags, &txn);
+    if (rc == 0) return txn;
+    m_resize.unlock_shared();
+    if (rc == MDB_MAP_RESIZED && attempt < 8) {
+      // Another process grew the map: adopt its size.
+      std::unique_lock grow(m_resize);
+      mdb_env_set_mapsize(m_env, 0);
+      continue;
+    }
+    return lmdb_error("LMDB: cannot begin a transaction in " + m_dir, rc);
+  }
+}
+
+Result<void> LmdbEnv::read(const std::function<Result<void>(LmdbTxn&)>& fn) {
+  auto txn = begin(MDB_RDONLY);
+  if (!txn) return std::unexpected(txn.error());
+  Result<void> result;
+  {
+    LmdbTxn t(*txn, m_dbis);
+    result = fn(t);
+  }
+  mdb_txn_abort(*txn);
+  m_resize.unlock_shared();
+  return result;
+}
+
+Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& fn) {
+  for (int attempt = 0;; ++attempt) {
+    auto txn = begin(0);
+    if (!txn) return std::unexpected(txn.error());
+    LmdbTxn t(*txn, m_dbis);
+    Result<void> result = fn(t);
+    int rc = 0;
+    if (result) {
+      rc = mdb_txn_commit(*txn);
+    } else {
+      mdb_txn_abort(*txn);
+    }
+    m_resize.unlock_shared();
+    bool full = t.map_full() || rc == MDB_MAP_FULL;
+    if (full && attempt < 16) {
+      std::unique_lock grow(m_resize);
+      std::size_t size = map_size();
+      int set = mdb_env_set_mapsize(m_env, size * 2);
+      if (set != 0) return lmdb_error("LMDB: cannot grow the map of " + m_dir, set);
+      continue;
+    }
+    if (!result) return result;
+    if (rc != 0) return lmdb_error("LMDB: cannot commit to " + m_dir, rc);
+    return {};
+  }
+}
+
+}  // namespace gang

@@ -1,0 +1,44 @@
+// tree.hpp: moving directory trees into and out of the blob store. import
+// walks a tree, stores every regular file as a blob and returns the
+// manifest; stage materialises a manifest into a directory, by hard links to
+// the read-only blobs or by copies.
+//
+// Why a build cannot change a blob in place: blobs are mode 0444/0555 and
+// owned by the cache's user; a staged hard link shares that inode, so an
+// unprivileged writer gets EACCES. Root ignores modes, so builds never see
+// staged hard links writable: the sandbox mounts staged dependencies as
+// read-only overlayfs lower layers (writes copy up into the upper layer and
+// never reach the blob), and a caller that wants writable files stages with
+// StageMode::copy. Hard-link staging gives every file its blob's mode (0444,
+// or 0555 for executables); files with setuid/setgid/sticky bits are always
+// copied so their exact mode survives. Copies get the recorded modes.
+//
+// Concurrency contract: import only reads its tree and writes blobs (see
+// BlobStore). stage writes only under its destination; staging several
+// manifests into one destination, one after the other, overlays them, later
+// entries replacing earlier ones of the same path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cache/blob_store.hpp"
+#include "cache/manifest.hpp"
+#include "util/error.hpp"
+
+namespace gang {
+
+enum class StageMode { hardlink, copy };
+enum class Verify { no, yes };
+
+// Stores every file under dir in the blob store and describes the tree.
+[[nodiscard]] Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs);
+
+// Materialises manifest under dest (created if needed). A missing or (with
+// Verify::yes) corrupt blob is an error; its id is appended to bad_blobs.
+// Hard-link staging falls back to copying when dest is on another file system.
+[[nodiscard]] Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs,
+                                      const std::string& dest, StageMode mode, Verify verify,
+                                      std::vector<BlobId>* bad_blobs = nullptr);
+
+}  // namespace gang
