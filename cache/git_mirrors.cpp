@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <filesystem>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -22,8 +24,8 @@ namespace {
 
 constexpr int k_max_submodule_depth = 8;
 constexpr int k_elocked_retries = 8;
-constexpr std::chrono::milliseconds k_elocked_first_wait{50};
-constexpr std::chrono::milliseconds k_elocked_max_wait{2000};
+constexpr std::chrono::milliseconds k_elocked_first_wait{25};
+constexpr std::chrono::milliseconds k_elocked_max_wait{1000};
 constexpr const char* k_mirror_refspec = "+refs/*:refs/*";
 
 // An exclusive flock(2) on a lock file that is never deleted (deleting it
@@ -112,17 +114,46 @@ Result<std::optional<Resolution>> lookup(const std::string& mirror, const std::s
   return resolution_of((*commit)->get());
 }
 
-// Runs `op` until it stops failing with GIT_ELOCKED, backing off, bounded.
+// Whether a libgit2 failure was another writer's `.lock` file: GIT_ELOCKED,
+// or the plain error libgit2's file buffers raise for the same condition
+// (e.g. while a fetch updates refs).
+bool is_lock_failure(int rc) {
+  if (rc == GIT_ELOCKED) return true;
+  if (rc >= 0) return false;
+  const ::git_error* last = git_error_last();
+  return last != nullptr && last->message != nullptr &&
+         std::string_view(last->message).starts_with("failed to lock file");
+}
+
+// Runs `op` until it stops failing on a lock file, backing off, bounded.
 template <typename Op>
 int retry_while_locked(Op op) {
   auto wait = k_elocked_first_wait;
   int rc = op();
-  for (int attempt = 0; rc == GIT_ELOCKED && attempt < k_elocked_retries; ++attempt) {
+  for (int attempt = 0; is_lock_failure(rc) && attempt < k_elocked_retries; ++attempt) {
     std::this_thread::sleep_for(wait);
     wait = std::min(wait * 2, k_elocked_max_wait);
     rc = op();
   }
   return rc;
+}
+
+// Removes git's `*.lock` files from a mirror (top level and under refs/).
+// Only for use under the mirror's flock after libgit2 kept failing with
+// GIT_ELOCKED: every gang writer holds that flock, so such files were left
+// by a writer that died. Returns how many it removed.
+int remove_stale_git_locks(const std::string& mirror) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  auto remove_if_lock = [&](const fs::path& path) {
+    if (path.extension() == ".lock" && fs::remove(path, ec)) ++removed;
+  };
+  for (const auto& entry : fs::directory_iterator(mirror, ec)) remove_if_lock(entry.path());
+  for (auto it = fs::recursive_directory_iterator(mirror + "/refs", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    remove_if_lock(it->path());
+  return removed;
 }
 
 Result<void> fetch_origin(git_repository* repo, const std::string& url) {
@@ -133,7 +164,9 @@ Result<void> fetch_origin(git_repository* repo, const std::string& url) {
   git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
   options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
   options.update_fetchhead = 0;
-  rc = retry_while_locked([&] { return git_remote_fetch(remote.get(), nullptr, &options, "gang: fetch"); });
+  auto fetch = [&] { return git_remote_fetch(remote.get(), nullptr, &options, "gang: fetch"); };
+  rc = retry_while_locked(fetch);
+  if (is_lock_failure(rc) && remove_stale_git_locks(git_repository_path(repo)) > 0) rc = fetch();
   if (rc < 0) return libgit2_error("cannot fetch " + url, rc);
   return {};
 }

@@ -10,8 +10,11 @@
 // fetch of a mirror runs under an exclusive flock on `<mirror>.gang-lock`
 // (beside the mirror, never deleted); a new mirror is built in a temporary
 // directory and renamed into place, so readers see no mirror or a complete
-// one. Readers (resolve without fetch, checkout) take no lock: git updates
-// refs atomically and objects are written before the refs naming them. A
+// one. libgit2's own `.lock` files make it fail at once, so a fetch that
+// meets one retries with bounded backoff; if they persist under our flock
+// they were left by a writer that died, and are removed. Readers (resolve
+// without fetch, checkout) take no lock: git updates refs atomically and
+// objects are written before the refs naming them. A
 // GitMirrors object itself is immutable after open() and safe to share
 // between threads. libgit2 state must not cross fork(): exec first.
 #pragma once

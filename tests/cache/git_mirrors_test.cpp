@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/git_mirrors.hpp"
+#include "gang/config.hpp"
 #include "util/fs.hpp"
 
 extern char** environ;
@@ -254,6 +255,21 @@ TEST_F(GitMirrorsTest, DefinitionSubmoduleUrlsOverrideGitmodules) {
   EXPECT_EQ(*read_file(dest + "/s/README"), "overridden\n");
 }
 
+TEST_F(GitMirrorsTest, AStaleGitLockLeftInTheMirrorDoesNotBlockFetchesForever) {
+  std::string repo = make_repo("a");
+  auto mirrors = open();
+  ASSERT_TRUE(mirrors.resolve("up:a", "master"));
+  std::string mirror = *mirrors.mirror_path("up:a");
+  ASSERT_TRUE(write_file_atomic(mirror + "/refs/heads/master.lock", ""));  // a writer died here
+  std::string later = commit(repo, "f", "new\n", k_first_time + 7);
+  git_in(repo, "tag after-crash");
+  auto r = mirrors.resolve("up:a", "after-crash");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->commit, later);
+  EXPECT_EQ(git_in(mirror, "rev-parse master"), later);
+  EXPECT_FALSE(path_exists(mirror + "/refs/heads/master.lock"));
+}
+
 // Not a test on its own: the body each racing process runs (exec'd by
 // TwoProcessesRacingOnOneMirrorBothSucceed with the parameters in the
 // environment), so that no child inherits libgit2 state across fork().
@@ -335,6 +351,35 @@ TEST_F(GitMirrorsTest, ProcessesRacingToCreateAndFetchOneMirrorAllSucceed) {
   std::string listing = sh("ls -a '" + m_cache + "/gits'");
   EXPECT_EQ(listing.find(".tmp-"), std::string::npos) << listing;
   sh("git --git-dir='" + *mirrors.mirror_path("up:a") + "' fsck --no-progress --strict 2>&1");
+}
+
+TEST_F(GitMirrorsTest, DemoReposResolveThroughTheRelativeAliasInGangConf) {
+  std::string definitions = std::string(GANG_SOURCE_DIR) + "/examples/definitions";
+  auto config = load_config(definitions);
+  ASSERT_TRUE(config) << config.error().message;
+  ASSERT_EQ(config->aliases.count("demo"), 1u);
+  // The alias is relative to the definitions directory: put the demo
+  // repositories beside a stand-in definitions directory in the scratch area.
+  std::string fake_definitions = m_dir.path() + "/examples/definitions";
+  std::string script = std::string(GANG_SOURCE_DIR) + "/scripts/make-demo-repos";
+  sh("GANG_DEMO_GITS='" + m_dir.path() + "/examples/git' '" + script + "' >/dev/null");
+  auto mirrors = GitMirrors::open(m_cache, config->aliases, Offline::no, fake_definitions);
+  ASSERT_TRUE(mirrors);
+  EXPECT_EQ(*mirrors->expand_url("demo:hello"), m_dir.path() + "/examples/git/hello");
+  for (const char* chunk : {"libgreet", "libcount", "hello", "wordcount", "banner"}) {
+    auto r = mirrors->resolve(std::string("demo:") + chunk, "master");
+    ASSERT_TRUE(r) << chunk << ": " << r.error().message;
+    EXPECT_GE(r->commit_time, 1704067200) << chunk;  // make-demo-repos' fixed dates
+  }
+  auto hello = mirrors->resolve("demo:hello", "master");
+  std::string dest = m_dir.path() + "/hello.build";
+  ASSERT_TRUE(mirrors->checkout("demo:hello", hello->commit, dest));
+  EXPECT_EQ(*read_file(dest + "/hello.c"),
+            *read_file(std::string(GANG_SOURCE_DIR) + "/examples/sources/hello/hello.c"));
+  EXPECT_EQ(::access((dest + "/configure").c_str(), X_OK), 0);
+  // A second run of the script changes nothing.
+  sh("GANG_DEMO_GITS='" + m_dir.path() + "/examples/git' '" + script + "' >/dev/null");
+  EXPECT_EQ(git_in(m_dir.path() + "/examples/git/hello", "rev-parse master"), hello->commit);
 }
 
 }  // namespace
