@@ -99,15 +99,19 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
       break;
     }
     case Kind::stratum: {
-      // Members in listed order with their artifact mappings. The strata this
-      // one build-depends on reach the key through every member's key.
-      canon.number("chunks", static_cast<long long>(c.chunks.size()));
-      for (std::size_t member : c.chunks) {
-        const Component& m = graph.components[member];
-        canon.text("chunk", *m.cache_key);
+      // Members sorted by key, with their artifact mappings: the order of the
+      // chunks list does not matter. The strata this one build-depends on
+      // reach the key through every member's key.
+      std::vector<const Component*> members;
+      for (std::size_t member : c.chunks) members.push_back(&graph.components[member]);
+      std::sort(members.begin(), members.end(),
+                [](const Component* a, const Component* b) { return *a->cache_key < *b->cache_key; });
+      canon.number("chunks", static_cast<long long>(members.size()));
+      static const std::map<std::string, std::string> k_no_artifacts;
+      for (const Component* m : members) {
+        canon.text("chunk", *m->cache_key);
         canon.string_map("artifacts",
-                         m.chunk_def != nullptr ? m.chunk_def->artifacts
-                                                : std::map<std::string, std::string>{});
+                         m->chunk_def != nullptr ? m->chunk_def->artifacts : k_no_artifacts);
       }
       if (c.stratum_def != nullptr) canon.split_rules("products", c.stratum_def->products);
       break;
