@@ -1,0 +1,682 @@
+#include "sandbox/launcher.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "util/fs.hpp"
+
+extern char** environ;
+
+namespace gang {
+
+namespace {
+
+// Top-level host directories that make up the `host` base.
+constexpr const char* k_host_dirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
+                                       "etc"};
+// Device nodes bind-mounted from the host into the sandbox's tmpfs /dev.
+constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// overlayfs takes its options in one page.
+constexpr std::size_t k_max_mount_data = 4000;
+constexpr std::size_t k_child_stack_size = 1 << 20;
+
+// One step of building the sandbox's root, prepared by the parent so that the
+// child only makes system calls (it must not allocate: it is a clone of a
+// possibly multi-threaded process).
+struct Op {
+  enum class Kind { mount, touch, mkdir, symlink };
+  Kind kind = Kind::mount;
+  std::string source;  // mount source, or symlink target
+  std::string target;  // absolute host path (under the new root)
+  std::string fstype;
+  std::string data;
+  std::string chdir_to;  // for overlays with relative lowerdirs
+  unsigned long flags = 0;
+};
+
+// Everything the child needs, prepared before clone().
+struct Plan {
+  bool user_ns = false;
+  std::string uid_map;
+  std::string gid_map;
+  bool loopback_up = false;
+  std::vector<Op> ops;
+  std::string root;
+  std::string cwd;
+  bool interactive = false;
+  bool die_on_interrupt = true;
+  std::vector<std::string> headers;          // command mode: one per command
+  std::vector<std::vector<char*>> argvs;     // null-terminated, one per command / the program
+  std::vector<char*> envp;                   // null-terminated
+  int status_fd = -1;                        // write end: error text or a Report
+  int keepalive_read = -1;                   // parent holds the write end
+  int keepalive_write = -1;
+  int output_fd = -1;                        // command mode
+  int null_fd = -1;                          // command mode
+};
+
+// Records the init writes to the status pipe: 'C' before command `index`
+// starts, 'S' at the end with the failing index (-1: none) and its status.
+struct Report {
+  char tag;
+  int index;
+  int status;
+};
+
+// ---- child side: async-signal-safe only ----------------------------------
+
+void child_append(char* buffer, std::size_t& used, std::size_t size, const char* text) {
+  while (*text != '\0' && used + 1 < size) buffer[used++] = *text++;
+}
+
+[[noreturn]] void child_fail(const Plan& plan, const char* what, const char* path) {
+  int err = errno;
+  char buffer[1024];
+  std::size_t used = 0;
+  child_append(buffer, used, sizeof buffer, "E");
+  child_append(buffer, used, sizeof buffer, what);
+  if (path != nullptr) {
+    child_append(buffer, used, sizeof buffer, " ");
+    child_append(buffer, used, sizeof buffer, path);
+  }
+  child_append(buffer, used, sizeof buffer, ": ");
+  const char* desc = ::strerrordesc_np(err);
+  child_append(buffer, used, sizeof buffer, desc != nullptr ? desc : "unknown error");
+  [[maybe_unused]] auto n = ::write(plan.status_fd, buffer, used);
+  ::_exit(125);
+}
+
+void child_write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+bool child_write_file(const char* path, const std::string& text) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+void init_die(int sig) { ::_exit(128 + sig); }
+void init_ignore(int) {}
+
+void child_run_op(const Plan& plan, const Op& op) {
+  switch (op.kind) {
+    case Op::Kind::mount: {
+      if (!op.chdir_to.empty() && ::chdir(op.chdir_to.c_str()) != 0)
+        child_fail(plan, "cannot enter", op.chdir_to.c_str());
+      const char* source = op.source.empty() ? nullptr : op.source.c_str();
+      const char* fstype = op.fstype.empty() ? nullptr : op.fstype.c_str();
+      const void* data = op.data.empty() ? nullptr : op.data.c_str();
+      if (::mount(source, op.target.c_str(), fstype, op.flags, data) != 0)
+        child_fail(plan, op.fstype.empty() ? "cannot bind-mount onto" : "cannot mount on",
+                   op.target.c_str());
+      return;
+    }
+    case Op::Kind::touch: {
+      int fd = ::open(op.target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+      if (fd < 0) child_fail(plan, "cannot create", op.target.c_str());
+      ::close(fd);
+      return;
+    }
+    case Op::Kind::mkdir:
+      if (::mkdir(op.target.c_str(), 0755) != 0 && errno != EEXIST)
+        child_fail(plan, "cannot create directory", op.target.c_str());
+      return;
+    case Op::Kind::symlink:
+      if (::symlink(op.source.c_str(), op.target.c_str()) != 0 && errno != EEXIST)
+        child_fail(plan, "cannot create symlink", op.target.c_str());
+      return;
+  }
+}
+
+// Runs argv (a command or the program) as a child of the init and waits for
+// it, reaping any orphan on the way. Returns its wait status.
+int child_run_one(const Plan& plan, char* const* argv) {
+  pid_t pid = ::fork();
+  if (pid < 0) child_fail(plan, "cannot fork", nullptr);
+  if (pid == 0) {
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (plan.interactive) {
+      environ = const_cast<char**>(plan.envp.data());
+      ::execvp(argv[0], argv);
+    } else {
+      ::execve("/bin/sh", argv, plan.envp.data());
+      ::execve("/usr/bin/sh", argv, plan.envp.data());
+    }
+    int err = errno;
+    char buffer[512];
+    std::size_t used = 0;
+    child_append(buffer, used, sizeof buffer, "gang sandbox: cannot run ");
+    child_append(buffer, used, sizeof buffer, plan.interactive ? argv[0] : "/bin/sh");
+    child_append(buffer, used, sizeof buffer, ": ");
+    child_append(buffer, used, sizeof buffer, ::strerrordesc_np(err));
+    child_append(buffer, used, sizeof buffer, "\n");
+    child_write_all(2, buffer, used);
+    ::_exit(127);
+  }
+  for (;;) {
+    int status = 0;
+    pid_t done = ::waitpid(-1, &status, 0);
+    if (done == pid) return status;
+    if (done < 0 && errno == ECHILD) return 0;
+  }
+}
+
+int child_main(void* arg) {
+  const Plan& plan = *static_cast<const Plan*>(arg);
+  ::close(plan.keepalive_write);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  pollfd alive{plan.keepalive_read, POLLIN, 0};
+  if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
+
+  // Signals: start from defaults (the caller may ignore or block some), then
+  // make the init die on interrupts (command mode) or survive them
+  // (interactive: the shell handles ^C itself).
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  struct sigaction action {};
+  ::sigemptyset(&action.sa_mask);
+  action.sa_handler = init_die;
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGHUP, &action, nullptr);
+  action.sa_handler = plan.die_on_interrupt ? init_die : init_ignore;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGQUIT, &action, nullptr);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  if (plan.user_ns) {
+    // A caller that changed uid without exec is not dumpable, which makes
+    // /proc/self/* root-owned and the maps unwritable.
+    ::prctl(PR_SET_DUMPABLE, 1);
+    if (!child_write_file("/proc/self/setgroups", "deny"))
+      child_fail(plan, "cannot write", "/proc/self/setgroups");
+    if (!child_write_file("/proc/self/uid_map", plan.uid_map))
+      child_fail(plan, "cannot write", "/proc/self/uid_map");
+    if (!child_write_file("/proc/self/gid_map", plan.gid_map))
+      child_fail(plan, "cannot write", "/proc/self/gid_map");
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    child_fail(plan, "cannot make mounts private", nullptr);
+  for (const Op& op : plan.ops) child_run_op(plan, op);
+
+  ::sethostname("gang", 4);
+  if (plan.loopback_up) {
+    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock >= 0) {
+      ifreq request{};
+      std::memcpy(request.ifr_name, "lo", 3);
+      if (::ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
+        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+        ::ioctl(sock, SIOCSIFFLAGS, &request);
+      }
+      ::close(sock);
+    }
+  }
+
+  if (::chdir(plan.root.c_str()) != 0) child_fail(plan, "cannot enter", plan.root.c_str());
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) child_fail(plan, "cannot pivot_root to", plan.root.c_str());
+  if (::umount2(".", MNT_DETACH) != 0) child_fail(plan, "cannot detach the old root", nullptr);
+  if (::chdir(plan.cwd.c_str()) != 0) child_fail(plan, "cannot enter", plan.cwd.c_str());
+
+  if (!plan.interactive) {
+    if (::dup2(plan.null_fd, 0) < 0 || ::dup2(plan.output_fd, 1) < 0 ||
+        ::dup2(plan.output_fd, 2) < 0)
+      child_fail(plan, "cannot set up output", nullptr);
+  }
+  // Only stdin, stdout and stderr reach the commands.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+
+  Report report{'S', -1, 0};
+  for (std::size_t i = 0; i < plan.argvs.size(); ++i) {
+    Report started{'C', static_cast<int>(i), 0};
+    child_write_all(plan.status_fd, reinterpret_cast<const char*>(&started), sizeof started);
+    if (!plan.interactive) child_write_all(1, plan.headers[i].data(), plan.headers[i].size());
+    int status = child_run_one(plan, plan.argvs[i].data());
+    report.status = status;
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      report.index = static_cast<int>(i);
+      break;
+    }
+  }
+  child_write_all(plan.status_fd, reinterpret_cast<const char*>(&report), sizeof report);
+  ::_exit(report.index < 0 ? 0 : 1);
+}
+
+// ---- parent side ----------------------------------------------------------
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : m_fd(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      m_fd = other.release();
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return m_fd; }
+  int release() { return std::exchange(m_fd, -1); }
+  void reset() {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
+  }
+
+ private:
+  int m_fd = -1;
+};
+
+// Moves an fd to 10 or above so that dup2 onto 0..2 in the child cannot
+// clobber it.
+Result<Fd> high_fd(int fd, const char* what) {
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  if (moved < 0) return make_errno_error(std::string("cannot duplicate ") + what);
+  return Fd(moved);
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool exists_not_dir(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+std::string common_parent(const std::vector<std::string>& paths) {
+  std::string common = paths.front();
+  for (const auto& path : paths) {
+    std::size_t i = 0;
+    while (i < common.size() && i < path.size() && common[i] == path[i]) ++i;
+    common.resize(i);
+  }
+  auto slash = common.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : common.substr(0, slash);
+}
+
+// An overlay mount op; lowers top first. Falls back to paths relative to
+// their common parent when the absolute option string does not fit a page.
+Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string& upper,
+                      const std::string& work, const std::string& target, bool read_only,
+                      bool user_ns) {
+  auto options = [&](const std::string& base) {
+    std::string data = "lowerdir=";
+    for (std::size_t i = 0; i < lowers.size(); ++i) {
+      if (i > 0) data += ':';
+      data += base.empty() ? lowers[i] : lowers[i].substr(base == "/" ? 1 : base.size() + 1);
+    }
+    data += ",upperdir=" + upper + ",workdir=" + work;
+    if (user_ns) data += ",userxattr";
+    return data;
+  };
+  Op op;
+  op.kind = Op::Kind::mount;
+  op.source = "overlay";
+  op.fstype = "overlay";
+  op.target = target;
+  op.flags = read_only ? MS_RDONLY : 0;
+  op.data = options("");
+  if (op.data.size() > k_max_mount_data) {
+    std::string base = common_parent(lowers);
+    op.data = options(base);
+    op.chdir_to = base;
+    if (op.data.size() > k_max_mount_data)
+      return make_error("too many or too long lower layers for one overlay on " + target + " (" +
+                        std::to_string(lowers.size()) + " layers)");
+  }
+  return op;
+}
+
+Result<void> ensure_symlink(const std::string& target, const std::string& path) {
+  if (exists_not_dir(path) || is_dir(path)) return {};
+  if (::symlink(target.c_str(), path.c_str()) != 0 && errno != EEXIST)
+    return make_errno_error("cannot create symlink " + path);
+  return {};
+}
+
+// Prepares the sandbox directory (skeleton, overlay upper/work dirs) and the
+// list of mount operations. See sandbox/README.md for the layout.
+Result<void> prepare(const SandboxSpec& spec, bool user_ns, Plan& plan) {
+  const std::string& dir = spec.sandbox_dir;
+  const bool host = spec.base == "host" || spec.mode == SandboxMode::bootstrap;
+  const bool read_only = spec.mode == SandboxMode::bootstrap;
+  const std::string root = dir + "/root";
+  const std::string skel = dir + "/base";
+  const std::string build_mount = "/" + spec.name + ".build";
+  const std::string inst_mount = "/" + spec.name + ".inst";
+  for (const std::string& sub : {root, skel, skel + "/proc", skel + "/dev", skel + "/tmp",
+                                 skel + build_mount, skel + inst_mount, dir + "/overlay/root/upper",
+                                 dir + "/overlay/root/work", spec.build_dir, spec.install_dir})
+    if (auto ok = make_dirs(sub); !ok) return ok;
+  for (const auto& layer : spec.lower_layers)
+    if (!is_dir(layer)) return make_error("sandbox: lower layer " + layer + " is not a directory");
+  if (spec.base != "host" && spec.base != "none" && !host && !is_dir(spec.base))
+    return make_error("sandbox: sysroot " + spec.base + " is not a directory");
+
+  std::vector<std::string> host_overlays;
+  if (host) {
+    for (const char* name : k_host_dirs) {
+      std::string host_path = std::string("/") + name;
+      struct stat st {};
+      if (::lstat(host_path.c_str(), &st) != 0) continue;
+      if (S_ISLNK(st.st_mode)) {
+        char target[4096];
+        ssize_t n = ::readlink(host_path.c_str(), target, sizeof target - 1);
+        if (n <= 0) continue;
+        if (auto ok = ensure_symlink(std::string(target, static_cast<std::size_t>(n)),
+                                     skel + host_path);
+            !ok)
+          return ok;
+      } else if (S_ISDIR(st.st_mode)) {
+        bool staged_non_dir = false;
+        for (const auto& layer : spec.lower_layers)
+          staged_non_dir = staged_non_dir || exists_not_dir(layer + host_path);
+        if (staged_non_dir) continue;  // the staged layout wins
+        if (auto ok = make_dirs(skel + host_path); !ok) return ok;
+        host_overlays.push_back(name);
+      }
+    }
+  }
+
+  std::vector<std::string> lowers = spec.lower_layers;
+  if (!host && spec.base != "none") lowers.push_back(spec.base);
+  lowers.push_back(skel);
+  auto root_op = overlay_op(lowers, dir + "/overlay/root/upper", dir + "/overlay/root/work", root,
+                            read_only, user_ns);
+  if (!root_op) return std::unexpected(root_op.error());
+  plan.ops.push_back(std::move(*root_op));
+
+  for (const auto& name : host_overlays) {
+    std::string host_path = "/" + name;
+    std::vector<std::string> dir_lowers;
+    for (const auto& layer : spec.lower_layers)
+      if (is_dir(layer + host_path)) dir_lowers.push_back(layer + host_path);
+    dir_lowers.push_back(host_path);
+    std::string layer_dir = dir + "/overlay/" + name;
+    if (auto ok = make_dirs(layer_dir + "/upper"); !ok) return ok;
+    if (auto ok = make_dirs(layer_dir + "/work"); !ok) return ok;
+    auto op = overlay_op(dir_lowers, layer_dir + "/upper", layer_dir + "/work", root + host_path,
+                         read_only, user_ns);
+    if (!op) return std::unexpected(op.error());
+    plan.ops.push_back(std::move(*op));
+  }
+
+  auto bind = [&](const std::string& source, const std::string& target) {
+    Op op;
+    op.kind = Op::Kind::mount;
+    op.source = source;
+    op.target = target;
+    op.flags = MS_BIND;
+    plan.ops.push_back(std::move(op));
+  };
+  auto mount_fs = [&](const char* fstype, const std::string& target, unsigned long flags,
+                      const std::string& data) {
+    Op op;
+    op.kind = Op::Kind::mount;
+    op.source = fstype;
+    op.fstype = fstype;
+    op.target = target;
+    op.flags = flags;
+    op.data = data;
+    plan.ops.push_back(std::move(op));
+  };
+  auto simple = [&](Op::Kind kind, const std::string& target, const std::string& source = {}) {
+    Op op;
+    op.kind = kind;
+    op.target = target;
+    op.source = source;
+    plan.ops.push_back(std::move(op));
+  };
+
+  bind(spec.build_dir, root + build_mount);
+  bind(spec.install_dir, root + inst_mount);
+  mount_fs("proc", root + "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+  mount_fs("tmpfs", root + "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755");
+  for (const char* device : k_devices) {
+    std::string host_device = std::string("/dev/") + device;
+    if (::access(host_device.c_str(), F_OK) != 0) continue;
+    simple(Op::Kind::touch, root + host_device);
+    bind(host_device, root + host_device);
+  }
+  simple(Op::Kind::symlink, root + "/dev/fd", "/proc/self/fd");
+  simple(Op::Kind::symlink, root + "/dev/stdin", "/proc/self/fd/0");
+  simple(Op::Kind::symlink, root + "/dev/stdout", "/proc/self/fd/1");
+  simple(Op::Kind::symlink, root + "/dev/stderr", "/proc/self/fd/2");
+  simple(Op::Kind::mkdir, root + "/dev/shm");
+  mount_fs("tmpfs", root + "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777");
+  mount_fs("tmpfs", root + "/tmp", MS_NOSUID | MS_NODEV, "mode=1777");
+
+  plan.root = root;
+  plan.cwd = build_mount;
+  plan.loopback_up = spec.network == Network::none;
+  return {};
+}
+
+Result<std::string> read_status(int fd) {
+  std::string out;
+  char buffer[1024];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Restores the terminal's foreground process group after an interactive
+// shell took it over for its job control.
+class TerminalGuard {
+ public:
+  TerminalGuard() {
+    if (::isatty(0) == 1) m_foreground = ::tcgetpgrp(0);
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGINT, &ignore, &m_old_int);
+    ::sigaction(SIGQUIT, &ignore, &m_old_quit);
+  }
+  ~TerminalGuard() {
+    if (m_foreground > 0 && ::tcgetpgrp(0) != m_foreground) {
+      sigset_t block, old;
+      ::sigemptyset(&block);
+      ::sigaddset(&block, SIGTTOU);
+      ::sigprocmask(SIG_BLOCK, &block, &old);
+      ::tcsetpgrp(0, m_foreground);
+      ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    }
+    ::sigaction(SIGINT, &m_old_int, nullptr);
+    ::sigaction(SIGQUIT, &m_old_quit, nullptr);
+  }
+  TerminalGuard(const TerminalGuard&) = delete;
+  TerminalGuard& operator=(const TerminalGuard&) = delete;
+
+ private:
+  pid_t m_foreground = -1;
+  struct sigaction m_old_int {};
+  struct sigaction m_old_quit {};
+};
+
+class Stack {
+ public:
+  Stack() {
+    void* memory = ::mmap(nullptr, k_child_stack_size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    m_memory = memory == MAP_FAILED ? nullptr : memory;
+  }
+  ~Stack() {
+    if (m_memory != nullptr) ::munmap(m_memory, k_child_stack_size);
+  }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  [[nodiscard]] bool ok() const { return m_memory != nullptr; }
+  [[nodiscard]] void* top() const { return static_cast<char*>(m_memory) + k_child_stack_size; }
+
+ private:
+  void* m_memory = nullptr;
+};
+
+}  // namespace
+
+Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const Invocation& what,
+                                                const StepControl& control) {
+  if (auto ok = validate_spec(spec); !ok) return std::unexpected(ok.error());
+  const bool interactive = what.commands.empty();
+  if (interactive && what.argv.empty()) return make_error("sandbox: nothing to run");
+  if (!interactive && what.output_fd < 0) return make_error("sandbox: no output file");
+
+  Plan plan;
+  plan.user_ns = ::geteuid() != 0;
+  plan.uid_map = "0 " + std::to_string(::geteuid()) + " 1\n";
+  plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
+  plan.interactive = interactive;
+  plan.die_on_interrupt = !interactive;
+  if (auto ok = prepare(spec, plan.user_ns, plan); !ok) return std::unexpected(ok.error());
+
+  // argv/envp arrays point into `what`, which outlives the child.
+  for (const auto& entry : what.env) plan.envp.push_back(const_cast<char*>(entry.c_str()));
+  plan.envp.push_back(nullptr);
+  static char k_sh[] = "sh", k_c[] = "-c", k_e[] = "-e";
+  if (interactive) {
+    std::vector<char*> argv;
+    for (const auto& arg : what.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    plan.argvs.push_back(std::move(argv));
+  } else {
+    for (const auto& command : what.commands) {
+      plan.argvs.push_back({k_sh, k_c, k_e, const_cast<char*>(command.c_str()), nullptr});
+      plan.headers.push_back("# [" + what.label + "] " + command + "\n");
+    }
+  }
+
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
+  Fd status_read(status_pipe[0]);
+  auto status_write = high_fd(status_pipe[1], "a pipe");
+  ::close(status_pipe[1]);
+  if (!status_write) return std::unexpected(status_write.error());
+  int alive_pipe[2];
+  if (::pipe2(alive_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
+  auto alive_read = high_fd(alive_pipe[0], "a pipe");
+  ::close(alive_pipe[0]);
+  Fd alive_write(alive_pipe[1]);
+  if (!alive_read) return std::unexpected(alive_read.error());
+  Fd output, null;
+  if (!interactive) {
+    auto out = high_fd(what.output_fd, "the log");
+    if (!out) return std::unexpected(out.error());
+    output = std::move(*out);
+    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) return make_errno_error("cannot open /dev/null");
+    auto moved = high_fd(null_fd, "/dev/null");
+    ::close(null_fd);
+    if (!moved) return std::unexpected(moved.error());
+    null = std::move(*moved);
+  }
+  plan.status_fd = status_write->get();
+  plan.keepalive_read = alive_read->get();
+  plan.keepalive_write = alive_write.get();
+  plan.output_fd = output.get();
+  plan.null_fd = null.get();
+
+  Stack stack;
+  if (!stack.ok()) return make_errno_error("cannot allocate a stack for the sandbox");
+  int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+  if (spec.network == Network::none) flags |= CLONE_NEWNET;
+  if (plan.user_ns) flags |= CLONE_NEWUSER;
+
+  std::optional<TerminalGuard> terminal;
+  if (interactive) terminal.emplace();
+  pid_t pid = ::clone(child_main, stack.top(), flags, &plan);
+  if (pid < 0) {
+    int err = errno;
+    return make_errno_error(
+        plan.user_ns ? "cannot create the sandbox's namespaces (are unprivileged user "
+                       "namespaces enabled?)"
+                     : "cannot create the sandbox's namespaces",
+        err);
+  }
+  status_write->reset();
+  alive_read->reset();
+  output.reset();
+  null.reset();
+  if (control.on_start) control.on_start(pid);
+
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  LaunchOutcome outcome;
+  int init_status = 0;
+  for (;;) {
+    pid_t done = ::waitpid(pid, &init_status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
+    if (!outcome.cancelled && control.should_stop && control.should_stop()) {
+      ::kill(pid, SIGKILL);
+      outcome.cancelled = true;
+    }
+    if (pidfd.get() >= 0) {
+      pollfd watch{pidfd.get(), POLLIN, 0};
+      ::poll(&watch, 1, 50);
+    } else {
+      ::usleep(20'000);
+    }
+  }
+  ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
+  auto status = read_status(status_read.get());
+  std::string text = status ? *status : std::string();
+  if (!text.empty() && text.front() == 'E') return make_error("sandbox: " + text.substr(1));
+  int current = -1;
+  for (std::size_t at = 0; at + sizeof(Report) <= text.size(); at += sizeof(Report)) {
+    Report report{};
+    std::memcpy(&report, text.data() + at, sizeof report);
+    if (report.tag == 'C') current = report.index;
+    if (report.tag == 'S') {
+      outcome.failed_index = report.index;
+      outcome.wait_status = report.status;
+      return outcome;
+    }
+  }
+  // The init died before reporting: killed (cancelled, interrupted, parent
+  // gone). Attribute it to the command that was running.
+  outcome.failed_index = current < 0 ? 0 : current;
+  outcome.wait_status = init_status;
+  if (WIFEXITED(init_status) && WEXITSTATUS(init_status) == 125 && !outcome.cancelled)
+    return make_error("sandbox: the sandbox init failed before running anything");
+  return outcome;
+}
+
+}  // namespace gang

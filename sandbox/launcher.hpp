@@ -1,0 +1,82 @@
+// launcher.hpp: the OS side of the sandbox. A Launcher starts one sandbox
+// process tree for a SandboxSpec, runs either a list of shell commands (one
+// after the other, `sh -c -e CMD`, stopping at the first failure) or one
+// program with the terminal attached, and reports how it ended. The
+// interface lets the step logic above it (sandbox.hpp) be tested with a fake;
+// NamespaceLauncher is the real one, built on Linux namespaces and overlayfs
+// (the mechanism is described in sandbox/README.md).
+//
+// Process tree: the caller (a gang worker) -> the sandbox init, PID 1 of a new
+// PID namespace, in the caller's process group and session -> `sh`. The init
+// reaps orphans, dies with its parent (PR_SET_PDEATHSIG=SIGKILL) and, in
+// command mode, on SIGINT/SIGTERM/SIGHUP/SIGQUIT; when it dies the kernel
+// kills everything else in the namespace. SIGTSTP/SIGCONT sent to the
+// caller's process group stop and resume the commands.
+//
+// Concurrency: launch() blocks the calling thread until the sandbox is gone.
+// Several threads or processes may launch sandboxes at once as long as their
+// sandbox directories differ; lower layers may be shared. Because
+// PR_SET_PDEATHSIG follows the parent *thread*, the calling thread must not
+// exit while launch() runs (it cannot: launch() blocks it).
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sandbox/spec.hpp"
+#include "util/error.hpp"
+
+namespace gang {
+
+// How a caller watches and stops a running sandbox.
+struct StepControl {
+  // Polled about every 50 ms while the sandbox runs; returning true kills the
+  // whole sandbox (SIGKILL to its init) and the launch reports `cancelled`.
+  std::function<bool()> should_stop;
+  // Called once with the init's pid (in the caller's PID namespace) right
+  // after it starts; e.g. to forward signals to it.
+  std::function<void(pid_t)> on_start;
+};
+
+// What to run inside the sandbox.
+struct Invocation {
+  // Command mode: each runs as `sh -c -e CMD` with cwd /NAME.build, in order,
+  // until one fails. Output goes to `output_fd`.
+  std::vector<std::string> commands;
+  // Program mode (when commands is empty): argv[0] is looked up on the
+  // sandbox's PATH; stdin/stdout/stderr are inherited (the terminal).
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // the complete environment, "KEY=VALUE"
+  int output_fd = -1;            // command mode: stdout+stderr; stdin is /dev/null
+  std::string label;             // command mode: written to output as "# [label] CMD"
+};
+
+struct LaunchOutcome {
+  int failed_index = -1;  // command mode: index of the failing command, -1 if none
+  int wait_status = 0;    // waitpid status of the failing command / the program
+  bool cancelled = false; // stopped through StepControl::should_stop
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  // Runs `what` in a sandbox made from `spec` and waits for it. Errors are
+  // failures to build the sandbox (a mount refused, clone not permitted),
+  // never a command's failure, which is reported in the outcome.
+  [[nodiscard]] virtual Result<LaunchOutcome> launch(const SandboxSpec& spec,
+                                                     const Invocation& what,
+                                                     const StepControl& control) = 0;
+};
+
+// The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
+// namespace (mapping the caller's uid/gid to root) when not running as root.
+class NamespaceLauncher final : public Launcher {
+ public:
+  [[nodiscard]] Result<LaunchOutcome> launch(const SandboxSpec& spec, const Invocation& what,
+                                             const StepControl& control) override;
+};
+
+}  // namespace gang

@@ -1,0 +1,172 @@
+#include "sandbox/sandbox.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <sstream>
+
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+constexpr off_t k_tail_bytes = 256 * 1024;
+
+// Decodes the octal escapes (\040 etc.) of /proc/self/mountinfo paths.
+std::string unescape_mount_path(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 3 < text.size()) {
+      int value = 0;
+      bool octal = true;
+      for (std::size_t k = 1; k <= 3; ++k) {
+        char c = text[i + k];
+        if (c < '0' || c > '7') octal = false;
+        value = value * 8 + (c - '0');
+      }
+      if (octal) {
+        out += static_cast<char>(value);
+        i += 3;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+}  // namespace
+
+std::string StepResult::describe() const {
+  if (ok) return {};
+  std::ostringstream out;
+  out << "step " << step << " failed: ";
+  if (cancelled) {
+    out << "cancelled while running `" << command << "`";
+  } else if (signal != 0) {
+    out << "command `" << command << "` was killed by " << signal_name(signal);
+  } else {
+    out << "command `" << command << "` exited with status " << exit_status;
+  }
+  out << '\n';
+  if (!last_lines.empty()) {
+    out << "last " << last_lines.size() << " lines of the log:\n";
+    for (const auto& line : last_lines) out << "  " << line << '\n';
+  }
+  return out.str();
+}
+
+std::vector<std::string> tail_lines(const std::string& path, std::size_t count) {
+  std::vector<std::string> lines;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lines;
+  struct stat st {};
+  std::string text;
+  if (::fstat(fd, &st) == 0) {
+    off_t start = std::max<off_t>(0, st.st_size - k_tail_bytes);
+    text.resize(static_cast<std::size_t>(st.st_size - start));
+    ssize_t n = ::pread(fd, text.data(), text.size(), start);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (start > 0) {  // drop the partial first line
+      auto newline = text.find('\n');
+      text.erase(0, newline == std::string::npos ? text.size() : newline + 1);
+    }
+  }
+  ::close(fd);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (text.empty()) return lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  if (lines.size() > count) lines.erase(lines.begin(), lines.end() - static_cast<long>(count));
+  return lines;
+}
+
+Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,
+                            const std::vector<std::string>& commands, const std::string& log_path,
+                            const StepOptions& options) {
+  StepResult result;
+  result.step = step;
+  if (commands.empty()) return result;
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return make_errno_error("cannot open the build log " + log_path);
+  StepKind kind = options.kind.value_or(step == "build" ? StepKind::build : StepKind::other);
+  Invocation what;
+  what.commands = commands;
+  what.env = sandbox_environment(spec, kind);
+  what.output_fd = log_fd;
+  what.label = step;
+  NamespaceLauncher real;
+  Launcher& launcher = options.launcher != nullptr ? *options.launcher : real;
+  auto outcome = launcher.launch(spec, what, options.control);
+  ::close(log_fd);
+  if (!outcome) return std::unexpected(outcome.error());
+  if (outcome->failed_index < 0 && !outcome->cancelled) return result;
+
+  result.ok = false;
+  result.cancelled = outcome->cancelled;
+  std::size_t index = static_cast<std::size_t>(std::max(0, outcome->failed_index));
+  result.command = commands[std::min(index, commands.size() - 1)];
+  int status = outcome->wait_status;
+  if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  } else if (WIFEXITED(status)) {
+    result.exit_status = WEXITSTATUS(status);
+  }
+  result.last_lines = tail_lines(log_path, k_failure_log_lines);
+  return result;
+}
+
+Result<int> run_interactive(const SandboxSpec& spec, const std::vector<std::string>& argv,
+                            Launcher* launcher) {
+  Invocation what;
+  what.argv = argv.empty() ? std::vector<std::string>{"sh", "-i"} : argv;
+  what.env = sandbox_environment(spec, StepKind::build);
+  NamespaceLauncher real;
+  Launcher& chosen = launcher != nullptr ? *launcher : real;
+  auto outcome = chosen.launch(spec, what, {});
+  if (!outcome) return std::unexpected(outcome.error());
+  int status = outcome->wait_status;
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 1;
+}
+
+Result<void> remove_sandbox(const std::string& sandbox_dir) {
+  if (!path_exists(sandbox_dir)) return {};
+  char resolved[PATH_MAX];
+  std::string dir = ::realpath(sandbox_dir.c_str(), resolved) != nullptr ? resolved : sandbox_dir;
+  if (auto info = read_file("/proc/self/mountinfo")) {
+    std::vector<std::string> mounts;
+    std::istringstream in(*info);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, parent, device, root, point;
+      fields >> id >> parent >> device >> root >> point;
+      point = unescape_mount_path(point);
+      if (point == dir || point.starts_with(dir + "/")) mounts.push_back(point);
+    }
+    std::sort(mounts.begin(), mounts.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    for (const auto& point : mounts)
+      if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+        return make_errno_error("cannot unmount " + point);
+  }
+  return remove_tree(sandbox_dir);
+}
+
+}  // namespace gang

@@ -1,0 +1,589 @@
+// Tests for sandbox/: the spec, the environment contract, and real
+// namespaces (isolation, logging, failures, cancellation, job control).
+#include <arpa/inet.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "sandbox/sandbox.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::string& path) {
+  auto text = read_file(path);
+  return text ? *text : std::string("<missing>");
+}
+
+std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Fills `layer` with /bin/sh (the host's) and the libraries it needs, so a
+// `none`-based sandbox has a shell. Returns false when that is not possible.
+bool make_shell_layer(const std::string& layer) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path shell = fs::canonical("/bin/sh", ec);
+  if (ec) return false;
+  std::vector<fs::path> files = {shell};
+  FILE* ldd = ::popen(("ldd " + shell.string() + " 2>/dev/null").c_str(), "r");
+  if (ldd == nullptr) return false;
+  char line[1024];
+  while (std::fgets(line, sizeof line, ldd) != nullptr) {
+    std::istringstream words(line);
+    for (std::string word; words >> word;)
+      if (word.starts_with("/")) files.emplace_back(word);
+  }
+  ::pclose(ldd);
+  for (const auto& file : files) {
+    fs::path target = layer + (file == shell ? std::string("/usr/bin/sh") : file.string());
+    fs::create_directories(target.parent_path(), ec);
+    fs::copy_file(fs::canonical(file, ec), target, fs::copy_options::overwrite_existing, ec);
+    if (ec) return false;
+    // Libraries may be asked for through /lib64 or /lib on merged-/usr hosts.
+    for (const char* top : {"/lib", "/lib64", "/bin"}) {
+      fs::path link = layer + top;
+      if (!fs::exists(link, ec) && fs::exists(layer + std::string("/usr") + top, ec))
+        fs::create_directory_symlink(std::string("usr") + top, link, ec);
+    }
+  }
+  return true;
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m_root = m_tmp.path();
+    ASSERT_TRUE(make_dirs(m_root + "/staged/usr/share/doc"));
+    ASSERT_TRUE(make_dirs(m_root + "/cache"));
+    m_spec.name = "hello";
+    m_spec.sandbox_dir = m_root + "/sandbox";
+    m_spec.build_dir = m_root + "/sandbox/hello.build";
+    m_spec.install_dir = m_root + "/sandbox/hello.inst";
+    m_spec.lower_layers = {m_root + "/staged"};
+    m_spec.arch = "x86_64";
+    m_spec.max_jobs = 3;
+    m_spec.source_date_epoch = 1234567890;
+    m_log = m_root + "/hello.log";
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      m_tmp.keep();
+      std::fprintf(stderr, "kept %s\n", m_root.c_str());
+    }
+  }
+
+  Result<StepResult> run(const std::vector<std::string>& commands,
+                         const std::string& step = "configure", StepOptions options = {}) {
+    return run_step(m_spec, step, commands, m_log, options);
+  }
+
+  std::string in_build(const std::string& name) { return m_spec.build_dir + "/" + name; }
+
+  TempDir m_tmp{"gang-sandbox-test-"};
+  std::string m_root;
+  SandboxSpec m_spec;
+  std::string m_log;
+};
+
+// ---- pure parts ------------------------------------------------------------
+
+TEST(SandboxSpec, SavesAndLoadsEveryFieldRelativeToAMovedDirectory) {
+  TempDir tmp;
+  SandboxSpec spec;
+  spec.name = "gcc";
+  spec.sandbox_dir = tmp.path() + "/a";
+  spec.base = "none";
+  spec.lower_layers = {"/cache/staged/one", tmp.path() + "/a/deps"};
+  spec.build_dir = tmp.path() + "/a/gcc.build";
+  spec.install_dir = tmp.path() + "/a/gcc.inst";
+  spec.prefix = "/tools";
+  spec.arch = "armv8l64";
+  spec.max_jobs = 8;
+  spec.source_date_epoch = 42;
+  spec.mode = SandboxMode::bootstrap;
+  spec.extra_env = {{"CFLAGS", "-O2 -g\nweird"}, {"X", "a=b"}};
+  spec.extra_path = {"/tools/bin"};
+  spec.log_path = tmp.path() + "/a/build.log";
+  ASSERT_TRUE(make_dirs(spec.sandbox_dir));
+  ASSERT_TRUE(save_spec(spec));
+  ASSERT_EQ(::rename(spec.sandbox_dir.c_str(), (tmp.path() + "/b").c_str()), 0);
+
+  auto loaded = load_spec(tmp.path() + "/b");
+  ASSERT_TRUE(loaded) << loaded.error().to_string();
+  EXPECT_EQ(loaded->name, "gcc");
+  EXPECT_EQ(loaded->sandbox_dir, tmp.path() + "/b");
+  EXPECT_EQ(loaded->base, "none");
+  EXPECT_EQ(loaded->lower_layers,
+            (std::vector<std::string>{"/cache/staged/one", tmp.path() + "/b/deps"}));
+  EXPECT_EQ(loaded->build_dir, tmp.path() + "/b/gcc.build");
+  EXPECT_EQ(loaded->install_dir, tmp.path() + "/b/gcc.inst");
+  EXPECT_EQ(loaded->prefix, "/tools");
+  EXPECT_EQ(loaded->arch, "armv8l64");
+  EXPECT_EQ(loaded->max_jobs, 8);
+  EXPECT_EQ(loaded->source_date_epoch, 42);
+  EXPECT_EQ(loaded->mode, SandboxMode::bootstrap);
+  EXPECT_EQ(loaded->extra_env, spec.extra_env);
+  EXPECT_EQ(loaded->extra_path, spec.extra_path);
+  EXPECT_EQ(loaded->network, Network::none);
+  EXPECT_EQ(loaded->log_path, tmp.path() + "/b/build.log");
+}
+
+TEST(SandboxSpec, LoadRejectsUnknownKeysWithFileAndLine) {
+  TempDir tmp;
+  ASSERT_TRUE(write_file_atomic(spec_path(tmp.path()),
+                                "gang-sandbox-spec 1\nname x\nbulid-dir /x\n"));
+  auto loaded = load_spec(tmp.path());
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().line, 3);
+  EXPECT_NE(loaded.error().to_string().find("unknown key \"bulid-dir\""), std::string::npos);
+  EXPECT_FALSE(load_spec(tmp.path() + "/missing"));
+}
+
+TEST(SandboxSpec, KeptSandboxDirLivesUnderFailed) {
+  EXPECT_EQ(kept_sandbox_dir("/c", "glibc"), "/c/failed/glibc");
+  EXPECT_EQ(kept_sandbox_dir("/c", "a/b"), "/c/failed/a_b");
+}
+
+TEST(SandboxEnvironment, IsTheBaserockContractWithMakeflagsOnlyOnBuildSteps) {
+  SandboxSpec spec;
+  spec.name = "zlib";
+  spec.arch = "x86_64";
+  spec.max_jobs = 4;
+  spec.source_date_epoch = 7;
+  spec.extra_path = {"/tools/bin"};
+  std::vector<std::string> expected = {
+      "DESTDIR=/zlib.inst",
+      "HOME=/tmp",
+      "LC_ALL=C",
+      "MAKEFLAGS=-j4",
+      "MORPH_ARCH=x86_64",
+      "PATH=/tools/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+      "PREFIX=/usr",
+      "SOURCE_DATE_EPOCH=7",
+      "TARGET=x86_64-baserock-linux-gnu",
+      "TARGET_STAGE1=x86_64-bootstrap-linux-gnu",
+      "TERM=dumb",
+      "TZ=UTC",
+  };
+  EXPECT_EQ(sandbox_environment(spec, StepKind::build), expected);
+  expected.erase(expected.begin() + 3);
+  EXPECT_EQ(sandbox_environment(spec, StepKind::other), expected);
+}
+
+TEST(SandboxEnvironment, TargetTripletsFollowBaserockArches) {
+  EXPECT_EQ(target_triplet("x86_32"), "i686-baserock-linux-gnu");
+  EXPECT_EQ(target_triplet("armv8l64"), "aarch64-baserock-linux-gnu");
+  EXPECT_EQ(target_triplet("armv7lhf"), "armv7lhf-baserock-linux-gnueabi");
+  EXPECT_EQ(target_triplet("mips64b", "bootstrap"), "mips64-bootstrap-linux-gnuabi64");
+}
+
+TEST(SandboxTail, ReturnsTheLastLines) {
+  TempDir tmp;
+  std::string text;
+  for (int i = 1; i <= 100; ++i) text += "line " + std::to_string(i) + "\n";
+  ASSERT_TRUE(write_file_atomic(tmp.path() + "/log", text));
+  auto lines = tail_lines(tmp.path() + "/log", 40);
+  ASSERT_EQ(lines.size(), 40u);
+  EXPECT_EQ(lines.front(), "line 61");
+  EXPECT_EQ(lines.back(), "line 100");
+  EXPECT_TRUE(tail_lines(tmp.path() + "/none", 40).empty());
+}
+
+// A launcher that records what it was asked and fails the second command.
+class FakeLauncher : public Launcher {
+ public:
+  Result<LaunchOutcome> launch(const SandboxSpec&, const Invocation& what,
+                               const StepControl&) override {
+    m_seen = what;
+    [[maybe_unused]] auto n = ::write(what.output_fd, "fake output\n", 12);
+    LaunchOutcome outcome;
+    outcome.failed_index = 1;
+    outcome.wait_status = 2 << 8;  // exited with 2
+    return outcome;
+  }
+  Invocation m_seen;
+};
+
+TEST_F(SandboxTest, RunStepReportsTheFailingCommandFromTheLauncher) {
+  FakeLauncher fake;
+  StepOptions options;
+  options.launcher = &fake;
+  auto result = run({"true", "make", "never"}, "build", options);
+  ASSERT_TRUE(result);
+  EXPECT_FALSE(result->ok);
+  EXPECT_EQ(result->command, "make");
+  EXPECT_EQ(result->exit_status, 2);
+  EXPECT_EQ(result->last_lines, std::vector<std::string>{"fake output"});
+  EXPECT_EQ(fake.m_seen.label, "build");
+  EXPECT_NE(std::find(fake.m_seen.env.begin(), fake.m_seen.env.end(), "MAKEFLAGS=-j3"),
+            fake.m_seen.env.end());
+  EXPECT_NE(result->describe().find("step build failed: command `make` exited with status 2"),
+            std::string::npos);
+}
+
+// ---- real namespaces ---------------------------------------------------------
+
+TEST_F(SandboxTest, CommandsRunInTheBuildDirectoryUnderAFreshPidNamespace) {
+  auto result = run({"pwd > cwd; echo $$ > pid; ls /proc | grep -c '^[0-9]' > nprocs",
+                     "cat /proc/1/status | grep '^PPid' > ppid1"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(trim(slurp(in_build("cwd"))), "/hello.build");
+  EXPECT_EQ(trim(slurp(in_build("pid"))), "2");  // the init is 1, sh its child
+  EXPECT_LE(std::stoi(slurp(in_build("nprocs"))), 4);
+  EXPECT_EQ(trim(slurp(in_build("ppid1"))), "PPid:\t0");
+}
+
+TEST_F(SandboxTest, TheEnvironmentIsExactlyTheContract) {
+  const char* dump = "env | grep -v -e '^PWD=' -e '^OLDPWD=' -e '^SHLVL=' -e '^_=' | sort > ";
+  ::setenv("GANG_TEST_LEAK", "leaked", 1);
+  auto configure = run({std::string(dump) + "env.configure"}, "configure");
+  auto build = run({std::string(dump) + "env.build"}, "build");
+  ::unsetenv("GANG_TEST_LEAK");
+  ASSERT_TRUE(configure && build);
+  ASSERT_TRUE(configure->ok && build->ok) << configure->describe() << build->describe();
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  EXPECT_EQ(lines(slurp(in_build("env.build"))), sandbox_environment(m_spec, StepKind::build));
+  EXPECT_EQ(lines(slurp(in_build("env.configure"))),
+            sandbox_environment(m_spec, StepKind::other));
+  EXPECT_EQ(slurp(in_build("env.configure")).find("MAKEFLAGS"), std::string::npos);
+  EXPECT_NE(slurp(in_build("env.build")).find("MAKEFLAGS=-j3\n"), std::string::npos);
+}
+
+TEST_F(SandboxTest, HasNoNetworkButLoopback) {
+  // A listener on the host's loopback must be unreachable from inside.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  std::string port = std::to_string(ntohs(address.sin_port));
+  std::string probe = "perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(PeerAddr => "
+                      "\"127.0.0.1:" + port + "\", Timeout => 2) ? 0 : 1)'";
+  // Sanity: the probe works on the host.
+  ASSERT_EQ(std::system(probe.c_str()), 0);
+  auto result = run({"tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > ifaces",
+                     "if " + probe + "; then echo reached > net; else echo blocked > net; fi"});
+  ::close(listener);
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(trim(slurp(in_build("ifaces"))), "lo");
+  EXPECT_EQ(trim(slurp(in_build("net"))), "blocked");
+}
+
+TEST_F(SandboxTest, WritesOutsideTheSandboxNeverReachTheHost) {
+  std::string outside = m_root + "/outside";
+  ASSERT_TRUE(write_file_atomic(outside, "original"));
+  auto result = run({
+      "echo x > /usr/gang-sandbox-test-file; echo x > /etc/gang-sandbox-test-file",
+      "echo x > " + outside + " 2>/dev/null && echo wrote > outside || echo denied > outside",
+      "echo installed > $DESTDIR/file; echo scratch > /tmp/t; echo y > /dev/null",
+  });
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_FALSE(path_exists("/usr/gang-sandbox-test-file"));
+  EXPECT_FALSE(path_exists("/etc/gang-sandbox-test-file"));
+  EXPECT_EQ(slurp(outside), "original");
+  EXPECT_EQ(trim(slurp(in_build("outside"))), "denied");
+  EXPECT_EQ(trim(slurp(m_spec.install_dir + "/file")), "installed");
+}
+
+TEST_F(SandboxTest, AStagedHardLinkedCacheFileCannotBeModified) {
+  std::string blob = m_root + "/cache/blob";
+  ASSERT_TRUE(write_file_atomic(blob, "pristine\n", 0444));
+  std::string staged = m_root + "/staged/usr/share/doc/f";
+  ASSERT_EQ(::link(blob.c_str(), staged.c_str()), 0);
+  // `none` has only the shell (builtins): root may write a 0444 file anyway.
+  ASSERT_TRUE(make_shell_layer(m_root + "/shell"));
+  for (const char* base : {"host", "none"}) {
+    m_spec.base = base;
+    m_spec.sandbox_dir = m_root + "/sandbox-" + base;
+    std::string command = "echo x > /usr/share/doc/f; read line < /usr/share/doc/f; "
+                          "echo $line > seen";
+    if (m_spec.base == "host") {
+      command = "chmod u+w /usr/share/doc/f; " + command + "; rm -f /usr/share/doc/f";
+    } else {
+      m_spec.lower_layers.push_back(m_root + "/shell");
+    }
+    auto result = run({command});
+    ASSERT_TRUE(result) << result.error().to_string();
+    ASSERT_TRUE(result->ok) << base << ": " << result->describe();
+    EXPECT_EQ(trim(slurp(in_build("seen"))), "x") << base;
+    EXPECT_EQ(slurp(blob), "pristine\n") << base;
+    EXPECT_TRUE(path_exists(staged)) << base;
+    struct stat st {};
+    ASSERT_EQ(::stat(blob.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0444u) << base;
+  }
+}
+
+TEST_F(SandboxTest, BootstrapModeKeepsTheRootReadOnly) {
+  m_spec.mode = SandboxMode::bootstrap;
+  m_spec.base = "none";  // bootstrap always builds on the host
+  auto result = run({"test -x /usr/bin/sh",
+                     "if touch /usr/x 2>/dev/null || touch /x 2>/dev/null; then echo rw > root; "
+                     "else echo ro > root; fi",
+                     "echo ok > /tmp/t && echo ok > $DESTDIR/f && cat /tmp/t > tmp"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(trim(slurp(in_build("root"))), "ro");
+  EXPECT_EQ(trim(slurp(in_build("tmp"))), "ok");
+  EXPECT_EQ(trim(slurp(m_spec.install_dir + "/f")), "ok");
+}
+
+TEST_F(SandboxTest, OutputGoesToTheLogAndAFailureReportsStepCommandStatusAndTail) {
+  std::string many = "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo noise $i; done";
+  auto result = run({"echo first", many + "; echo to stderr >&2; exit 3", "echo never"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_EQ(result->step, "configure");
+  EXPECT_EQ(result->command, many + "; echo to stderr >&2; exit 3");
+  EXPECT_EQ(result->exit_status, 3);
+  EXPECT_EQ(result->signal, 0);
+  ASSERT_EQ(result->last_lines.size(), 40u);
+  EXPECT_EQ(result->last_lines.back(), "to stderr");
+  EXPECT_EQ(result->last_lines.front(), "noise 12");
+  std::string log = slurp(m_log);
+  EXPECT_NE(log.find("# [configure] echo first\nfirst\n"), std::string::npos);
+  EXPECT_EQ(log.find("never"), std::string::npos);
+  std::string report = result->describe();
+  EXPECT_NE(report.find("step configure failed"), std::string::npos);
+  EXPECT_NE(report.find("exited with status 3"), std::string::npos);
+
+  // The log is appended to, not replaced.
+  auto again = run({"echo second run"});
+  ASSERT_TRUE(again && again->ok);
+  EXPECT_TRUE(slurp(m_log).starts_with(log));
+}
+
+TEST_F(SandboxTest, ACommandKilledByASignalIsReported) {
+  auto result = run({"kill -9 $$"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_EQ(result->signal, SIGKILL);
+  EXPECT_NE(result->describe().find("SIGKILL"), std::string::npos);
+}
+
+TEST_F(SandboxTest, ABadMountIsAnErrorNotAStepFailure) {
+  m_spec.base = m_root + "/no-such-sysroot";
+  auto result = run({"true"});
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("no-such-sysroot"), std::string::npos);
+}
+
+TEST_F(SandboxTest, AStageWithNoShellFailsWith127) {
+  m_spec.base = "none";
+  m_spec.lower_layers.clear();
+  auto result = run({"true"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_EQ(result->exit_status, 127);
+  EXPECT_NE(slurp(m_log).find("cannot run /bin/sh"), std::string::npos);
+}
+
+TEST_F(SandboxTest, RunInteractiveReentersASavedSpecAfterTheDirectoryMoved) {
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  ASSERT_TRUE(write_file_atomic(in_build("marker"), "m"));
+  auto first = run({"echo kept > /usr/state"});
+  ASSERT_TRUE(first && first->ok);
+  ASSERT_TRUE(save_spec(m_spec));
+  std::string kept = kept_sandbox_dir(m_root + "/cache", "hello");
+  ASSERT_TRUE(make_dirs(m_root + "/cache/failed"));
+  ASSERT_EQ(::rename(m_spec.sandbox_dir.c_str(), kept.c_str()), 0);
+
+  auto spec = load_spec(kept);
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  auto status = run_interactive(
+      *spec, {"sh", "-c", "test -f marker && test \"$(cat /usr/state)\" = kept && "
+                          "test \"$MAKEFLAGS\" = -j3 && exit 7"});
+  ASSERT_TRUE(status) << status.error().to_string();
+  EXPECT_EQ(*status, 7);
+  EXPECT_TRUE(remove_sandbox(kept));
+  EXPECT_FALSE(path_exists(kept));
+}
+
+TEST_F(SandboxTest, CancellationKillsTheWholeSandboxQuickly) {
+  std::string tag = "31.4159" + std::to_string(::getpid());
+  std::atomic<bool> stop{false};
+  pid_t init = -1;
+  StepOptions options;
+  options.control.should_stop = [&] { return stop.load(); };
+  options.control.on_start = [&](pid_t pid) { init = pid; };
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto result = run({"sleep " + tag + " & sleep " + tag + "; echo done"}, "build", options);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_LT(elapsed, 2s);
+  EXPECT_GT(init, 0);
+  EXPECT_NE(::kill(init, 0), 0);
+  // No process of the sandbox survives.
+  std::this_thread::sleep_for(100ms);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    auto cmdline = read_file(entry.path().string() + "/cmdline");
+    if (cmdline) {
+      EXPECT_EQ(cmdline->find(tag), std::string::npos) << entry.path();
+    }
+  }
+}
+
+TEST_F(SandboxTest, SigtermToTheInitStopsTheStep) {
+  StepOptions options;
+  options.control.on_start = [](pid_t pid) {
+    std::thread([pid] {
+      std::this_thread::sleep_for(200ms);
+      ::kill(pid, SIGTERM);
+    }).detach();
+  };
+  auto start = std::chrono::steady_clock::now();
+  auto result = run({"sleep 30"}, "build", options);
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST_F(SandboxTest, SigtstpAndSigcontToTheProcessGroupSuspendAndResume) {
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    ::setpgid(0, 0);
+    auto result = run({"i=0; while true; do i=$((i+1)); echo $i > count.tmp; "
+                       "mv count.tmp count; sleep 0.02; done"});
+    ::_exit(result ? 0 : 3);
+  }
+  ::setpgid(worker, worker);
+  auto count = [&] {
+    auto text = read_file(in_build("count"));
+    return text && !text->empty() ? std::stoi(*text) : 0;
+  };
+  for (int i = 0; i < 100 && count() < 3; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_GE(count(), 3);
+  ASSERT_EQ(::kill(-worker, SIGTSTP), 0);
+  std::this_thread::sleep_for(200ms);
+  int stopped_at = count();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(count(), stopped_at);
+  ASSERT_EQ(::kill(-worker, SIGCONT), 0);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_GT(count(), stopped_at);
+  // ^C to the group ends the build and the worker.
+  ::kill(-worker, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(worker, &status, 0), worker);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+}
+
+TEST_F(SandboxTest, AWorkerKilledWithSigkillTakesItsSandboxDown) {
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  std::string tag = "27.1828" + std::to_string(::getpid());
+  pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    auto result = run({"touch started; sleep " + tag});
+    ::_exit(result ? 0 : 3);
+  }
+  for (int i = 0; i < 200 && !path_exists(in_build("started")); ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(path_exists(in_build("started")));
+  ::kill(worker, SIGKILL);
+  ::waitpid(worker, nullptr, 0);
+  std::this_thread::sleep_for(300ms);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    auto cmdline = read_file(entry.path().string() + "/cmdline");
+    if (cmdline) {
+      EXPECT_EQ(cmdline->find(tag), std::string::npos) << entry.path();
+    }
+  }
+}
+
+TEST_F(SandboxTest, WorksUnprivilegedThroughAUserNamespace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  const uid_t nobody = 65534;
+  ASSERT_EQ(::chmod(m_root.c_str(), 0755), 0);
+  std::string blob = m_root + "/cache/blob";
+  ASSERT_TRUE(write_file_atomic(blob, "pristine\n", 0444));
+  ASSERT_EQ(::link(blob.c_str(), (m_root + "/staged/usr/share/doc/f").c_str()), 0);
+  // As for a real unprivileged user, the cache and its staged trees are the
+  // user's own (root inside the sandbox), so chmod is allowed there.
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(m_root + "/staged"))
+    ASSERT_EQ(::lchown(entry.path().c_str(), nobody, nobody), 0);
+  ASSERT_EQ(::chown((m_root + "/staged").c_str(), nobody, nobody), 0);
+  ASSERT_TRUE(make_dirs(m_spec.sandbox_dir));
+  ASSERT_EQ(::chown(m_spec.sandbox_dir.c_str(), nobody, nobody), 0);
+  ASSERT_EQ(::chmod((m_root + "/cache").c_str(), 0755), 0);
+  m_log = m_spec.sandbox_dir + "/build.log";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(nobody, nobody, nobody) != 0 ||
+        ::setresuid(nobody, nobody, nobody) != 0)
+      ::_exit(10);
+    auto result = run({"id -u > uid; chmod u+w /usr/share/doc/f; echo x > /usr/share/doc/f",
+                       "rm -rf /usr/share/doc && mkdir /usr/share/doc && echo ok > gone"});
+    if (!result) {
+      std::fprintf(stderr, "%s\n", result.error().to_string().c_str());
+      ::_exit(11);
+    }
+    if (!result->ok) {
+      std::fprintf(stderr, "%s\n", result->describe().c_str());
+      ::_exit(12);
+    }
+    ::_exit(remove_sandbox(m_spec.sandbox_dir + "/overlay") ? 0 : 13);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 11 && slurp(m_log) == "<missing>")
+    GTEST_SKIP() << "unprivileged user namespaces are not available here";
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(trim(slurp(in_build("uid"))), "0");
+  EXPECT_EQ(trim(slurp(in_build("gone"))), "ok");
+  EXPECT_EQ(slurp(blob), "pristine\n");
+}
+
+TEST_F(SandboxTest, RemoveSandboxRemovesOverlayWorkDirectories) {
+  auto result = run({"echo x > /etc/y"});
+  ASSERT_TRUE(result && result->ok);
+  EXPECT_TRUE(path_exists(m_spec.sandbox_dir + "/overlay/root/work"));
+  ASSERT_TRUE(remove_sandbox(m_spec.sandbox_dir));
+  EXPECT_FALSE(path_exists(m_spec.sandbox_dir));
+}
+
+}  // namespace
+}  // namespace gang
