@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -146,7 +147,9 @@ Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const Bl
   int err = errno;
   if (!temp_name.empty()) ::unlink(temp_name.c_str());
   if (rc != 0 && err != EEXIST) return write_error(final_path, err);
-  return {};  // EEXIST: another writer published the same bytes first
+  // EEXIST: another writer published the same bytes first, and syncs them.
+  if (rc == 0) m_unsynced.push_back(std::move(final_path));
+  return {};
 }
 
 // Hashes and stores either the contents of src_fd (when >= 0) or `bytes`.
@@ -293,7 +296,31 @@ Result<void> BlobStore::for_each(
 }
 
 Result<void> BlobStore::sync() {
-  if (::syncfs(m_objects_fd) != 0) return make_errno_error("cannot sync " + m_objects);
+  constexpr std::size_t k_fsync_each_limit = 64;
+  std::vector<std::string> paths = std::move(m_unsynced);
+  m_unsynced.clear();
+  if (paths.empty()) return {};
+  if (paths.size() > k_fsync_each_limit) {
+    // One flush for the lot beats thousands of fsyncs (it also flushes
+    // other writers' data on this file system; that is the price).
+    if (::syncfs(m_objects_fd) != 0) return make_errno_error("cannot sync " + m_objects);
+    return {};
+  }
+  std::vector<std::string> dirs;
+  for (const auto& p : paths) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return make_errno_error("cannot open " + p);
+    int rc = ::fsync(fd);
+    int saved = errno;
+    ::close(fd);
+    if (rc != 0) return make_errno_error("cannot fsync " + p, saved);
+    std::string dir = p.substr(0, p.rfind('/'));
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+  for (const auto& d : dirs) {
+    auto synced = fsync_dir(d);
+    if (!synced) return synced;
+  }
   return {};
 }
 

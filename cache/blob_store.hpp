@@ -8,8 +8,10 @@
 // its writer is dead) while being hashed, made read-only, and linked into
 // place; an existing blob is never replaced.
 //
-// Durability: put_*() does not fsync each blob; callers call sync() (one
-// syncfs) before committing any index row that refers to new blobs.
+// Durability: put_*() does not fsync each blob; callers call sync() before
+// committing any index row that refers to new blobs. sync() fsyncs the few
+// blobs written since the last sync one by one, or, when there are many,
+// issues one syncfs() for the whole file system.
 //
 // Concurrency contract: any number of processes and threads may put the same
 // or different blobs at once; the first link wins and the others drop their
@@ -21,6 +23,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/error.hpp"
 
@@ -68,7 +71,7 @@ class BlobStore {
   [[nodiscard]] Result<void> remove(const BlobId& id);
   // Calls fn for every blob with its size on disk.
   [[nodiscard]] Result<void> for_each(const std::function<void(const BlobId&, std::uint64_t)>& fn) const;
-  // Makes every blob written so far durable (one syncfs on the store's file system).
+  // Makes every blob written since the last sync durable.
   [[nodiscard]] Result<void> sync();
   // Removes temporary files in incoming/ whose writer has died or that are
   // older than max_age_s seconds; returns how many were removed.
@@ -87,6 +90,7 @@ class BlobStore {
   TempFiles m_temp_files = TempFiles::anonymous;
   std::uint64_t m_start_time = 0;  // this process's start time, for temp names
   std::uint64_t m_counter = 0;
+  std::vector<std::string> m_unsynced;  // blobs linked since the last sync()
 };
 
 }  // namespace gang

@@ -1,0 +1,643 @@
+#include "cache/artifact_cache.hpp"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "cache/file_lock.hpp"
+#include "cache/manifest.hpp"
+#include "cache/records.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
+
+namespace gang {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Writes files (path -> contents) under dir, creating parents.
+void write_tree(const std::string& dir, const std::map<std::string, std::string>& files,
+                int mode = 0644) {
+  for (const auto& [path, contents] : files) {
+    std::string full = dir + "/" + path;
+    ASSERT_TRUE(make_dirs(full.substr(0, full.rfind('/'))));
+    ASSERT_TRUE(write_file_atomic(full, contents, mode));
+  }
+}
+
+struct stat stat_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+std::string read(const std::string& path) {
+  auto r = read_file(path);
+  return r ? *r : "<missing " + path + ">";
+}
+
+// Runs fn in a forked child and returns its exit status (or 128+signal).
+int in_child(const std::function<int()>& fn) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 1;
+    try {
+      code = fn();
+    } catch (...) {
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::size_t count_blobs(const std::string& root) {
+  std::size_t n = 0;
+  auto blobs = BlobStore::open(root);
+  EXPECT_TRUE(blobs);
+  (void)blobs->for_each([&](const BlobId&, std::uint64_t) { ++n; });
+  return n;
+}
+
+// A System whose clock and host the test controls; processes are real.
+class FakeSystem : public System {
+ public:
+  std::int64_t now = 1'000'000;
+  std::string host = "here";
+  std::int64_t now_ms() override { return now; }
+  std::string host_name() override { return host; }
+  std::optional<std::uint64_t> process_start_time(int pid) override {
+    return read_process_start_time(pid);
+  }
+  int self_pid() override { return static_cast<int>(::getpid()); }
+};
+
+class ArtifactCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root = dir.path() + "/cache";
+    options.warn = [this](const std::string& w) { warnings.push_back(w); };
+  }
+  void TearDown() override {
+    if (HasFailure()) dir.keep();
+  }
+  ArtifactCache open_cache() {
+    auto c = ArtifactCache::open(root, options);
+    if (!c) throw std::runtime_error(c.error().to_string());
+    return std::move(*c);
+  }
+  ArtifactMeta meta(int instance = 1) {
+    ArtifactMeta m;
+    m.build_duration = 1500ms;
+    m.built_by = Holder{"builder-host", 42, 7, instance, "gang-1"};
+    return m;
+  }
+
+  TempDir dir{"gang-cache-test-"};
+  std::string root;
+  ArtifactCache::Options options;
+  std::vector<std::string> warnings;
+};
+
+TEST(Records, ParseSizeAcceptsSuffixes) {
+  EXPECT_EQ(*parse_size("10G"), 10ull << 30);
+  EXPECT_EQ(*parse_size("500M"), 500ull << 20);
+  EXPECT_EQ(*parse_size("64k"), 64ull << 10);
+  EXPECT_EQ(*parse_size("123"), 123u);
+  EXPECT_EQ(*parse_size("2GB"), 2ull << 30);
+  EXPECT_FALSE(parse_size("ten"));
+  EXPECT_FALSE(parse_size("5X"));
+}
+
+TEST(Records, ArtifactRowRoundTripsWithExtraMetadata) {
+  ArtifactInfo info;
+  info.manifest_digest = std::string(64, 'a');
+  info.size = 99;
+  info.file_count = 3;
+  info.created_ms = 1234;
+  info.meta.build_duration = 250ms;
+  info.meta.built_by = Holder{"h", 5, 6, 2, "g"};
+  info.meta.extra["chunks"] = "{\"a\": 1}\nline two \\ backslash";
+  auto back = decode_artifact("k", encode_artifact(info));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->manifest_digest, info.manifest_digest);
+  EXPECT_EQ(back->size, 99u);
+  EXPECT_EQ(back->file_count, 3u);
+  EXPECT_EQ(back->meta.build_duration, 250ms);
+  EXPECT_TRUE(back->meta.built_by.same_process(info.meta.built_by));
+  EXPECT_EQ(back->meta.built_by.gang_id, "g");
+  EXPECT_EQ(back->meta.extra.at("chunks"), info.meta.extra.at("chunks"));
+}
+
+TEST(Manifest, RoundTripsAwkwardPathsAndRejectsUnsafeOnes) {
+  Manifest m;
+  m.entries.push_back({ManifestEntry::Type::directory, "a dir", 0755, {}, 0, {}});
+  m.entries.push_back({ManifestEntry::Type::file, "a dir/50%\nnew", 0644, std::string(64, 'b'), 7, {}});
+  m.entries.push_back({ManifestEntry::Type::symlink, "a dir/l", 0, {}, 0, "../x y"});
+  m.entries.push_back({ManifestEntry::Type::hardlink, "h", 0, {}, 0, "a dir/50%\nnew"});
+  auto back = Manifest::decode(m.encode());
+  ASSERT_TRUE(back) << back.error().to_string();
+  ASSERT_EQ(back->entries.size(), 4u);
+  EXPECT_EQ(back->entries[1].path, "a dir/50%\nnew");
+  EXPECT_EQ(back->entries[1].size, 7u);
+  EXPECT_EQ(back->entries[2].target, "../x y");
+  EXPECT_EQ(back->entries[3].target, "a dir/50%\nnew");
+  EXPECT_FALSE(Manifest::decode("gang-manifest 1\nd 0755 ../escape\n"));
+  EXPECT_FALSE(Manifest::decode("gang-manifest 1\nf 0644 abc 1 x\n"));
+  EXPECT_FALSE(Manifest::decode("not a manifest\n"));
+}
+
+TEST(System, ReadsThisProcessStartTimeAndNothingForMissingPids) {
+  auto mine = read_process_start_time(static_cast<int>(::getpid()));
+  ASSERT_TRUE(mine);
+  EXPECT_GT(*mine, 0u);
+  EXPECT_FALSE(read_process_start_time(0));
+  EXPECT_FALSE(read_process_start_time(999999999));
+}
+
+TEST_F(ArtifactCacheTest, InsertThenStageReproducesTheTree) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"usr/bin/tool", "#!/bin/sh\necho hi\n"}, {"usr/share/doc/README", "read me"}});
+  ASSERT_EQ(::chmod((src + "/usr/bin/tool").c_str(), 0755), 0);
+  ASSERT_TRUE(make_dirs(src + "/var/empty"));
+  ASSERT_EQ(::chmod((src + "/var/empty").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink("tool", (src + "/usr/bin/alias").c_str()), 0);
+  ASSERT_EQ(::link((src + "/usr/share/doc/README").c_str(), (src + "/usr/share/doc/README.hard").c_str()), 0);
+
+  auto cache = open_cache();
+  EXPECT_FALSE(cache.contains("core.abc"));
+  auto inserted = cache.insert("core.abc", src, meta());
+  ASSERT_TRUE(inserted) << inserted.error().to_string();
+  EXPECT_EQ(*inserted, PublishOutcome::inserted);
+  EXPECT_TRUE(cache.contains("core.abc"));
+
+  for (StageMode mode : {StageMode::hardlink, StageMode::copy}) {
+    std::string out = dir.path() + (mode == StageMode::copy ? "/copy" : "/link");
+    auto staged = cache.stage("core.abc", out, mode, Verify::yes);
+    ASSERT_TRUE(staged) << staged.error().to_string();
+    EXPECT_EQ(read(out + "/usr/bin/tool"), "#!/bin/sh\necho hi\n");
+    EXPECT_EQ(read(out + "/usr/share/doc/README"), "read me");
+    EXPECT_EQ(stat_of(out + "/usr/bin/tool").st_mode & 0111, 0111u);
+    EXPECT_TRUE(S_ISDIR(stat_of(out + "/var/empty").st_mode));
+    EXPECT_EQ(stat_of(out + "/var/empty").st_mode & 0777, 0700u);
+    char target[64] = {};
+    ASSERT_GT(::readlink((out + "/usr/bin/alias").c_str(), target, sizeof target), 0);
+    EXPECT_STREQ(target, "tool");
+    EXPECT_EQ(stat_of(out + "/usr/share/doc/README").st_ino,
+              stat_of(out + "/usr/share/doc/README.hard").st_ino);
+    if (mode == StageMode::copy) {
+      EXPECT_EQ(stat_of(out + "/usr/bin/tool").st_mode & 0777, 0755u);
+      EXPECT_EQ(stat_of(out + "/usr/share/doc/README").st_mode & 0777, 0644u);
+    }
+  }
+}
+
+TEST_F(ArtifactCacheTest, LookupReportsMetadataAndSecondInsertIsAlreadyPresent) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"a", "12345"}, {"b/c", "xyz"}});
+  auto cache = open_cache();
+  ArtifactMeta m = meta(3);
+  m.extra["chunks"] = "[\"glibc\", \"gcc\"]";
+  ASSERT_EQ(*cache.insert("k.1", src, m), PublishOutcome::inserted);
+  auto again = cache.insert("k.1", src, meta(4));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, PublishOutcome::already_present);
+  auto info = cache.lookup("k.1");
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->size, 8u);
+  EXPECT_EQ((*info)->file_count, 2u);
+  EXPECT_EQ((*info)->meta.build_duration, 1500ms);
+  EXPECT_EQ((*info)->meta.built_by.instance, 3);
+  EXPECT_EQ((*info)->meta.built_by.host, "builder-host");
+  EXPECT_EQ((*info)->meta.extra.at("chunks"), "[\"glibc\", \"gcc\"]");
+  EXPECT_GT((*info)->created_ms, 0);
+  EXPECT_FALSE(*cache.lookup("k.2"));
+  EXPECT_FALSE(cache.insert("bad/key", src, m));
+  auto all = cache.list();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].key, "k.1");
+}
+
+TEST_F(ArtifactCacheTest, IdenticalFilesAreStoredOnceAcrossArtifacts) {
+  std::string one = dir.path() + "/one", two = dir.path() + "/two";
+  write_tree(one, {{"same", "shared bytes"}, {"x", "only in one"}});
+  write_tree(two, {{"other/same", "shared bytes"}, {"y", "only in two"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("one", one, meta()));
+  ASSERT_TRUE(cache.insert("two", two, meta()));
+  // shared + x + y + two manifests.
+  EXPECT_EQ(count_blobs(root), 5u);
+  std::string out = dir.path() + "/out";
+  ASSERT_TRUE(cache.stage("one", out));
+  ASSERT_TRUE(cache.stage("two", out));
+  EXPECT_EQ(stat_of(out + "/same").st_ino, stat_of(out + "/other/same").st_ino);
+}
+
+TEST_F(ArtifactCacheTest, StagedHardLinksAreReadOnlyAndCopiesAreIndependent) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"lib/libx.so", "library"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("x", src, meta()));
+  std::string linked = dir.path() + "/linked", copied = dir.path() + "/copied";
+  ASSERT_TRUE(cache.stage("x", linked, StageMode::hardlink));
+  ASSERT_TRUE(cache.stage("x", copied, StageMode::copy));
+  auto blob_path = BlobStore::open(root)->path(BlobId{sha256_hex("library"), false});
+  struct stat blob = stat_of(blob_path);
+  struct stat link = stat_of(linked + "/lib/libx.so");
+  EXPECT_EQ(link.st_ino, blob.st_ino);
+  EXPECT_EQ(link.st_mode & 0222, 0u) << "a staged hard link must not be writable";
+  EXPECT_EQ(blob.st_mode & 0777, 0444u);
+  struct stat copy = stat_of(copied + "/lib/libx.so");
+  EXPECT_NE(copy.st_ino, blob.st_ino);
+  ASSERT_TRUE(write_file_atomic(copied + "/lib/libx.so", "changed by a build"));
+  ASSERT_EQ(::truncate((copied + "/lib/libx.so").c_str(), 3), 0);
+  EXPECT_EQ(read(blob_path), "library");
+  EXPECT_EQ(read(linked + "/lib/libx.so"), "library");
+  auto report = cache.verify();
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok());
+}
+
+TEST_F(ArtifactCacheTest, StagingSeveralArtifactsOverlaysLaterOnesOnEarlierOnes) {
+  std::string a = dir.path() + "/a", b = dir.path() + "/b";
+  write_tree(a, {{"etc/conf", "from a"}, {"bin/only-a", "a"}, {"lib/thing", "a file"}});
+  write_tree(b, {{"etc/conf", "from b"}, {"bin/only-b", "b"}, {"lib/thing/inside", "now a dir"}});
+  ASSERT_EQ(::symlink("only-a", (a + "/bin/link").c_str()), 0);
+  ASSERT_EQ(::symlink("only-b", (b + "/bin/link").c_str()), 0);
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("a", a, meta()));
+  ASSERT_TRUE(cache.insert("b", b, meta()));
+  std::string out = dir.path() + "/sysroot";
+  for (StageMode mode : {StageMode::hardlink, StageMode::copy}) {
+    ASSERT_TRUE(remove_tree(out));
+    auto sa = cache.stage("a", out, mode);
+    ASSERT_TRUE(sa) << sa.error().to_string();
+    auto sb = cache.stage("b", out, mode);
+    ASSERT_TRUE(sb) << sb.error().to_string();
+    EXPECT_EQ(read(out + "/etc/conf"), "from b");
+    EXPECT_EQ(read(out + "/bin/only-a"), "a");
+    EXPECT_EQ(read(out + "/bin/only-b"), "b");
+    EXPECT_EQ(read(out + "/lib/thing/inside"), "now a dir");
+    char target[64] = {};
+    ASSERT_GT(::readlink((out + "/bin/link").c_str(), target, sizeof target), 0);
+    EXPECT_STREQ(target, "only-b");
+  }
+}
+
+TEST_F(ArtifactCacheTest, CorruptBlobIsAMissWithAWarningAndVerifyDropsIt) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}, {"g", "other"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  std::string blob = BlobStore::open(root)->path(BlobId{sha256_hex("good contents"), false});
+  ASSERT_EQ(::chmod(blob.c_str(), 0644), 0);
+  ASSERT_TRUE(write_file_atomic(blob, "evil contents", 0444));
+
+  // Without verification staging trusts the blob; with it, the bad blob is a miss.
+  auto staged = cache.stage("k", dir.path() + "/out", StageMode::hardlink, Verify::yes);
+  EXPECT_FALSE(staged);
+  EXPECT_FALSE(warnings.empty());
+  EXPECT_FALSE(cache.contains("k")) << "a damaged artifact must be dropped";
+  EXPECT_FALSE(path_exists(blob));
+
+  // Re-inserting repairs it.
+  ASSERT_EQ(*cache.insert("k", src, meta()), PublishOutcome::inserted);
+  ASSERT_TRUE(cache.stage("k", dir.path() + "/out2", StageMode::copy, Verify::yes));
+  EXPECT_EQ(read(dir.path() + "/out2/f"), "good contents");
+
+  // verify() finds corruption and drops the artifacts that used it.
+  ASSERT_EQ(::chmod(blob.c_str(), 0644), 0);
+  ASSERT_TRUE(write_file_atomic(blob, "rotten", 0444));
+  auto report = cache.verify();
+  ASSERT_TRUE(report);
+  EXPECT_FALSE(report->ok());
+  ASSERT_EQ(report->bad_blobs.size(), 1u);
+  EXPECT_EQ(report->dropped_artifacts, std::vector<std::string>{"k"});
+  EXPECT_FALSE(cache.contains("k"));
+  auto clean = cache.verify();
+  ASSERT_TRUE(clean);
+  EXPECT_TRUE(clean->ok());
+}
+
+TEST_F(ArtifactCacheTest, ClaimsGoToOneHolderUntilReleased) {
+  auto cache = open_cache();
+  Holder me = cache.holder(1, "g");
+  Holder parent = me;  // another live process on this host: our parent
+  parent.pid = static_cast<int>(::getppid());
+  parent.start_time = *read_process_start_time(parent.pid);
+  parent.instance = 2;
+
+  auto first = cache.claim("k", me);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->kind, ClaimOutcome::Kind::won);
+  auto again = cache.claim("k", me);
+  EXPECT_EQ(again->kind, ClaimOutcome::Kind::won) << "re-claiming one's own claim renews it";
+  auto other = cache.claim("k", parent);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->kind, ClaimOutcome::Kind::held_by_other);
+  ASSERT_TRUE(other->holder);
+  EXPECT_EQ(other->holder->pid, me.pid);
+  EXPECT_FALSE(cache.release("k", parent)) << "only the holder may release";
+  EXPECT_FALSE(cache.renew("k", parent));
+  EXPECT_TRUE(cache.renew("k", me));
+  ASSERT_TRUE(cache.release("k", me));
+  EXPECT_FALSE(*cache.claim_of("k"));
+  EXPECT_EQ(cache.claim("k", parent)->kind, ClaimOutcome::Kind::won);
+  EXPECT_FALSE(cache.release("k", me));
+  ASSERT_TRUE(cache.release("k", parent));
+  EXPECT_TRUE(cache.release("k", me)) << "releasing an unheld claim is fine";
+}
+
+TEST_F(ArtifactCacheTest, ClaimOfADeadHolderIsTakenOver) {
+  auto cache = open_cache();
+  Holder dead = cache.holder(1);
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  dead.start_time = read_process_start_time(child).value_or(12345);
+  ::waitpid(child, nullptr, 0);
+  dead.pid = child;
+  Holder reused = cache.holder(2);  // our pid, but a different start time
+  reused.start_time += 1;
+
+  ASSERT_EQ(cache.claim("k", dead)->kind, ClaimOutcome::Kind::won);
+  auto taken = cache.claim("k", cache.holder(3));
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->kind, ClaimOutcome::Kind::won);
+  EXPECT_EQ((*cache.claim_of("k"))->holder.instance, 3);
+
+  ASSERT_TRUE(cache.forget("k"));
+  ASSERT_EQ(cache.claim("k", reused)->kind, ClaimOutcome::Kind::won);
+  EXPECT_EQ(cache.claim("k", cache.holder(4))->kind, ClaimOutcome::Kind::won)
+      << "a recycled pid with another start time is a dead holder";
+}
+
+TEST_F(ArtifactCacheTest, ClaimsOfOtherHostsExpireWithTheirLeaseUnlessRenewed) {
+  auto system = std::make_shared<FakeSystem>();
+  options.system = system;
+  options.lease = 60s;
+  auto cache = open_cache();
+  Holder remote{"elsewhere", 1, 1, 1, "g"};
+  ASSERT_EQ(cache.claim("k", remote)->kind, ClaimOutcome::Kind::won);
+  Holder local = cache.holder(2);
+  system->now += 59'000;
+  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
+  ASSERT_TRUE(cache.renew("k", remote));
+  system->now += 59'000;
+  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
+  system->now += 2'000;
+  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::won);
+}
+
+TEST_F(ArtifactCacheTest, ClaimReportsCachedArtifactsAndRecordedFailures) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "x"}});
+  auto cache = open_cache();
+  Holder me = cache.holder(1);
+  ASSERT_EQ(cache.claim("built", me)->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(*cache.insert("built", src, meta()), PublishOutcome::inserted);
+  EXPECT_EQ(cache.claim("built", me)->kind, ClaimOutcome::Kind::already_cached);
+
+  ASSERT_TRUE(cache.mark_failed("broken", "/logs/broken.log", "make: *** Error 2"));
+  auto failed = cache.claim("broken", me);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->kind, ClaimOutcome::Kind::failed);
+  ASSERT_TRUE(failed->failure);
+  EXPECT_EQ(failed->failure->log_path, "/logs/broken.log");
+  EXPECT_EQ(failed->failure->reason, "make: *** Error 2");
+  EXPECT_EQ(failed->failure->failed_by.pid, me.pid);
+  ASSERT_TRUE(cache.clear_failure("broken"));
+  EXPECT_FALSE(*cache.failure("broken"));
+  EXPECT_EQ(cache.claim("broken", me)->kind, ClaimOutcome::Kind::won);
+}
+
+TEST_F(ArtifactCacheTest, ForgetClearsArtifactClaimAndFailure) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "x"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  ASSERT_TRUE(cache.mark_failed("k", "log", "why"));
+  ASSERT_EQ(cache.claim("other", cache.holder())->kind, ClaimOutcome::Kind::won);
+  EXPECT_TRUE(*cache.forget("k"));
+  EXPECT_TRUE(*cache.forget("other"));
+  EXPECT_FALSE(*cache.forget("never"));
+  EXPECT_FALSE(cache.contains("k"));
+  EXPECT_FALSE(*cache.failure("k"));
+  EXPECT_FALSE(*cache.claim_of("other"));
+}
+
+TEST_F(ArtifactCacheTest, WaitForChangeWakesOnPublishAndTimesOutOtherwise) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "x"}});
+  auto waiter = open_cache();
+  auto quiet = waiter.wait_for_change(50ms);
+  ASSERT_TRUE(quiet);
+  EXPECT_FALSE(*quiet);
+
+  std::thread publisher([&] {
+    std::this_thread::sleep_for(100ms);
+    auto writer = open_cache();
+    (void)writer.insert("k", src, meta());
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto changed = waiter.wait_for_change(5s);
+  publisher.join();
+  ASSERT_TRUE(changed);
+  EXPECT_TRUE(*changed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+
+  // The fd is pollable and reports a release made by another process.
+  ASSERT_EQ(waiter.claim("c", waiter.holder())->kind, ClaimOutcome::Kind::won);
+  (void)waiter.wait_for_change(0ms);
+  ASSERT_TRUE(waiter.release("c", waiter.holder()));
+  struct pollfd p{waiter.change_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 2000), 1);
+}
+
+TEST_F(ArtifactCacheTest, EnvironmentRefusesUseAfterFork) {
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.lookup("k"));
+  int status = in_child([&] {
+    auto r = cache.lookup("k");
+    if (r) return 2;
+    return r.error().message.find("fork") != std::string::npos ? 0 : 3;
+  });
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(cache.lookup("k")) << "the parent's environment still works";
+}
+
+TEST_F(ArtifactCacheTest, MapGrowsWhenFullAndOtherProcessesAdoptTheNewSize) {
+  options.initial_map_size = 64 << 10;
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "x"}});
+  int to_child[2];
+  ASSERT_EQ(::pipe(to_child), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    char go;
+    (void)!::read(to_child[0], &go, 1);
+    auto cache = ArtifactCache::open(root, options);
+    if (!cache) ::_exit(2);
+    ArtifactMeta m = meta();
+    m.extra["padding"] = std::string(4000, 'p');
+    for (int i = 0; i < 200; ++i)
+      if (!cache->insert("child." + std::to_string(i), src, m)) ::_exit(3);
+    ::_exit(0);
+  }
+  auto cache = open_cache();  // small map, opened before the child grows it
+  ASSERT_TRUE(cache.insert("parent.0", src, meta()));
+  ASSERT_EQ(::write(to_child[1], "g", 1), 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto more = cache.insert("parent.1", src, meta());
+  ASSERT_TRUE(more) << more.error().to_string();
+  auto all = cache.list();
+  ASSERT_TRUE(all) << all.error().to_string();
+  EXPECT_EQ(all->size(), 202u);
+  ::close(to_child[0]);
+  ::close(to_child[1]);
+}
+
+TEST_F(ArtifactCacheTest, GcEvictsLeastRecentlyUsedButNeverClaimedOrStagingArtifacts) {
+  auto cache = open_cache();
+  // A claim that outlives the publication (not yet released) protects it.
+  ASSERT_EQ(cache.claim("claimed", cache.holder())->kind, ClaimOutcome::Kind::won);
+  for (const char* key : {"old", "claimed", "staging", "recent"}) {
+    std::string src = dir.path() + "/src-" + key;
+    write_tree(src, {{"big", std::string(100 << 10, key[0])}});
+    ASSERT_TRUE(cache.insert(key, src, meta()));
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(cache.stage("old", dir.path() + "/o"));  // now "old" is the most recent
+  auto lock = FileLock::acquire(root + "/locks/" + sha256_hex("staging"), FileLock::Kind::shared,
+                                FileLock::Wait::block);
+  ASSERT_TRUE(lock && lock->locked());
+
+  auto report = cache.gc(320 << 10);  // four artifacts of 100K + a 4K manifest each
+  ASSERT_TRUE(report) << report.error().to_string();
+  EXPECT_EQ(report->evicted, std::vector<std::string>{"recent"});
+  EXPECT_FALSE(cache.contains("recent"));
+  EXPECT_TRUE(cache.contains("claimed"));
+  EXPECT_TRUE(cache.contains("staging"));
+  EXPECT_TRUE(cache.contains("old"));
+  EXPECT_GE(report->blobs_removed, 2u);  // its file and its manifest
+
+  // Unreferenced blobs of forgotten artifacts go on the next gc.
+  ASSERT_TRUE(cache.forget("old"));
+  std::size_t before = count_blobs(root);
+  auto swept = cache.gc();
+  ASSERT_TRUE(swept);
+  EXPECT_EQ(count_blobs(root), before - 2);
+  auto ok = cache.verify();
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->ok());
+}
+
+TEST_F(ArtifactCacheTest, GcRemovesOrphanTemporariesOfDeadWritersOnly) {
+  auto cache = open_cache();
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  std::string dead = root + "/incoming/" + std::to_string(child) + ".1.0";
+  std::string live = root + "/incoming/" + std::to_string(::getpid()) + "." +
+                     std::to_string(*read_process_start_time(::getpid())) + ".0";
+  ASSERT_TRUE(write_file_atomic(dead, "partial"));
+  ASSERT_TRUE(write_file_atomic(live, "being written"));
+  auto report = cache.gc();
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->temp_files_removed, 1u);
+  EXPECT_FALSE(path_exists(dead));
+  EXPECT_TRUE(path_exists(live));
+}
+
+TEST_F(ArtifactCacheTest, KillDuringInsertLeavesNoPartialArtifact) {
+  options.temp_files = TempFiles::named;  // so that the kill leaves visible temporaries
+  std::string src = dir.path() + "/src";
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 16; ++i) files["f" + std::to_string(i)] = std::string(2 << 20, static_cast<char>('a' + i));
+  write_tree(src, files);
+  pid_t child = ::fork();
+  if (child == 0) {
+    auto cache = ArtifactCache::open(root, options);
+    if (!cache) ::_exit(2);
+    for (int i = 0;; ++i) {
+      // Make each tree distinct so every insert writes fresh blobs.
+      if (!write_file_atomic(src + "/f0", "round " + std::to_string(i))) ::_exit(3);
+      (void)cache->insert("k." + std::to_string(i), src, meta());
+    }
+  }
+  std::this_thread::sleep_for(400ms);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  auto cache = open_cache();
+  auto all = cache.list();
+  ASSERT_TRUE(all);
+  for (const auto& info : *all) {
+    auto staged = cache.stage(info.key, dir.path() + "/out/" + info.key, StageMode::hardlink, Verify::yes);
+    EXPECT_TRUE(staged) << info.key << ": " << staged.error().to_string();
+  }
+  auto report = cache.gc();
+  ASSERT_TRUE(report);
+  auto verified = cache.verify();
+  ASSERT_TRUE(verified);
+  EXPECT_TRUE(verified->ok());
+  EXPECT_TRUE(warnings.empty());
+  std::size_t left = 0;
+  if (auto d = ::opendir((root + "/incoming").c_str())) {
+    while (auto e = ::readdir(d)) left += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  EXPECT_EQ(left, 0u) << "gc must remove the killed writer's temporaries";
+}
+
+TEST_F(ArtifactCacheTest, FullDiskGivesAClearErrorAndLeavesTheIndexConsistent) {
+  std::string mnt = dir.path() + "/small";
+  ASSERT_TRUE(make_dirs(mnt));
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=3m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  root = mnt + "/cache";
+  std::string small = dir.path() + "/small-src", big = dir.path() + "/big-src";
+  write_tree(small, {{"f", "tiny"}});
+  write_tree(big, {{"huge", std::string(4 << 20, 'h')}});
+  {
+    auto cache = open_cache();
+    ASSERT_TRUE(cache.insert("small", small, meta()));
+    auto failed = cache.insert("big", big, meta());
+    ASSERT_FALSE(failed);
+    EXPECT_NE(failed.error().message.find("full"), std::string::npos) << failed.error().to_string();
+    EXPECT_NE(failed.error().message.find("No space left"), std::string::npos);
+    EXPECT_FALSE(cache.contains("big"));
+    EXPECT_TRUE(cache.contains("small"));
+    auto verified = cache.verify();
+    ASSERT_TRUE(verified);
+    EXPECT_TRUE(verified->ok());
+    ASSERT_TRUE(cache.stage("small", dir.path() + "/out"));
+    EXPECT_EQ(read(dir.path() + "/out/f"), "tiny");
+    write_tree(small, {{"g", "another"}});
+    EXPECT_TRUE(cache.insert("small.2", small, meta())) << "the cache still works afterwards";
+  }
+}
+
+}  // namespace
+}  // namespace gang
