@@ -1,8 +1,10 @@
 #include "definitions/definitions.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <filesystem>
+#include <thread>
 #include <unordered_set>
 
 #include "definitions/suggest.hpp"
@@ -674,16 +676,32 @@ Result<void> Loader::load() {
   if (ec) return make_error(m_defs.root + ": cannot list definitions: " + ec.message());
   std::sort(paths.begin(), paths.end());
 
+  // Reading and parsing dominate loading; yaml-cpp parsers are independent,
+  // so files are parsed on a few threads. Errors are reported in path order.
+  std::vector<Result<YamlNode>> parsed(paths.size(), make_error("not parsed"));
+  {
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i = next++; i < paths.size(); i = next++) {
+        auto text = read_file(m_defs.root + "/" + paths[i]);
+        parsed[i] = text ? parse_yaml(*text, paths[i]) : std::unexpected(text.error());
+      }
+    };
+    std::size_t threads = std::min<std::size_t>(
+        {std::max(1u, std::thread::hardware_concurrency()), 8, paths.size() / 64 + 1});
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+  }
+
   std::vector<ParsedFile> files;
   files.reserve(paths.size());
   m_defs.by_path.reserve(paths.size());
-  for (auto& path : paths) {
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::string& path = paths[i];
     m_file = path;
-    auto text = read_file(m_defs.root + "/" + path);
-    if (!text) return std::unexpected(text.error());
-    auto node = parse_yaml(*text, path);
-    if (!node) return std::unexpected(node.error());
-    ParsedFile file{std::move(path), std::move(*node), Kind::chunk, {}};
+    if (!parsed[i]) return std::unexpected(std::move(parsed[i].error()));
+    ParsedFile file{std::move(path), std::move(*parsed[i]), Kind::chunk, {}};
     if (!file.root.is_map())
       return make_error_at(m_file, file.root.line,
                            std::string("a definition must be a mapping, not ") +

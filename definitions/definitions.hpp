@@ -10,8 +10,9 @@
 // unset stay unset here; build_graph.hpp fills them from DEFAULTS.
 //
 // Names of files in values and in errors are relative to the root
-// ("strata/core.morph"). Concurrency: a Definitions is immutable after
-// loading and may be read from any number of threads.
+// ("strata/core.morph"). Concurrency: load_definitions parses files on a few
+// threads of its own and joins them before returning; a Definitions is
+// immutable after loading and may be read from any number of threads.
 #pragma once
 
 #include <array>
