@@ -1,12 +1,232 @@
-#include <cstdio>
+// gang cache ls|show|verify|gc|forget: inspect and maintain the artifact cache.
+#include <cxxopts.hpp>
 
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "cache/artifact_cache.hpp"
 #include "gang/commands.hpp"
+#include "gang/config.hpp"
 
 namespace gang {
 
-int cmd_cache(const Args&) {
-  std::fputs("gang: error: 'cache' is not implemented yet\n", stderr);
+namespace {
+
+constexpr const char* k_usage =
+    "usage: gang cache ls [--json]\n"
+    "       gang cache show KEY\n"
+    "       gang cache verify\n"
+    "       gang cache gc [--max-size SIZE]   (SIZE like 10G, 500M)\n"
+    "       gang cache forget KEY\n"
+    "All accept --cache DIR (default: gang.conf, GANG_CACHE, else $XDG_CACHE_HOME/gang).\n";
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "gang: error: %s\n", message.c_str());
   return 1;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_time(std::int64_t ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  struct tm tm {};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+int cache_ls(ArtifactCache& cache, bool json) {
+  auto all = cache.list();
+  if (!all) return fail(all.error().to_string());
+  if (json) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < all->size(); ++i) {
+      const auto& a = (*all)[i];
+      out += i == 0 ? "\n" : ",\n";
+      out += "  {\"key\": " + json_string(a.key) + ", \"manifest\": " + json_string(a.manifest_digest) +
+             ", \"size\": " + std::to_string(a.size) + ", \"files\": " + std::to_string(a.file_count) +
+             ", \"build_duration_ms\": " + std::to_string(a.meta.build_duration.count()) +
+             ", \"created_ms\": " + std::to_string(a.created_ms) +
+             ", \"last_used_ms\": " + std::to_string(a.last_used_ms) +
+             ", \"built_by\": {\"host\": " + json_string(a.meta.built_by.host) +
+             ", \"pid\": " + std::to_string(a.meta.built_by.pid) +
+             ", \"instance\": " + std::to_string(a.meta.built_by.instance) +
+             ", \"gang_id\": " + json_string(a.meta.built_by.gang_id) + "}, \"extra\": {";
+      bool first = true;
+      for (const auto& [name, value] : a.meta.extra) {
+        out += (first ? "" : ", ") + json_string(name) + ": " + json_string(value);
+        first = false;
+      }
+      out += "}}";
+    }
+    out += all->empty() ? "]\n" : "\n]\n";
+    std::fputs(out.c_str(), stdout);
+    return 0;
+  }
+  std::printf("%-60s %8s %7s %9s  %s\n", "KEY", "SIZE", "FILES", "BUILD", "LAST USED");
+  for (const auto& a : *all)
+    std::printf("%-60s %8s %7llu %9s  %s\n", a.key.c_str(), format_size(a.size).c_str(),
+                static_cast<unsigned long long>(a.file_count),
+                format_duration(a.meta.build_duration).c_str(), format_time(a.last_used_ms).c_str());
+  return 0;
+}
+
+int cache_show(ArtifactCache& cache, const std::string& key) {
+  auto info = cache.lookup(key);
+  if (!info) return fail(info.error().to_string());
+  auto failure = cache.failure(key);
+  if (!failure) return fail(failure.error().to_string());
+  auto claim = cache.claim_of(key);
+  if (!claim) return fail(claim.error().to_string());
+  if (!*info && !*failure && !*claim) return fail("nothing is cached for " + key);
+  std::printf("key:       %s\n", key.c_str());
+  if (*info) {
+    const auto& a = **info;
+    std::printf("manifest:  %s\n", a.manifest_digest.c_str());
+    std::printf("size:      %s (%llu bytes)\n", format_size(a.size).c_str(),
+                static_cast<unsigned long long>(a.size));
+    std::printf("files:     %llu\n", static_cast<unsigned long long>(a.file_count));
+    std::printf("built:     %s in %s by %s\n", format_time(a.created_ms).c_str(),
+                format_duration(a.meta.build_duration).c_str(), a.meta.built_by.describe().c_str());
+    std::printf("last used: %s\n", format_time(a.last_used_ms).c_str());
+    for (const auto& [name, value] : a.meta.extra)
+      std::printf("extra %s: %s\n", name.c_str(), value.c_str());
+  } else {
+    std::printf("artifact:  not cached\n");
+  }
+  if (*claim)
+    std::printf("claimed:   by %s, lease until %s\n", (*claim)->holder.describe().c_str(),
+                format_time((*claim)->lease_until_ms).c_str());
+  if (*failure)
+    std::printf("failed:    %s at %s by %s (log: %s)\n", (*failure)->reason.c_str(),
+                format_time((*failure)->time_ms).c_str(), (*failure)->failed_by.describe().c_str(),
+                (*failure)->log_path.c_str());
+  return 0;
+}
+
+int cache_verify(ArtifactCache& cache) {
+  auto report = cache.verify();
+  if (!report) return fail(report.error().to_string());
+  std::printf("checked %llu blobs\n", static_cast<unsigned long long>(report->blobs_checked));
+  for (const auto& blob : report->bad_blobs) std::printf("bad blob: %s (removed)\n", blob.c_str());
+  for (const auto& key : report->dropped_artifacts) std::printf("dropped artifact: %s\n", key.c_str());
+  if (!report->ok()) {
+    std::fprintf(stderr, "gang: error: the cache had %zu bad blobs and %zu damaged artifacts\n",
+                 report->bad_blobs.size(), report->dropped_artifacts.size());
+    return 1;
+  }
+  std::printf("ok\n");
+  return 0;
+}
+
+int cache_gc(ArtifactCache& cache, const std::string& max_size) {
+  std::optional<std::uint64_t> limit;
+  if (!max_size.empty()) {
+    auto parsed = parse_size(max_size);
+    if (!parsed) return fail("--max-size: " + parsed.error().to_string());
+    limit = *parsed;
+  }
+  auto report = cache.gc(limit);
+  if (!report) return fail(report.error().to_string());
+  for (const auto& key : report->evicted) std::printf("evicted %s\n", key.c_str());
+  std::printf("removed %llu blobs (%s) and %llu temporary files; %s in blobs now\n",
+              static_cast<unsigned long long>(report->blobs_removed),
+              format_size(report->bytes_freed).c_str(),
+              static_cast<unsigned long long>(report->temp_files_removed),
+              format_size(report->bytes_after).c_str());
+  if (limit && report->bytes_after > *limit)
+    std::printf("still above %s: the rest is claimed or being staged\n", format_size(*limit).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_cache(const Args& args) {
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    std::fputs(k_usage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string action = args[0];
+  cxxopts::Options options("gang cache " + action, "inspect and maintain the artifact cache");
+  options.add_options()
+      ("cache", "cache directory", cxxopts::value<std::string>())
+      ("json", "ls: machine-readable output")
+      ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
+      ("h,help", "show this help")
+      ("positional", "", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"positional"});
+  std::vector<std::string> argv_storage{"gang cache " + action};
+  argv_storage.insert(argv_storage.end(), args.begin() + 1, args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    return fail(e.what());
+  }
+  if (parsed.count("help") != 0) {
+    std::fputs(k_usage, stdout);
+    return 0;
+  }
+  std::vector<std::string> positional;
+  if (parsed.count("positional") != 0) positional = parsed["positional"].as<std::vector<std::string>>();
+
+  auto config = load_config(".");
+  if (!config) return fail(config.error().to_string());
+  std::string root = config->cache_dir;
+  if (parsed.count("cache") != 0) root = parsed["cache"].as<std::string>();
+
+  auto needs = [&](std::size_t n) { return positional.size() == n; };
+  bool known = action == "ls" || action == "show" || action == "verify" || action == "gc" ||
+               action == "forget";
+  if (!known) return fail("unknown cache command \"" + action + "\"\n" + k_usage);
+  bool takes_key = action == "show" || action == "forget";
+  if (!needs(takes_key ? 1 : 0))
+    return fail(std::string(takes_key ? "expected one KEY" : "unexpected argument") + " for 'gang cache " +
+                action + "'");
+
+  auto cache = ArtifactCache::open(root);
+  if (!cache) return fail(cache.error().to_string());
+  if (action == "ls") return cache_ls(*cache, parsed.count("json") != 0);
+  if (action == "show") return cache_show(*cache, positional[0]);
+  if (action == "verify") return cache_verify(*cache);
+  if (action == "gc")
+    return cache_gc(*cache, parsed.count("max-size") != 0 ? parsed["max-size"].as<std::string>() : "");
+  auto forgot = cache->forget(positional[0]);
+  if (!forgot) return fail(forgot.error().to_string());
+  if (!*forgot) return fail("nothing is cached for " + positional[0]);
+  std::printf("forgot %s\n", positional[0].c_str());
+  return 0;
 }
 
 }  // namespace gang
