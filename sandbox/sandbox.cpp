@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "util/fs.hpp"
@@ -165,6 +166,14 @@ Result<void> remove_sandbox(const std::string& sandbox_dir) {
     for (const auto& point : mounts)
       if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
         return make_errno_error("cannot unmount " + point);
+  }
+  // overlayfs leaves <upper's sibling>/work/work with mode 000; an
+  // unprivileged owner must make it readable before it can empty it.
+  std::error_code ec;
+  for (const auto& layer : std::filesystem::directory_iterator(sandbox_dir + "/overlay", ec)) {
+    std::string work = layer.path().string() + "/work/work";
+    struct stat st {};
+    if (::lstat(work.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(work.c_str(), 0700);
   }
   return remove_tree(sandbox_dir);
 }

@@ -1,0 +1,78 @@
+// Tests for `gang shell`: the real binary re-enters a kept sandbox.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "sandbox/sandbox.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+namespace {
+
+struct Ran {
+  int status = -1;
+  std::string output;
+};
+
+Ran run_gang(const std::string& args) {
+  Ran ran;
+  std::string command = std::string(GANG_BINARY) + " " + args + " 2>&1 </dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return ran;
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) ran.output.append(buffer, n);
+  int status = ::pclose(pipe);
+  ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ran;
+}
+
+class ShellCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m_cache = m_tmp.path() + "/cache";
+    SandboxSpec spec;
+    spec.name = "hello";
+    spec.sandbox_dir = kept_sandbox_dir(m_cache, "hello");
+    spec.build_dir = spec.sandbox_dir + "/hello.build";
+    spec.install_dir = spec.sandbox_dir + "/hello.inst";
+    spec.arch = "x86_64";
+    spec.max_jobs = 2;
+    spec.log_path = spec.sandbox_dir + "/build.log";
+    ASSERT_TRUE(make_dirs(spec.build_dir));
+    ASSERT_TRUE(write_file_atomic(spec.build_dir + "/Makefile", "all:\n"));
+    ASSERT_TRUE(save_spec(spec));
+  }
+
+  TempDir m_tmp{"gang-shell-test-"};
+  std::string m_cache;
+};
+
+TEST_F(ShellCommandTest, RunsACommandInTheKeptSandboxAndReturnsItsStatus) {
+  auto ran = run_gang("shell hello --cache " + m_cache +
+                      " -- sh -c 'test -f Makefile && test \"$PWD\" = /hello.build && "
+                      "echo \"$DESTDIR $MAKEFLAGS\"; exit 9'");
+  EXPECT_EQ(ran.status, 9) << ran.output;
+  EXPECT_NE(ran.output.find("/hello.inst -j2"), std::string::npos) << ran.output;
+}
+
+TEST_F(ShellCommandTest, TakesTheCacheFromTheEnvironment) {
+  ::setenv("GANG_CACHE", m_cache.c_str(), 1);
+  auto ran = run_gang("shell hello -- true");
+  ::unsetenv("GANG_CACHE");
+  EXPECT_EQ(ran.status, 0) << ran.output;
+}
+
+TEST_F(ShellCommandTest, AnUnknownComponentIsAnError) {
+  auto ran = run_gang("shell nosuch --cache " + m_cache + " -- true");
+  EXPECT_EQ(ran.status, 1);
+  EXPECT_NE(ran.output.find("no failed build of \"nosuch\""), std::string::npos) << ran.output;
+  auto usage = run_gang("shell");
+  EXPECT_EQ(usage.status, 2);
+}
+
+}  // namespace
+}  // namespace gang
