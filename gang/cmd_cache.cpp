@@ -19,6 +19,8 @@ constexpr const char* k_usage =
     "       gang cache verify\n"
     "       gang cache gc [--max-size SIZE]   (SIZE like 10G, 500M)\n"
     "       gang cache forget KEY\n"
+    "       gang cache insert KEY DIR         (plumbing: publish a directory tree)\n"
+    "       gang cache stage KEY DEST [--copy] [--verify]   (plumbing: materialise)\n"
     "All accept --cache DIR (default: gang.conf, GANG_CACHE, else $XDG_CACHE_HOME/gang).\n";
 
 int fail(const std::string& message) {
@@ -181,6 +183,8 @@ int cmd_cache(const Args& args) {
       ("cache", "cache directory", cxxopts::value<std::string>())
       ("json", "ls: machine-readable output")
       ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
+      ("copy", "stage: copy files instead of hard-linking the read-only blobs")
+      ("verify", "stage: re-hash every blob before using it")
       ("h,help", "show this help")
       ("positional", "", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"positional"});
@@ -208,12 +212,15 @@ int cmd_cache(const Args& args) {
 
   auto needs = [&](std::size_t n) { return positional.size() == n; };
   bool known = action == "ls" || action == "show" || action == "verify" || action == "gc" ||
-               action == "forget";
+               action == "forget" || action == "insert" || action == "stage";
   if (!known) return fail("unknown cache command \"" + action + "\"\n" + k_usage);
   bool takes_key = action == "show" || action == "forget";
-  if (!needs(takes_key ? 1 : 0))
-    return fail(std::string(takes_key ? "expected one KEY" : "unexpected argument") + " for 'gang cache " +
-                action + "'");
+  bool takes_two = action == "insert" || action == "stage";
+  if (!needs(takes_two ? 2 : takes_key ? 1 : 0))
+    return fail(std::string(takes_two   ? "expected KEY and a directory"
+                            : takes_key ? "expected one KEY"
+                                        : "unexpected argument") +
+                " for 'gang cache " + action + "'");
 
   auto cache = ArtifactCache::open(root);
   if (!cache) return fail(cache.error().to_string());
@@ -222,6 +229,22 @@ int cmd_cache(const Args& args) {
   if (action == "verify") return cache_verify(*cache);
   if (action == "gc")
     return cache_gc(*cache, parsed.count("max-size") != 0 ? parsed["max-size"].as<std::string>() : "");
+  if (action == "insert") {
+    ArtifactMeta meta;
+    meta.built_by = cache->holder();
+    auto inserted = cache->insert(positional[0], positional[1], meta);
+    if (!inserted) return fail(inserted.error().to_string());
+    std::printf("%s %s\n", *inserted == PublishOutcome::inserted ? "inserted" : "Bah! already present:",
+                positional[0].c_str());
+    return 0;
+  }
+  if (action == "stage") {
+    auto staged = cache->stage(positional[0], positional[1],
+                               parsed.count("copy") != 0 ? StageMode::copy : StageMode::hardlink,
+                               parsed.count("verify") != 0 ? Verify::yes : Verify::no);
+    if (!staged) return fail(staged.error().to_string());
+    return 0;
+  }
   auto forgot = cache->forget(positional[0]);
   if (!forgot) return fail(forgot.error().to_string());
   if (!*forgot) return fail("nothing is cached for " + positional[0]);
