@@ -1,6 +1,7 @@
 // gang build: the frontend. Parses the flags, then starts the gang of
 // workers (each `gang worker` with the same flags) and renders their events.
 #include <cxxopts.hpp>
+#include <unistd.h>
 
 #include <cstdio>
 #include <random>
@@ -9,6 +10,7 @@
 #include "gang/config.hpp"
 #include "gang/event.hpp"
 #include "gang/frontend.hpp"
+#include "gang/project.hpp"
 
 namespace gang {
 
@@ -49,14 +51,23 @@ int cmd_build(const Args& args) {
   }
   std::string target = parsed["target"].as<std::string>();
 
-  // Validate what the workers would reject, before starting any of them.
-  std::string instances_text = parsed.count("instances") ? parsed["instances"].as<std::string>() : "";
-  auto config = load_config(parsed.count("definitions") ? parsed["definitions"].as<std::string>() : "");
-  if (!config) {
-    std::fprintf(stderr, "gang: error: %s\n", config.error().to_string().c_str());
+  // Load once here, to report definition errors and warnings once, before
+  // starting any worker; the workers load the same files themselves.
+  ProjectOptions project_options;
+  project_options.target = target;
+  if (parsed.count("definitions")) project_options.definitions = parsed["definitions"].as<std::string>();
+  if (parsed.count("arch")) project_options.arch = parsed["arch"].as<std::string>();
+  if (parsed.count("cache")) project_options.cache_dir = parsed["cache"].as<std::string>();
+  project_options.strict = parsed.count("strict") > 0;
+  auto project = load_project(project_options, [](const Error& w) {
+    std::fprintf(stderr, "gang: warning: %s\n", w.to_string().c_str());
+  });
+  if (!project) {
+    std::fprintf(stderr, "gang: error: %s\n", project.error().to_string().c_str());
     return 1;
   }
-  if (instances_text.empty()) instances_text = config->instances;
+  std::string instances_text =
+      parsed.count("instances") ? parsed["instances"].as<std::string>() : project->config.instances;
   auto instances = resolve_instances(instances_text);
   if (!instances) {
     std::fprintf(stderr, "gang: error: %s\n", instances.error().to_string().c_str());
@@ -70,12 +81,13 @@ int cmd_build(const Args& args) {
   gang.instances = *instances;
   gang.seed = seed;
   if (parsed.count("log")) gang.log_file = parsed["log"].as<std::string>();
-  gang.worker_argv = {self_executable(), "worker", target};
-  for (const char* flag : {"arch", "cache", "definitions", "base"}) {
-    if (parsed.count(flag)) {
-      gang.worker_argv.push_back(std::string("--") + flag);
-      gang.worker_argv.push_back(parsed[flag].as<std::string>());
-    }
+  gang.worker_argv = {self_executable(), "worker",   project->target,
+                      "--definitions",  project->root, "--arch", project->config.arch,
+                      "--cache",        project->config.cache_dir,
+                      "--gang-id",      "gang-" + std::to_string(::getpid())};
+  if (parsed.count("base")) {
+    gang.worker_argv.push_back("--base");
+    gang.worker_argv.push_back(parsed["base"].as<std::string>());
   }
   if (parsed.count("max-jobs")) {
     gang.worker_argv.push_back("--max-jobs");

@@ -6,9 +6,8 @@
 // coordinator to wire: the SourceResolver (for now UnresolvedSources: every
 // chunk with a repo is pending) and the cache-state function (for now
 // "missing" for every known key).
-#include <cxxopts.hpp>
-
 #include <cstdio>
+#include <cxxopts.hpp>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -47,7 +46,9 @@ struct ShowOptions {
   bool strict = false;
 };
 
-void print_error(const Error& e) { std::fprintf(stderr, "gang: error: %s\n", e.to_string().c_str()); }
+void print_error(const Error& e) {
+  std::fprintf(stderr, "gang: error: %s\n", e.to_string().c_str());
+}
 
 // The definitions root: the directory holding VERSION above the target file,
 // else --definitions, else the current directory. `target` is rewritten to
@@ -76,11 +77,21 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
   for (char ch : s) {
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(ch) < 0x20) {
           char buf[8];
@@ -110,11 +121,15 @@ std::string render_json(const BuildGraph& graph, const std::vector<std::string>&
     out += ", \"kind\": ";
     json_string(out, to_string(c.kind));
     out += ", \"stratum\": ";
-    if (c.kind == Kind::chunk) json_string(out, c.stratum);
-    else out += "null";
+    if (c.kind == Kind::chunk)
+      json_string(out, c.stratum);
+    else
+      out += "null";
     out += ", \"key\": ";
-    if (c.cache_key) json_string(out, *c.cache_key);
-    else out += "null";
+    if (c.cache_key)
+      json_string(out, *c.cache_key);
+    else
+      out += "null";
     out += ", \"state\": ";
     json_string(out, states[i]);
     out += ", \"build_depends\": [";
@@ -206,15 +221,14 @@ int cmd_show(const Args& args) {
                           "Print what would be built for TARGET, in build order, with cache keys "
                           "and cache states.");
   ShowOptions options;
-  parser.add_options()
-      ("arch", "architecture to resolve for (default: gang.conf, GANG_ARCH, else the host's)",
-       cxxopts::value<std::string>(options.arch))
-      ("json", "print one JSON object", cxxopts::value<bool>(options.json))
-      ("strict", "unknown definition fields are errors", cxxopts::value<bool>(options.strict))
-      ("definitions", "definitions root (default: found from TARGET, else .)",
-       cxxopts::value<std::string>(options.definitions))
-      ("h,help", "print this help")
-      ("target", "a morph path or a definition name", cxxopts::value<std::string>(options.target));
+  parser.add_options()(
+      "arch", "architecture to resolve for (default: gang.conf, GANG_ARCH, else the host's)",
+      cxxopts::value<std::string>(options.arch))("json", "print one JSON object",
+                                                 cxxopts::value<bool>(options.json))(
+      "strict", "unknown definition fields are errors", cxxopts::value<bool>(options.strict))(
+      "definitions", "definitions root (default: found from TARGET, else .)",
+      cxxopts::value<std::string>(options.definitions))("h,help", "print this help")(
+      "target", "a morph path or a definition name", cxxopts::value<std::string>(options.target));
   parser.parse_positional({"target"});
   parser.positional_help("TARGET");
   std::vector<const char*> argv{"gang show"};

@@ -1,12 +1,159 @@
+// gang worker: one instance of a gang, exec'd by `gang build` (or by hand,
+// or on another machine). It loads the definitions and opens the cache
+// itself, resolves every cache key (fetching sources as needed), then runs
+// the Worker loop over a BuildBackend, reporting events on --events-fd.
+#include <cxxopts.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 
+#include "cache/artifact_cache.hpp"
+#include "definitions/cache_key.hpp"
+#include "gang/build_backend.hpp"
 #include "gang/commands.hpp"
+#include "gang/event.hpp"
+#include "gang/project.hpp"
+#include "gang/worker.hpp"
 
 namespace gang {
 
-int cmd_worker(const Args&) {
-  std::fputs("gang: error: 'worker' is not implemented yet\n", stderr);
-  return 1;
+namespace {
+
+std::atomic<bool> g_stop{false};
+int g_stop_pipe[2] = {-1, -1};
+
+void on_stop_signal(int) {
+  g_stop.store(true);
+  if (g_stop_pipe[1] >= 0) {
+    char byte = 1;
+    [[maybe_unused]] ssize_t n = ::write(g_stop_pipe[1], &byte, 1);
+  }
+}
+
+void install_stop_handlers() {
+  if (::pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) g_stop_pipe[0] = g_stop_pipe[1] = -1;
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGHUP, &action, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+}  // namespace
+
+int cmd_worker(const Args& args) {
+  cxxopts::Options options("gang worker", "One gang instance (started by gang build).");
+  options.add_options()
+      ("target", "", cxxopts::value<std::string>())
+      ("arch", "", cxxopts::value<std::string>())
+      ("max-jobs", "", cxxopts::value<int>())
+      ("cache", "", cxxopts::value<std::string>())
+      ("definitions", "", cxxopts::value<std::string>())
+      ("base", "", cxxopts::value<std::string>())
+      ("offline", "")
+      ("strict", "")
+      ("retry-failed-before", "", cxxopts::value<std::int64_t>())
+      ("instance", "", cxxopts::value<int>()->default_value("1"))
+      ("seed", "", cxxopts::value<std::uint64_t>()->default_value("0"))
+      ("events-fd", "", cxxopts::value<int>()->default_value("-1"))
+      ("gang-id", "", cxxopts::value<std::string>()->default_value(""));
+  options.parse_positional({"target"});
+  std::vector<const char*> argv{"gang worker"};
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::fprintf(stderr, "gang: error: %s\n", e.what());
+    return 2;
+  }
+  if (!parsed.count("target")) {
+    std::fputs("gang: error: gang worker needs a TARGET\n", stderr);
+    return 2;
+  }
+  install_stop_handlers();
+  int instance = parsed["instance"].as<int>();
+  EventWriter events(parsed["events-fd"].as<int>());
+  auto say = [&](EventType type, const std::string& component, const std::string& message) {
+    Event e;
+    e.type = type;
+    e.instance = instance;
+    e.time_ms = now_ms();
+    e.component = component;
+    e.message = message;
+    events.send(e);
+    if (events.fd() < 0) std::fprintf(stderr, "[#%d] [%s] %s\n", instance, component.c_str(), message.c_str());
+  };
+  auto fatal = [&](const std::string& message) {
+    std::fprintf(stderr, "gang: error: %s\n", message.c_str());
+    say(EventType::exit, "", "error: " + message);
+    events.drain(1000);
+    return 1;
+  };
+
+  ProjectOptions project_options;
+  project_options.target = parsed["target"].as<std::string>();
+  if (parsed.count("definitions")) project_options.definitions = parsed["definitions"].as<std::string>();
+  if (parsed.count("arch")) project_options.arch = parsed["arch"].as<std::string>();
+  if (parsed.count("cache")) project_options.cache_dir = parsed["cache"].as<std::string>();
+  project_options.strict = parsed.count("strict") > 0;
+  // The frontend has printed the definitions' warnings once already.
+  auto project = load_project(project_options, nullptr);
+  if (!project) return fatal(project.error().to_string());
+  Config& config = project->config;
+  if (parsed.count("offline")) config.offline = true;
+  if (parsed.count("base")) config.base = parsed["base"].as<std::string>();
+  if (parsed.count("max-jobs")) config.max_jobs = parsed["max-jobs"].as<int>();
+
+  auto cache = ArtifactCache::open(config.cache_dir);
+  if (!cache) return fatal(cache.error().to_string());
+  auto git = open_git_mirrors(*project);
+  if (!git) return fatal(git.error().to_string());
+  GitSourceResolver resolver(*git, GitSourceResolver::Mode::fetch);
+  if (auto keyed = compute_keys(project->graph, resolver); !keyed) return fatal(keyed.error().to_string());
+
+  BuildGraph& graph = project->graph;
+  std::vector<WorkItem> items;
+  items.reserve(graph.components.size());
+  for (const auto& c : graph.components) {
+    if (!c.cache_key) return fatal("no cache key for " + c.name + " (its source is unresolved)");
+    items.push_back({c.name, *c.cache_key, c.depends});
+  }
+
+  BuildBackendOptions backend_options;
+  backend_options.instance = instance;
+  backend_options.gang_id = parsed["gang-id"].as<std::string>();
+  if (parsed.count("retry-failed-before"))
+    backend_options.retry_failed_before_ms = parsed["retry-failed-before"].as<std::int64_t>();
+  backend_options.max_jobs = resolve_max_jobs(config.max_jobs);
+  backend_options.base = config.base;
+  backend_options.arch = config.arch;
+  backend_options.target = graph.target_index;
+  backend_options.log = [&](const std::string& component, const std::string& message) {
+    say(EventType::log, component, message);
+  };
+  BuildBackend backend(graph, *cache, *git, g_stop, g_stop_pipe[0], backend_options);
+
+  WorkerOptions worker_options;
+  worker_options.instance = instance;
+  worker_options.seed = parsed["seed"].as<std::uint64_t>();
+  Worker worker(std::move(items), graph.target_index, backend, worker_options,
+                [&](const Event& e) {
+                  events.send(e);
+                  if (events.fd() < 0 && e.type != EventType::cached)
+                    std::fprintf(stderr, "[#%d] %s [%s] %s\n", instance,
+                                 std::string(event_type_name(e.type)).c_str(), e.component.c_str(),
+                                 e.message.c_str());
+                });
+  int status = worker.run();
+  events.drain(2000);
+  return status;
 }
 
 }  // namespace gang

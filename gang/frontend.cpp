@@ -36,8 +36,6 @@ struct Worker {
   int wait_status = 0;
 };
 
-void set_cloexec(int fd) { ::fcntl(fd, F_SETFD, FD_CLOEXEC); }
-
 // Forks and execs one worker. Signals are blocked in the parent (for the
 // signalfd), so the child unblocks them before exec.
 bool spawn(Worker& worker, const std::vector<std::string>& argv) {

@@ -89,6 +89,11 @@ Worker::Scan Worker::scan_once() {
       waiting_on_others = true;
       continue;
     }
+    if (claim->status == ClaimStatus::failed) {
+      if (m_failure_reported.insert(index).second)
+        emit(EventType::log, item.name, "Skipping: failed in " + claim->holder);
+      continue;
+    }
     if (claim->status == ClaimStatus::held_by_other) {
       if (m_bah_reported.insert({index, claim->holder}).second)
         emit(EventType::bah, item.name, "claimed by " + claim->holder);

@@ -32,11 +32,11 @@ struct WorkItem {
   std::vector<std::size_t> deps;   // indices of the items that must be cached first
 };
 
-enum class ClaimStatus { won, held_by_other, already_cached };
+enum class ClaimStatus { won, held_by_other, already_cached, failed };
 
 struct ClaimReply {
   ClaimStatus status = ClaimStatus::won;
-  std::string holder;  // who holds it, when held_by_other
+  std::string holder;  // who holds it (held_by_other) or failed it (failed)
 };
 
 enum class BuildOutcome { published, already_present, failed, cancelled };

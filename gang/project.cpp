@@ -1,0 +1,79 @@
+#include "gang/project.hpp"
+
+#include <filesystem>
+
+#include "definitions/arch.hpp"
+
+namespace gang {
+
+std::string find_definitions_root(std::string& target, const std::string& definitions) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (target.find('/') != std::string::npos || target.ends_with(".morph")) {
+    fs::path candidate(target);
+    if (!definitions.empty() && candidate.is_relative() && !fs::exists(candidate, ec))
+      candidate = fs::path(definitions) / candidate;
+    if (fs::is_regular_file(candidate, ec)) {
+      fs::path file = fs::absolute(candidate, ec).lexically_normal();
+      for (fs::path dir = file.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+        if (fs::exists(dir / "VERSION", ec)) {
+          target = file.lexically_relative(dir).generic_string();
+          return dir.string();
+        }
+        if (dir == dir.root_path()) break;
+      }
+    }
+  }
+  std::string root = definitions.empty() ? "." : definitions;
+  return fs::absolute(root, ec).lexically_normal().string();
+}
+
+Result<Project> load_project(const ProjectOptions& options,
+                             const std::function<void(const Error&)>& warn) {
+  Project project;
+  project.target = options.target;
+  project.root = find_definitions_root(project.target, options.definitions);
+  auto config = load_config(project.root);
+  if (!config) return std::unexpected(config.error());
+  project.config = std::move(*config);
+  if (!options.cache_dir.empty())
+    project.config.cache_dir = std::filesystem::absolute(options.cache_dir).string();
+  if (!options.arch.empty()) project.config.arch = options.arch;
+  if (project.config.arch.empty()) project.config.arch = host_arch();
+  if (options.strict) project.config.strict = true;
+
+  LoadOptions load_options;
+  load_options.unknown_fields = project.config.strict ? Strictness::strict : Strictness::warn;
+  auto defs = load_definitions(project.root, load_options);
+  if (!defs) return std::unexpected(defs.error());
+  project.defs = std::make_unique<Definitions>(std::move(*defs));
+  if (warn)
+    for (const auto& w : project.defs->warnings) warn(w);
+  auto graph = resolve_graph(*project.defs, project.target, project.config.arch);
+  if (!graph) return std::unexpected(graph.error());
+  project.graph = std::move(*graph);
+  return project;
+}
+
+Result<std::optional<ResolvedSource>> GitSourceResolver::resolve(const std::string& repo,
+                                                                 const std::string& ref) {
+  auto to_source = [](const Resolution& r) {
+    return ResolvedSource{r.commit, r.tree, r.commit_time};
+  };
+  if (m_mode == Mode::local_only) {
+    auto found = m_git.resolve_local_only(repo, ref);
+    if (!found) return std::unexpected(found.error());
+    if (!*found) return std::optional<ResolvedSource>{};
+    return std::optional<ResolvedSource>{to_source(**found)};
+  }
+  auto found = m_git.resolve(repo, ref);
+  if (!found) return std::unexpected(found.error());
+  return std::optional<ResolvedSource>{to_source(*found)};
+}
+
+Result<GitMirrors> open_git_mirrors(const Project& project) {
+  return GitMirrors::open(project.config.cache_dir, project.config.aliases,
+                          project.config.offline ? Offline::yes : Offline::no, project.root);
+}
+
+}  // namespace gang
