@@ -12,10 +12,18 @@ BuildGraph::Totals BuildGraph::totals() const {
   Totals t;
   for (const auto& c : components) {
     switch (c.kind) {
-      case Kind::chunk: ++t.chunks; break;
-      case Kind::stratum: ++t.strata; break;
-      case Kind::system: ++t.systems; break;
-      case Kind::cluster: ++t.clusters; break;
+      case Kind::chunk:
+        ++t.chunks;
+        break;
+      case Kind::stratum:
+        ++t.strata;
+        break;
+      case Kind::system:
+        ++t.systems;
+        break;
+      case Kind::cluster:
+        ++t.clusters;
+        break;
     }
   }
   return t;
@@ -85,9 +93,15 @@ std::string describe_candidates(const Definitions& defs, const std::vector<Targe
         out += "chunk " + c.name + " (in " + s.path + ":" + std::to_string(c.where.line) + ")";
         break;
       }
-      case Kind::stratum: out += "stratum " + defs.strata[r.index].path; break;
-      case Kind::system: out += "system " + defs.systems[r.index].path; break;
-      case Kind::cluster: out += "cluster " + defs.clusters[r.index].path; break;
+      case Kind::stratum:
+        out += "stratum " + defs.strata[r.index].path;
+        break;
+      case Kind::system:
+        out += "system " + defs.systems[r.index].path;
+        break;
+      case Kind::cluster:
+        out += "cluster " + defs.clusters[r.index].path;
+        break;
     }
   }
   return out;
@@ -99,18 +113,20 @@ class GraphBuilder {
 
   Result<std::size_t> add(const TargetRef& ref) {
     switch (ref.kind) {
-      case Kind::chunk: return add_chunk(ref.index, ref.chunk_index);
-      case Kind::stratum: return add_stratum(ref.index);
+      case Kind::chunk:
+        return add_chunk(ref.index, ref.chunk_index);
+      case Kind::stratum:
+        return add_stratum(ref.index);
       case Kind::system: {
         const SystemDef& s = m_defs.systems[ref.index];
         if (s.arch != m_graph.arch)
-          return make_error_at(s.path, s.where.line,
-                               "system \"" + s.name + "\" is for arch " + s.arch + ", not " +
-                                   m_graph.arch,
-                               "arch");
+          return make_error_at(
+              s.path, s.where.line,
+              "system \"" + s.name + "\" is for arch " + s.arch + ", not " + m_graph.arch, "arch");
         return add_system(ref.index);
       }
-      case Kind::cluster: return add_cluster(ref.index);
+      case Kind::cluster:
+        return add_cluster(ref.index);
     }
     return make_error("unknown kind");
   }
@@ -154,8 +170,10 @@ class GraphBuilder {
     c.path = def.morph.empty() ? s.path : def.morph;
     const OptionalSteps& system_steps = m_defs.build_systems.at(def.build_system);
     for (std::size_t i = 0; i < k_step_count; ++i) {
-      if (def.steps[i]) c.steps[i] = *def.steps[i];
-      else if (system_steps[i]) c.steps[i] = *system_steps[i];
+      if (def.steps[i])
+        c.steps[i] = *def.steps[i];
+      else if (system_steps[i])
+        c.steps[i] = *system_steps[i];
     }
     c.build_mode = def.build_mode;
     c.prefix = def.prefix;
@@ -232,8 +250,7 @@ class GraphBuilder {
     if (auto r = add_cluster_systems(def.systems, c); !r) return std::unexpected(r.error());
     if (c.depends.empty())
       return make_error_at(def.path, def.where.line,
-                           "cluster \"" + def.name + "\" has no systems for arch " +
-                               m_graph.arch);
+                           "cluster \"" + def.name + "\" has no systems for arch " + m_graph.arch);
     c.name = def.name;
     c.kind = Kind::cluster;
     c.path = def.path;
@@ -308,9 +325,15 @@ Result<BuildGraph> resolve_graph(const Definitions& defs, const std::string& tar
       graph.target = c.morph.empty() ? s.path + "#" + c.name : c.morph;
       break;
     }
-    case Kind::stratum: graph.target = defs.strata[ref->index].path; break;
-    case Kind::system: graph.target = defs.systems[ref->index].path; break;
-    case Kind::cluster: graph.target = defs.clusters[ref->index].path; break;
+    case Kind::stratum:
+      graph.target = defs.strata[ref->index].path;
+      break;
+    case Kind::system:
+      graph.target = defs.systems[ref->index].path;
+      break;
+    case Kind::cluster:
+      graph.target = defs.clusters[ref->index].path;
+      break;
   }
   GraphBuilder builder(defs, graph);
   auto index = builder.add(*ref);

@@ -54,8 +54,8 @@ struct Component {
   std::map<std::string, std::string> submodules;  // path -> url
   std::optional<int> max_jobs;
 
-  std::vector<std::size_t> chunks;    // strata: member chunks
-  std::vector<SystemMember> strata;   // systems: member strata with filters
+  std::vector<std::size_t> chunks;   // strata: member chunks
+  std::vector<SystemMember> strata;  // systems: member strata with filters
 
   // The definition this component comes from (exactly one is set).
   const ChunkDef* chunk_def = nullptr;
@@ -86,8 +86,8 @@ struct BuildGraph {
 // cluster file, or a chunk file used by exactly one stratum) or a bare name.
 struct TargetRef {
   Kind kind = Kind::chunk;
-  std::size_t index = 0;         // into strata, systems or clusters; for chunks the stratum
-  std::size_t chunk_index = 0;   // chunks: index into that stratum's chunks
+  std::size_t index = 0;        // into strata, systems or clusters; for chunks the stratum
+  std::size_t chunk_index = 0;  // chunks: index into that stratum's chunks
 };
 
 // The components to stage for building chunk `component`, in build order,

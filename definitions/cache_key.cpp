@@ -104,8 +104,9 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
       // reach the key through every member's key.
       std::vector<const Component*> members;
       for (std::size_t member : c.chunks) members.push_back(&graph.components[member]);
-      std::sort(members.begin(), members.end(),
-                [](const Component* a, const Component* b) { return *a->cache_key < *b->cache_key; });
+      std::sort(members.begin(), members.end(), [](const Component* a, const Component* b) {
+        return *a->cache_key < *b->cache_key;
+      });
       canon.number("chunks", static_cast<long long>(members.size()));
       static const std::map<std::string, std::string> k_no_artifacts;
       for (const Component* m : members) {
@@ -120,8 +121,10 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
       canon.number("strata", static_cast<long long>(c.strata.size()));
       for (const auto& member : c.strata) {
         canon.text("stratum", *graph.components[member.component].cache_key);
-        if (member.artifacts) canon.strings("artifacts", *member.artifacts);
-        else canon.text("artifacts", "all");
+        if (member.artifacts)
+          canon.strings("artifacts", *member.artifacts);
+        else
+          canon.text("artifacts", "all");
       }
       if (c.system_def != nullptr)
         canon.strings("configuration-extensions", c.system_def->configuration_extensions);
@@ -169,8 +172,8 @@ Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver) {
             e.file = c.chunk_def->where.file;
             e.line = c.chunk_def->where.line;
           }
-          e.message = "chunk \"" + c.name + "\": cannot resolve " + c.repo + " " + c.ref + ": " +
-                      e.message;
+          e.message =
+              "chunk \"" + c.name + "\": cannot resolve " + c.repo + " " + c.ref + ": " + e.message;
           return std::unexpected(std::move(e));
         }
         it = resolved.emplace(std::move(key), std::move(*source)).first;

@@ -30,19 +30,26 @@ std::optional<std::size_t> step_index(std::string_view name) {
 
 std::string_view to_string(Kind kind) {
   switch (kind) {
-    case Kind::chunk: return "chunk";
-    case Kind::stratum: return "stratum";
-    case Kind::system: return "system";
-    case Kind::cluster: return "cluster";
+    case Kind::chunk:
+      return "chunk";
+    case Kind::stratum:
+      return "stratum";
+    case Kind::system:
+      return "system";
+    case Kind::cluster:
+      return "cluster";
   }
   return "?";
 }
 
 std::string_view to_string(BuildMode mode) {
   switch (mode) {
-    case BuildMode::staging: return "staging";
-    case BuildMode::bootstrap: return "bootstrap";
-    case BuildMode::test: return "test";
+    case BuildMode::staging:
+      return "staging";
+    case BuildMode::bootstrap:
+      return "bootstrap";
+    case BuildMode::test:
+      return "test";
   }
   return "?";
 }
@@ -51,22 +58,36 @@ namespace {
 
 // Known fields, per context. Chunk fields are shared by chunk files and
 // stratum chunk entries (an entry may carry anything a chunk file may).
-#define GANG_STEP_FIELDS                                                                        \
-  "pre-bootstrap-commands", "bootstrap-commands", "post-bootstrap-commands",                   \
-      "pre-configure-commands", "configure-commands", "post-configure-commands",               \
-      "pre-build-commands", "build-commands", "post-build-commands", "pre-test-commands",      \
-      "test-commands", "post-test-commands", "pre-install-commands", "install-commands",       \
+#define GANG_STEP_FIELDS                                                                  \
+  "pre-bootstrap-commands", "bootstrap-commands", "post-bootstrap-commands",              \
+      "pre-configure-commands", "configure-commands", "post-configure-commands",          \
+      "pre-build-commands", "build-commands", "post-build-commands", "pre-test-commands", \
+      "test-commands", "post-test-commands", "pre-install-commands", "install-commands",  \
       "post-install-commands", "pre-strip-commands", "strip-commands", "post-strip-commands"
 
-constexpr std::string_view k_chunk_fields[] = {
-    "name", "kind", "description", "build-system", "max-jobs", "products", "system-integration",
-    "devices", "prefix", "build-mode", "repo", "ref", "unpetrify-ref", "submodules",
-    "build-depends", "morph", "artifacts", GANG_STEP_FIELDS};
-constexpr std::string_view k_stratum_fields[] = {"name", "kind", "description", "build-depends",
-                                                 "chunks", "products"};
+constexpr std::string_view k_chunk_fields[] = {"name",
+                                               "kind",
+                                               "description",
+                                               "build-system",
+                                               "max-jobs",
+                                               "products",
+                                               "system-integration",
+                                               "devices",
+                                               "prefix",
+                                               "build-mode",
+                                               "repo",
+                                               "ref",
+                                               "unpetrify-ref",
+                                               "submodules",
+                                               "build-depends",
+                                               "morph",
+                                               "artifacts",
+                                               GANG_STEP_FIELDS};
+constexpr std::string_view k_stratum_fields[] = {"name",          "kind",   "description",
+                                                 "build-depends", "chunks", "products"};
 constexpr std::string_view k_stratum_dep_fields[] = {"morph", "name"};
-constexpr std::string_view k_system_fields[] = {
-    "name", "kind", "description", "arch", "strata", "configuration-extensions"};
+constexpr std::string_view k_system_fields[] = {"name", "kind",   "description",
+                                                "arch", "strata", "configuration-extensions"};
 constexpr std::string_view k_system_stratum_fields[] = {"name", "morph", "artifacts"};
 constexpr std::string_view k_cluster_fields[] = {"name", "kind", "description", "systems"};
 constexpr std::string_view k_cluster_system_fields[] = {"morph", "deploy", "deploy-defaults",
@@ -159,10 +180,10 @@ class Loader {
     out.reserve(n.items.size());
     for (const auto& item : n.items) {
       if (!item.is_scalar())
-        return make_error_at(m_file, item.line,
-                             "\"" + std::string(field) + "\" items must be strings, not " +
-                                 describe(item.type),
-                             std::string(field));
+        return make_error_at(
+            m_file, item.line,
+            "\"" + std::string(field) + "\" items must be strings, not " + describe(item.type),
+            std::string(field));
       out.push_back(item.scalar);
     }
     return out;
@@ -231,8 +252,7 @@ class Loader {
   Result<void> parse_stratum(ParsedFile& file, StratumDef& out);
   Result<void> parse_system(ParsedFile& file, SystemDef& out);
   Result<void> parse_cluster_systems(const YamlNode& list, std::vector<ClusterSystem>& out);
-  Result<std::size_t> lookup(const std::string& morph, Kind kind, int line,
-                             std::string_view what);
+  Result<std::size_t> lookup(const std::string& morph, Kind kind, int line, std::string_view what);
   Result<void> check_chunk_cycles(const StratumDef& stratum);
   Result<void> check_stratum_cycles();
 
@@ -252,16 +272,23 @@ Result<ChunkFields> Loader::chunk_fields(const YamlNode& map) {
     into = std::move(*v);
     return {};
   };
-  for (auto [field, into] : {std::pair{"name", &f.name}, {"morph", &f.morph}, {"repo", &f.repo},
-                             {"ref", &f.ref}, {"unpetrify-ref", &f.unpetrify_ref},
-                             {"build-system", &f.build_system}, {"prefix", &f.prefix}}) {
+  for (auto [field, into] : {std::pair{"name", &f.name},
+                             {"morph", &f.morph},
+                             {"repo", &f.repo},
+                             {"ref", &f.ref},
+                             {"unpetrify-ref", &f.unpetrify_ref},
+                             {"build-system", &f.build_system},
+                             {"prefix", &f.prefix}}) {
     if (auto r = str(field, *into); !r) return std::unexpected(r.error());
   }
   if (const YamlNode* n = map.find("build-mode"); n != nullptr && !n->is_null()) {
     if (!n->is_scalar()) return type_error(*n, "build-mode", "a string");
-    if (n->scalar == "staging") f.build_mode = BuildMode::staging;
-    else if (n->scalar == "bootstrap") f.build_mode = BuildMode::bootstrap;
-    else if (n->scalar == "test") f.build_mode = BuildMode::test;
+    if (n->scalar == "staging")
+      f.build_mode = BuildMode::staging;
+    else if (n->scalar == "bootstrap")
+      f.build_mode = BuildMode::bootstrap;
+    else if (n->scalar == "test")
+      f.build_mode = BuildMode::test;
     else
       return make_error_at(m_file, n->line,
                            "unknown build-mode \"" + n->scalar + "\"" +
@@ -275,12 +302,13 @@ Result<ChunkFields> Loader::chunk_fields(const YamlNode& map) {
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
     if (!n->is_scalar() || s.empty() || ec != std::errc() || end != s.data() + s.size() ||
         value < 1)
-      return make_error_at(m_file, n->line, "\"max-jobs\" must be a positive number",
-                           "max-jobs");
+      return make_error_at(m_file, n->line, "\"max-jobs\" must be a positive number", "max-jobs");
     f.max_jobs = value;
   }
-  if (auto r = opt_string_list(map, "build-depends"); !r) return std::unexpected(r.error());
-  else f.build_depends = std::move(*r);
+  if (auto r = opt_string_list(map, "build-depends"); !r)
+    return std::unexpected(r.error());
+  else
+    f.build_depends = std::move(*r);
   if (const YamlNode* n = map.find("artifacts")) {
     auto m = string_map(*n, "artifacts");
     if (!m) return std::unexpected(m.error());
@@ -290,7 +318,8 @@ Result<ChunkFields> Loader::chunk_fields(const YamlNode& map) {
     std::map<std::string, std::string> subs;
     if (!n->is_null() && !n->is_map()) return type_error(*n, "submodules", "a mapping");
     for (const auto& entry : n->entries) {
-      if (!entry.value.is_map()) return type_error(entry.value, entry.key, "a mapping with \"url\"");
+      if (!entry.value.is_map())
+        return type_error(entry.value, entry.key, "a mapping with \"url\"");
       auto url = req_string(entry.value, "url", entry.line);
       if (!url) return std::unexpected(url.error());
       subs[entry.key] = std::move(*url);
@@ -326,8 +355,7 @@ Result<void> Loader::parse_version() {
   m_file = "VERSION";
   std::string path = m_defs.root + "/VERSION";
   auto text = read_file(path);
-  if (!text)
-    return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
+  if (!text) return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
   auto root = parse_yaml(*text, m_file);
   if (!root) return std::unexpected(root.error());
   const YamlNode* v = root->is_map() ? root->find("version") : &*root;
@@ -338,12 +366,11 @@ Result<void> Loader::parse_version() {
       return std::unexpected(r.error());
   int version = 0;
   auto [end, ec] = std::from_chars(v->scalar.data(), v->scalar.data() + v->scalar.size(), version);
-  if (ec != std::errc() || end != v->scalar.data() + v->scalar.size() || version < 7 ||
-      version > 9)
-    return make_error_at(m_file, v->line,
-                         "unsupported definitions version \"" + v->scalar +
-                             "\" (gang reads versions 7, 8 and 9)",
-                         "version");
+  if (ec != std::errc() || end != v->scalar.data() + v->scalar.size() || version < 7 || version > 9)
+    return make_error_at(
+        m_file, v->line,
+        "unsupported definitions version \"" + v->scalar + "\" (gang reads versions 7, 8 and 9)",
+        "version");
   m_defs.version = version;
   return {};
 }
@@ -395,9 +422,8 @@ Result<std::size_t> Loader::lookup(const std::string& morph, Kind kind, int line
                                    std::string_view what) {
   auto it = m_defs.by_path.find(morph);
   if (it == m_defs.by_path.end())
-    return make_error_at(m_file, line,
-                         std::string(what) + " names missing morph file \"" + morph + "\"",
-                         "morph");
+    return make_error_at(
+        m_file, line, std::string(what) + " names missing morph file \"" + morph + "\"", "morph");
   if (it->second.kind != kind)
     return make_error_at(m_file, line,
                          std::string(what) + " names \"" + morph + "\", which is a " +
@@ -510,8 +536,8 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
       for (const auto& c : out.chunks) names.push_back(c.name);
       return make_error_at(m_file, chunk.where.line,
                            "chunk \"" + chunk.name + "\" build-depends on unknown chunk \"" + dep +
-                               "\"" + did_you_mean(dep, names) + " (not in stratum \"" +
-                               out.name + "\")",
+                               "\"" + did_you_mean(dep, names) + " (not in stratum \"" + out.name +
+                               "\")",
                            "build-depends");
     }
   }
@@ -580,8 +606,7 @@ Result<void> Loader::check_stratum_cycles() {
       [&](std::size_t i) { return m_defs.strata[i].name; });
   if (!cycle) return {};
   const StratumDef& s = m_defs.strata[cycle->first];
-  return make_error_at(s.path, s.where.line, "dependency cycle: " + cycle->second,
-                       "build-depends");
+  return make_error_at(s.path, s.where.line, "dependency cycle: " + cycle->second, "build-depends");
 }
 
 Result<void> Loader::parse_system(ParsedFile& file, SystemDef& out) {
@@ -599,8 +624,7 @@ Result<void> Loader::parse_system(ParsedFile& file, SystemDef& out) {
   if (!strata->is_sequence()) return type_error(*strata, "strata", "a list");
   for (const auto& item : strata->items) {
     if (!item.is_map()) return type_error(item, "strata", "a list of mappings");
-    if (auto r = check_fields(item, k_system_stratum_fields); !r)
-      return std::unexpected(r.error());
+    if (auto r = check_fields(item, k_system_stratum_fields); !r) return std::unexpected(r.error());
     auto morph = req_string(item, "morph", item.line);
     if (!morph) return std::unexpected(morph.error());
     auto index = lookup(*morph, Kind::stratum, item.line, "strata entry");
@@ -613,8 +637,7 @@ Result<void> Loader::parse_system(ParsedFile& file, SystemDef& out) {
     s.artifacts = std::move(*artifacts);
     for (const auto& other : out.strata)
       if (other.stratum == s.stratum)
-        return make_error_at(m_file, item.line, "stratum \"" + *morph + "\" listed twice",
-                             "morph");
+        return make_error_at(m_file, item.line, "stratum \"" + *morph + "\" listed twice", "morph");
     out.strata.push_back(std::move(s));
   }
   return {};
@@ -625,8 +648,7 @@ Result<void> Loader::parse_cluster_systems(const YamlNode& list, std::vector<Clu
   if (!list.is_sequence()) return type_error(list, "systems", "a list");
   for (const auto& item : list.items) {
     if (!item.is_map()) return type_error(item, "systems", "a list of mappings");
-    if (auto r = check_fields(item, k_cluster_system_fields); !r)
-      return std::unexpected(r.error());
+    if (auto r = check_fields(item, k_cluster_system_fields); !r) return std::unexpected(r.error());
     auto morph = req_string(item, "morph", item.line);
     if (!morph) return std::unexpected(morph.error());
     auto index = lookup(*morph, Kind::system, item.line, "systems entry");
@@ -703,19 +725,22 @@ Result<void> Loader::load() {
     if (!parsed[i]) return std::unexpected(std::move(parsed[i].error()));
     ParsedFile file{std::move(path), std::move(*parsed[i]), Kind::chunk, {}};
     if (!file.root.is_map())
-      return make_error_at(m_file, file.root.line,
-                           std::string("a definition must be a mapping, not ") +
-                               describe(file.root.type));
+      return make_error_at(
+          m_file, file.root.line,
+          std::string("a definition must be a mapping, not ") + describe(file.root.type));
     auto kind = req_string(file.root, "kind", file.root.line);
     if (!kind) return std::unexpected(kind.error());
-    if (*kind == "chunk") file.kind = Kind::chunk;
-    else if (*kind == "stratum") file.kind = Kind::stratum;
-    else if (*kind == "system") file.kind = Kind::system;
-    else if (*kind == "cluster") file.kind = Kind::cluster;
+    if (*kind == "chunk")
+      file.kind = Kind::chunk;
+    else if (*kind == "stratum")
+      file.kind = Kind::stratum;
+    else if (*kind == "system")
+      file.kind = Kind::system;
+    else if (*kind == "cluster")
+      file.kind = Kind::cluster;
     else
       return make_error_at(m_file, file.root.find("kind")->line,
-                           "unknown kind \"" + *kind + "\"" + did_you_mean(*kind, k_kinds),
-                           "kind");
+                           "unknown kind \"" + *kind + "\"" + did_you_mean(*kind, k_kinds), "kind");
     auto name = req_string(file.root, "name", file.root.line);
     if (!name) return std::unexpected(name.error());
     file.name = std::move(*name);
@@ -734,13 +759,13 @@ Result<void> Loader::load() {
         break;
       case Kind::stratum:
         index = m_defs.strata.size();
-        m_defs.strata.push_back(StratumDef{file.name, file.path, {}, {}, {},
-                                           Location{file.path, file.root.line}});
+        m_defs.strata.push_back(
+            StratumDef{file.name, file.path, {}, {}, {}, Location{file.path, file.root.line}});
         break;
       case Kind::system:
         index = m_defs.systems.size();
-        m_defs.systems.push_back(SystemDef{file.name, file.path, {}, {}, {},
-                                           Location{file.path, file.root.line}});
+        m_defs.systems.push_back(
+            SystemDef{file.name, file.path, {}, {}, {}, Location{file.path, file.root.line}});
         break;
       case Kind::cluster:
         index = m_defs.clusters.size();
@@ -785,8 +810,8 @@ Result<void> Loader::load() {
     if (auto r = check_fields(file.root, k_cluster_fields); !r) return r;
     const YamlNode* systems = file.root.find("systems");
     if (systems == nullptr) continue;
-    if (auto r = parse_cluster_systems(
-            *systems, m_defs.clusters[m_defs.by_path[file.path].index].systems);
+    if (auto r = parse_cluster_systems(*systems,
+                                       m_defs.clusters[m_defs.by_path[file.path].index].systems);
         !r)
       return r;
   }

@@ -95,8 +95,8 @@ struct StratumDef {
 };
 
 struct SystemStratum {
-  std::size_t stratum = 0;                              // index into Definitions::strata
-  std::optional<std::vector<std::string>> artifacts;    // nullopt: all artifacts
+  std::size_t stratum = 0;                            // index into Definitions::strata
+  std::optional<std::vector<std::string>> artifacts;  // nullopt: all artifacts
   Location where;
 };
 

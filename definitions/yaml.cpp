@@ -106,8 +106,8 @@ class TreeBuilder final : public YAML::EventHandler {
     }
     if (!top.have_key) {
       if (node.type != YamlNode::Type::scalar)
-        throw StructureError{Error{"mapping keys must be plain strings", m_file, node.line,
-                                   node.column, {}}};
+        throw StructureError{
+            Error{"mapping keys must be plain strings", m_file, node.line, node.column, {}}};
       for (const auto& entry : top.node.entries) {
         if (entry.key == node.scalar)
           throw StructureError{Error{"duplicate field \"" + node.scalar + "\" (first at line " +
@@ -143,10 +143,14 @@ const YamlNode* YamlNode::find(std::string_view key) const {
 
 const char* describe(YamlNode::Type type) {
   switch (type) {
-    case YamlNode::Type::null: return "null";
-    case YamlNode::Type::scalar: return "a string";
-    case YamlNode::Type::sequence: return "a list";
-    case YamlNode::Type::map: return "a mapping";
+    case YamlNode::Type::null:
+      return "null";
+    case YamlNode::Type::scalar:
+      return "a string";
+    case YamlNode::Type::sequence:
+      return "a list";
+    case YamlNode::Type::map:
+      return "a mapping";
   }
   return "?";
 }

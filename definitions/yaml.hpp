@@ -27,11 +27,11 @@ struct YamlNode {
   enum class Type { null, scalar, sequence, map };
 
   Type type = Type::null;
-  int line = 0;    // 1-based
-  int column = 0;  // 1-based
-  std::string scalar;               // Type::scalar
-  std::vector<YamlNode> items;      // Type::sequence
-  std::vector<YamlEntry> entries;   // Type::map
+  int line = 0;                    // 1-based
+  int column = 0;                  // 1-based
+  std::string scalar;              // Type::scalar
+  std::vector<YamlNode> items;     // Type::sequence
+  std::vector<YamlEntry> entries;  // Type::map
 
   [[nodiscard]] bool is_null() const { return type == Type::null; }
   [[nodiscard]] bool is_scalar() const { return type == Type::scalar; }
@@ -44,7 +44,7 @@ struct YamlNode {
 
 struct YamlEntry {
   std::string key;
-  int line = 0;    // of the key
+  int line = 0;  // of the key
   int column = 0;
   YamlNode value;
 };

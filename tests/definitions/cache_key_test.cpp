@@ -1,11 +1,12 @@
 // Cache keys: stable, dependency-sensitive, insensitive to descriptions and
 // YAML key order, pending until sources resolve.
+#include "definitions/cache_key.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "definitions/build_graph.hpp"
-#include "definitions/cache_key.hpp"
 #include "definitions/definitions.hpp"
 #include "tests/definitions/test_tree.hpp"
 
@@ -216,8 +217,9 @@ TEST(CacheKey, InputTextIsCanonicalAndReadable) {
   ASSERT_TRUE(compute_keys(*graph, none));
   auto text = cache_key_input(*graph, graph->target_index);
   ASSERT_TRUE(text);
-  EXPECT_TRUE(text->starts_with("gang-cache-key 1:1\nartifact-version 1\nkind 5:chunk\n"
-                                "name 10:stage1-gcc\narch 6:x86_64\ntree 4:none\n"))
+  EXPECT_TRUE(
+      text->starts_with("gang-cache-key 1:1\nartifact-version 1\nkind 5:chunk\n"
+                        "name 10:stage1-gcc\narch 6:x86_64\ntree 4:none\n"))
       << *text;
   EXPECT_NE(text->find("prefix 6:/tools\n"), std::string::npos);
 }

@@ -1,11 +1,12 @@
 // Loader, target lookup and build-graph semantics, and every load error.
+#include "definitions/definitions.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "definitions/arch.hpp"
 #include "definitions/build_graph.hpp"
-#include "definitions/definitions.hpp"
 #include "definitions/suggest.hpp"
 #include "definitions/yaml.hpp"
 #include "tests/definitions/test_tree.hpp"
@@ -74,7 +75,7 @@ TEST_F(DefinitionsTest, FileChunkMergesStratumEntryOverChunkFile) {
   BuildGraph g = graph("systems/minimal-x86_64.morph");
   const Component* foo = find(g, "libfoo");
   ASSERT_NE(foo, nullptr);
-  EXPECT_EQ(foo->prefix, "/opt");                               // from the entry
+  EXPECT_EQ(foo->prefix, "/opt");                                      // from the entry
   EXPECT_EQ(foo->steps[k_pre_configure], Commands{"./bootstrap.sh"});  // from the file
   EXPECT_EQ(foo->path, "strata/core/libfoo.morph");
   ASSERT_NE(foo->chunk_def, nullptr);
@@ -93,8 +94,7 @@ TEST_F(DefinitionsTest, UnsetStepsComeFromTheBuildSystemInDefaults) {
   BuildGraph g = graph("systems/minimal-x86_64.morph");
   const Component* foo = find(g, "libfoo");  // autotools, overrides configure
   ASSERT_NE(foo, nullptr);
-  EXPECT_EQ(foo->steps[k_configure],
-            Commands{"./configure --prefix=\"$PREFIX\" --disable-static"});
+  EXPECT_EQ(foo->steps[k_configure], Commands{"./configure --prefix=\"$PREFIX\" --disable-static"});
   EXPECT_EQ(foo->steps[k_build], Commands{"make"});
   EXPECT_EQ(foo->steps[k_install], Commands{"make DESTDIR=\"$DESTDIR\" install"});
   const Component* bar = find(g, "libbar");  // inline, cmake
@@ -338,8 +338,8 @@ TEST(DefinitionsErrors, MissingChunkMorphFile) {
 }
 
 TEST(DefinitionsErrors, MissingStratumAndSystemMorphFiles) {
-  Tree strata({{"strata/s.morph",
-                "name: s\nkind: stratum\nbuild-depends:\n- morph: strata/gone.morph\n"}});
+  Tree strata(
+      {{"strata/s.morph", "name: s\nkind: stratum\nbuild-depends:\n- morph: strata/gone.morph\n"}});
   auto a = strata.load();
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().to_string(),
@@ -375,8 +375,9 @@ TEST(DefinitionsErrors, ChunkCycleIsPrintedAsTheCycle) {
 }
 
 TEST(DefinitionsErrors, StratumCycleIsPrintedAsTheCycle) {
-  Tree tree({{"strata/a.morph", "name: a\nkind: stratum\nbuild-depends:\n- morph: strata/b.morph\n"},
-             {"strata/b.morph", "name: b\nkind: stratum\nbuild-depends:\n- morph: strata/a.morph\n"}});
+  Tree tree(
+      {{"strata/a.morph", "name: a\nkind: stratum\nbuild-depends:\n- morph: strata/b.morph\n"},
+       {"strata/b.morph", "name: b\nkind: stratum\nbuild-depends:\n- morph: strata/a.morph\n"}});
   auto defs = tree.load();
   ASSERT_FALSE(defs);
   EXPECT_EQ(defs.error().to_string(), "strata/a.morph:1: dependency cycle: a -> b -> a");
@@ -386,7 +387,8 @@ TEST(DefinitionsErrors, DuplicateNames) {
   Tree chunks({{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n- name: a\n"}});
   auto a = chunks.load();
   ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(), "strata/s.morph:5: duplicate chunk name \"a\" (first at line 4)");
+  EXPECT_EQ(a.error().to_string(),
+            "strata/s.morph:5: duplicate chunk name \"a\" (first at line 4)");
   Tree strata({{"strata/s.morph", "name: s\nkind: stratum\n"},
                {"strata/t.morph", "kind: stratum\nname: s\n"}});
   auto b = strata.load();
@@ -419,13 +421,15 @@ TEST(DefinitionsErrors, UnknownKindBuildModeAndBuildSystemSuggestFixes) {
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().to_string(),
             "strata/s.morph:2: unknown kind \"stratun\" (did you mean \"stratum\"?)");
-  Tree mode({{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-mode: bootstap\n"}});
+  Tree mode(
+      {{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-mode: bootstap\n"}});
   auto b = mode.load();
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().to_string(),
             "strata/s.morph:5: unknown build-mode \"bootstap\" (did you mean \"bootstrap\"?) "
             "(expected staging, bootstrap or test)");
-  Tree bs({{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-system: cmak\n"}});
+  Tree bs(
+      {{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-system: cmak\n"}});
   auto c = bs.load();
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().to_string(),
@@ -440,7 +444,8 @@ TEST(DefinitionsErrors, MissingNameAndKind) {
   Tree scalar({{"strata/s.morph", "just a string\n"}});
   auto b = scalar.load();
   ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(), "strata/s.morph:1: a definition must be a mapping, not a string");
+  EXPECT_EQ(b.error().to_string(),
+            "strata/s.morph:1: a definition must be a mapping, not a string");
 }
 
 // --- small pieces ---------------------------------------------------------------

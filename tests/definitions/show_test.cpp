@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tests/definitions/test_tree.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 namespace {
@@ -53,14 +54,15 @@ TEST(GangShow, PrintsJsonForASystemFoundByPath) {
 }
 
 TEST(GangShow, ReportsPendingKeysForUnresolvedSources) {
-  RunResult r = run(gang() + " show sourced --arch x86_64 --json --definitions " +
-              testing::fixture("basic"));
+  RunResult r =
+      run(gang() + " show sourced --arch x86_64 --json --definitions " + testing::fixture("basic"));
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("{\"name\": \"fetched\", \"kind\": \"chunk\", \"stratum\": \"sourced\", "
                        "\"key\": null, \"state\": \"pending\""),
             std::string::npos)
       << r.out;
-  RunResult text = run(gang() + " show sourced --arch x86_64 --definitions " + testing::fixture("basic"));
+  RunResult text =
+      run(gang() + " show sourced --arch x86_64 --definitions " + testing::fixture("basic"));
   ASSERT_EQ(text.status, 0) << text.out;
   EXPECT_NE(text.out.find("sourced/fetched"), std::string::npos);
   EXPECT_NE(text.out.find("pending  pending"), std::string::npos) << text.out;
@@ -68,11 +70,13 @@ TEST(GangShow, ReportsPendingKeysForUnresolvedSources) {
 }
 
 TEST(GangShow, FailsCleanlyOnUnknownTargetsAndStrictWarnings) {
-  RunResult missing = run("cd " + testing::fixture("basic") + " && " + gang() + " show nosuch 2>&1");
+  RunResult missing =
+      run("cd " + testing::fixture("basic") + " && " + gang() + " show nosuch 2>&1");
   EXPECT_EQ(missing.status, 1);
   EXPECT_EQ(missing.out, "gang: error: no definition named \"nosuch\"\n");
-  testing::Tree tree({{"strata/core.morph", "name: core\nkind: stratum\nchunks:\n- name: a\n"
-                                            "  bulid-depends: []\n"}});
+  testing::Tree tree({{"strata/core.morph",
+                       "name: core\nkind: stratum\nchunks:\n- name: a\n"
+                       "  bulid-depends: []\n"}});
   RunResult warn = run(gang() + " show core --arch x86_64 --definitions " + tree.root() + " 2>&1");
   EXPECT_EQ(warn.status, 0) << warn.out;
   EXPECT_NE(warn.out.find("gang: warning: strata/core.morph:5: unknown field \"bulid-depends\" "
@@ -83,6 +87,34 @@ TEST(GangShow, FailsCleanlyOnUnknownTargetsAndStrictWarnings) {
   EXPECT_EQ(strict.status, 1);
   EXPECT_TRUE(strict.out.starts_with("gang: error: strata/core.morph:5: unknown field"))
       << strict.out;
+}
+
+TEST(GenDefinitions, WritesValidTreesOfEveryShape) {
+  for (const char* shape : {"wide", "deep", "mixed"}) {
+    TempDir dir;
+    std::string tree = dir.path() + "/defs";
+    RunResult gen = run(std::string(GANG_SOURCE_DIR) + "/scripts/gen-definitions " + tree +
+                        " --chunks 60 --strata 3 --seed 7 --arch x86_64 --shape " + shape);
+    ASSERT_EQ(gen.status, 0) << gen.out;
+    EXPECT_EQ(gen.out, "systems/bench-system-x86_64.morph\n");
+    RunResult show =
+        run(gang() + " show --json --strict " + tree + "/" + gen.out.substr(0, gen.out.size() - 1));
+    ASSERT_EQ(show.status, 0) << shape << ": " << show.out;
+    EXPECT_NE(show.out.find("\"totals\": {\"chunks\": 60, \"strata\": 3, \"systems\": 1}"),
+              std::string::npos)
+        << shape;
+    EXPECT_EQ(show.out.find("\"pending\""), std::string::npos)
+        << shape;  // no repos: all keys known
+  }
+  TempDir dir;
+  RunResult gen = run(std::string(GANG_SOURCE_DIR) + "/scripts/gen-definitions " + dir.path() +
+                      "/defs --chunks 5 --repo --target stratum --sleep 0.5");
+  ASSERT_EQ(gen.status, 0) << gen.out;
+  EXPECT_EQ(gen.out, "strata/stratum-0000.morph\n");
+  RunResult show =
+      run(gang() + " show strata/stratum-0000.morph --definitions " + dir.path() + "/defs");
+  ASSERT_EQ(show.status, 0) << show.out;
+  EXPECT_NE(show.out.find("pending  pending"), std::string::npos) << show.out;
 }
 
 }  // namespace
