@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "util/fs.hpp"
 
@@ -166,6 +167,14 @@ int child_run_one(const Plan& plan, char* const* argv) {
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (plan.interactive) {
+      // Job control: the program leads its own process group (visible inside
+      // the PID namespace, unlike the caller's) and owns the terminal.
+      if (::isatty(0) == 1) {
+        ::setpgid(0, 0);
+        ::signal(SIGTTOU, SIG_IGN);
+        ::tcsetpgrp(0, ::getpid());
+        ::signal(SIGTTOU, SIG_DFL);
+      }
       environ = const_cast<char**>(plan.envp.data());
       ::execvp(argv[0], argv);
     } else {
@@ -191,9 +200,25 @@ int child_run_one(const Plan& plan, char* const* argv) {
   }
 }
 
+// Closes every fd above 2 except `keep` (unsorted, -1 entries ignored), so
+// the sandbox holds none of the caller's files (or its flock()s).
+void child_close_other_fds(int* keep, int count) {
+  for (int i = 1; i < count; ++i)
+    for (int k = i; k > 0 && keep[k] < keep[k - 1]; --k) std::swap(keep[k], keep[k - 1]);
+  unsigned int next = 3;
+  for (int i = 0; i < count; ++i) {
+    if (keep[i] < static_cast<int>(next)) continue;
+    if (static_cast<unsigned int>(keep[i]) > next)
+      ::close_range(next, static_cast<unsigned int>(keep[i]) - 1, 0);
+    next = static_cast<unsigned int>(keep[i]) + 1;
+  }
+  ::close_range(next, ~0U, 0);
+}
+
 int child_main(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
-  ::close(plan.keepalive_write);
+  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd};
+  child_close_other_fds(keep, 4);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   pollfd alive{plan.keepalive_read, POLLIN, 0};
   if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
@@ -371,7 +396,7 @@ Result<void> ensure_symlink(const std::string& target, const std::string& path) 
 
 // Prepares the sandbox directory (skeleton, overlay upper/work dirs) and the
 // list of mount operations. See sandbox/README.md for the layout.
-Result<void> prepare(const SandboxSpec& spec, bool user_ns, Plan& plan) {
+Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Plan& plan) {
   const std::string& dir = spec.sandbox_dir;
   const bool host = spec.base == "host" || spec.mode == SandboxMode::bootstrap;
   const bool read_only = spec.mode == SandboxMode::bootstrap;
@@ -477,6 +502,12 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, Plan& plan) {
   simple(Op::Kind::symlink, root + "/dev/stdin", "/proc/self/fd/0");
   simple(Op::Kind::symlink, root + "/dev/stdout", "/proc/self/fd/1");
   simple(Op::Kind::symlink, root + "/dev/stderr", "/proc/self/fd/2");
+  if (interactive && is_dir("/dev/pts")) {
+    // The caller's terminal, so that tty(1) and job control work.
+    simple(Op::Kind::mkdir, root + "/dev/pts");
+    bind("/dev/pts", root + "/dev/pts");
+    simple(Op::Kind::symlink, root + "/dev/ptmx", "pts/ptmx");
+  }
   simple(Op::Kind::mkdir, root + "/dev/shm");
   mount_fs("tmpfs", root + "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_fs("tmpfs", root + "/tmp", MS_NOSUID | MS_NODEV, "mode=1777");
@@ -566,7 +597,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   plan.interactive = interactive;
   plan.die_on_interrupt = !interactive;
-  if (auto ok = prepare(spec, plan.user_ns, plan); !ok) return std::unexpected(ok.error());
+  if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok) return std::unexpected(ok.error());
 
   // argv/envp arrays point into `what`, which outlives the child.
   for (const auto& entry : what.env) plan.envp.push_back(const_cast<char*>(entry.c_str()));

@@ -1,6 +1,7 @@
 // Tests for sandbox/: the spec, the environment contract, and real
 // namespaces (isolation, logging, failures, cancellation, job control).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -253,6 +254,16 @@ TEST_F(SandboxTest, CommandsRunInTheBuildDirectoryUnderAFreshPidNamespace) {
   EXPECT_EQ(trim(slurp(in_build("pid"))), "2");  // the init is 1, sh its child
   EXPECT_LE(std::stoi(slurp(in_build("nprocs"))), 4);
   EXPECT_EQ(trim(slurp(in_build("ppid1"))), "PPid:\t0");
+}
+
+TEST_F(SandboxTest, TheSandboxHoldsNoneOfTheCallersFiles) {
+  std::vector<int> opened;
+  for (int i = 0; i < 20; ++i) opened.push_back(::open("/dev/null", O_RDONLY));  // no CLOEXEC
+  auto result = run({"ls /proc/1/fd | wc -l > init_fds; ls /proc/$$/fd | wc -l > sh_fds"});
+  for (int fd : opened) ::close(fd);
+  ASSERT_TRUE(result && result->ok);
+  EXPECT_LE(std::stoi(slurp(in_build("init_fds"))), 7);  // 0-2 + status, keepalive, log, null
+  EXPECT_LE(std::stoi(slurp(in_build("sh_fds"))), 4);    // 0-2 + the one ls opens
 }
 
 TEST_F(SandboxTest, TheEnvironmentIsExactlyTheContract) {
