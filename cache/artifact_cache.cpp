@@ -574,6 +574,6 @@ Result<bool> ArtifactCache::wait_for_change(std::chrono::milliseconds timeout) {
   return m_impl->notifier.wait(timeout);
 }
 
-int ArtifactCache::change_fd() const { return m_impl->notifier.fd(); }
+int ArtifactCache::change_fd() { return m_impl->notifier.fd(); }
 
 }  // namespace gang

@@ -151,9 +151,12 @@ class ArtifactCache {
   [[nodiscard]] Result<bool> forget(const std::string& key);
 
   // Sleeps until the index changes or timeout passes; true on a change.
+  // Changes are seen from the first call of change_fd() or wait_for_change()
+  // on: a worker calls change_fd() once before its first look at the index.
   [[nodiscard]] Result<bool> wait_for_change(std::chrono::milliseconds timeout);
-  // A pollable fd for the same events (readable on change).
-  [[nodiscard]] int change_fd() const;
+  // A pollable fd for the same events (readable on change; wait_for_change(0)
+  // consumes them); -1 if inotify is unavailable.
+  [[nodiscard]] int change_fd();
 
   // True if key is acceptable: non-empty, no '/', no NUL or newline.
   [[nodiscard]] static bool valid_key(const std::string& key);

@@ -14,11 +14,25 @@ Result<ChangeNotifier> ChangeNotifier::open(const std::string& root) {
   int file = ::open(n.m_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (file < 0) return make_errno_error("cannot create " + n.m_path);
   ::close(file);
-  n.m_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (n.m_fd < 0) return make_errno_error("cannot create an inotify instance");
-  if (::inotify_add_watch(n.m_fd, n.m_path.c_str(), IN_ATTRIB | IN_MODIFY) < 0)
-    return make_errno_error("cannot watch " + n.m_path);
   return n;
+}
+
+Result<void> ChangeNotifier::watch() {
+  if (m_fd >= 0) return {};
+  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot create an inotify instance");
+  if (::inotify_add_watch(fd, m_path.c_str(), IN_ATTRIB | IN_MODIFY) < 0) {
+    int saved = errno;
+    ::close(fd);
+    return make_errno_error("cannot watch " + m_path, saved);
+  }
+  m_fd = fd;
+  return {};
+}
+
+int ChangeNotifier::fd() {
+  (void)watch();
+  return m_fd;
 }
 
 ChangeNotifier::ChangeNotifier(ChangeNotifier&& other) noexcept
@@ -43,6 +57,8 @@ ChangeNotifier::~ChangeNotifier() {
 void ChangeNotifier::bump() const { ::utimensat(AT_FDCWD, m_path.c_str(), nullptr, 0); }
 
 Result<bool> ChangeNotifier::wait(std::chrono::milliseconds timeout) {
+  auto watching = watch();
+  if (!watching) return std::unexpected(watching.error());
   struct pollfd p{m_fd, POLLIN, 0};
   int rc;
   do {

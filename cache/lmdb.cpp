@@ -119,34 +119,48 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const std::string& dir, const Opt
   int dead = 0;
   mdb_reader_check(env->m_env, &dead);  // clear slots left by killed readers
 
-  // Open (and create) the named databases once; the handles stay valid for
-  // the life of the environment.
-  for (int attempt = 0;; ++attempt) {
-    auto txn = env->begin(0);
-    if (!txn) return std::unexpected(txn.error());
-    bool retry = false;
-    for (const auto& name : options.databases) {
-      MDB_dbi dbi;
-      rc = mdb_dbi_open(*txn, name.c_str(), MDB_CREATE, &dbi);
-      if (rc != 0) {
+  // Open the named databases once; the handles stay valid for the life of
+  // the environment. A read-only transaction suffices when they exist (no
+  // commit to sync); only a new environment needs a write transaction.
+  for (unsigned flags : {unsigned{MDB_RDONLY}, 0u}) {
+    bool missing = false;
+    for (int attempt = 0;; ++attempt) {
+      auto txn = env->begin(flags);
+      if (!txn) return std::unexpected(txn.error());
+      bool grow = false;
+      missing = false;
+      for (const auto& name : options.databases) {
+        MDB_dbi dbi;
+        rc = mdb_dbi_open(*txn, name.c_str(), flags == 0 ? MDB_CREATE : 0, &dbi);
+        if (rc == 0) {
+          env->m_dbis[name] = dbi;
+          continue;
+        }
         mdb_txn_abort(*txn);
         env->m_resize.unlock_shared();
+        if (rc == MDB_NOTFOUND && flags != 0) {
+          missing = true;
+          break;
+        }
         if (rc == MDB_MAP_FULL && attempt < 8) {
-          retry = true;
+          grow = true;
           break;
         }
         return lmdb_error("LMDB: cannot open database " + name, rc);
       }
-      env->m_dbis[name] = dbi;
+      if (missing) break;
+      if (grow) {
+        std::unique_lock lock(env->m_resize);
+        mdb_env_set_mapsize(env->m_env, env->map_size() * 2);
+        continue;
+      }
+      rc = mdb_txn_commit(*txn);
+      env->m_resize.unlock_shared();
+      if (rc != 0) return lmdb_error("LMDB: cannot open the databases of " + key, rc);
+      break;
     }
-    if (retry) {
-      mdb_env_set_mapsize(env->m_env, env->map_size() * 2);
-      continue;
-    }
-    rc = mdb_txn_commit(*txn);
-    env->m_resize.unlock_shared();
-    if (rc != 0) return lmdb_error("LMDB: cannot commit database creation", rc);
-    break;
+    if (!missing) break;
+    env->m_dbis.clear();
   }
   registry()[key] = env;
   return env;

@@ -442,6 +442,7 @@ TEST_F(ArtifactCacheTest, WaitForChangeWakesOnPublishAndTimesOutOtherwise) {
   std::string src = dir.path() + "/src";
   write_tree(src, {{"f", "x"}});
   auto waiter = open_cache();
+  ASSERT_GE(waiter.change_fd(), 0);
   auto quiet = waiter.wait_for_change(50ms);
   ASSERT_TRUE(quiet);
   EXPECT_FALSE(*quiet);
