@@ -7,6 +7,7 @@
 #include <random>
 
 #include "gang/commands.hpp"
+#include "definitions/cache_key.hpp"
 #include "gang/config.hpp"
 #include "gang/event.hpp"
 #include "gang/frontend.hpp"
@@ -65,6 +66,22 @@ int cmd_build(const Args& args) {
   if (!project) {
     std::fprintf(stderr, "gang: error: %s\n", project.error().to_string().c_str());
     return 1;
+  }
+  if (parsed.count("offline")) project->config.offline = true;
+  // Bring branch and tag refs up to date once, here, so that every worker
+  // resolves the same commits from the mirrors without fetching again.
+  {
+    auto git = open_git_mirrors(*project);
+    if (!git) {
+      std::fprintf(stderr, "gang: error: %s\n", git.error().to_string().c_str());
+      return 1;
+    }
+    GitSourceResolver resolver(*git, project->config.offline ? GitSourceResolver::Mode::fetch
+                                                             : GitSourceResolver::Mode::refresh);
+    if (auto keyed = compute_keys(project->graph, resolver); !keyed) {
+      std::fprintf(stderr, "gang: error: %s\n", keyed.error().to_string().c_str());
+      return 1;
+    }
   }
   std::string instances_text =
       parsed.count("instances") ? parsed["instances"].as<std::string>() : project->config.instances;

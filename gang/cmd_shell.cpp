@@ -5,10 +5,9 @@
 // environment, and runs `sh -i` there (or CMD) with the terminal attached.
 // The exit status is the shell's or CMD's. The cache directory comes from
 // gang.conf / GANG_CACHE in the current directory; --cache wins.
-#include <cxxopts.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <cxxopts.hpp>
 #include <string>
 #include <vector>
 
@@ -44,7 +43,10 @@ int run_shell(const ShellOptions& options) {
   if (!path_exists(spec_path(dir))) {
     return fail(Error{"no failed build of \"" + options.component + "\" is kept (looked for " +
                           spec_path(dir) + ")",
-                      {}, 0, 0, {}});
+                      {},
+                      0,
+                      0,
+                      {}});
   }
   auto spec = load_spec(dir);
   if (!spec) return fail(spec.error());
@@ -72,12 +74,11 @@ int cmd_shell(const Args& args) {
   }
   cxxopts::Options parser("gang shell",
                           "Open a shell, or run CMD, in the kept sandbox of a failed build.");
-  parser.add_options()
-      ("cache", "the artifact cache directory (default: from gang.conf / GANG_CACHE)",
-       cxxopts::value<std::string>(options.cache_dir))
-      ("h,help", "print this help")
-      ("component", "the component whose build failed",
-       cxxopts::value<std::string>(options.component));
+  parser.add_options()("cache",
+                       "the artifact cache directory (default: from gang.conf / GANG_CACHE)",
+                       cxxopts::value<std::string>(options.cache_dir))("h,help", "print this help")(
+      "component", "the component whose build failed",
+      cxxopts::value<std::string>(options.component));
   parser.parse_positional({"component"});
   parser.positional_help("COMPONENT [-- CMD...]");
   std::vector<std::string> own{"gang shell"};

@@ -66,6 +66,13 @@ Result<std::optional<ResolvedSource>> GitSourceResolver::resolve(const std::stri
     if (!*found) return std::optional<ResolvedSource>{};
     return std::optional<ResolvedSource>{to_source(**found)};
   }
+  bool is_sha = ref.size() == 40 && ref.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (m_mode == Mode::refresh && !is_sha && m_refreshed.insert(repo).second) {
+    auto local = m_git.resolve_local_only(repo, ref);
+    if (local && *local) {  // present: bring the branch or tag up to date
+      if (auto updated = m_git.update(repo); !updated) return std::unexpected(updated.error());
+    }
+  }
   auto found = m_git.resolve(repo, ref);
   if (!found) return std::unexpected(found.error());
   return std::optional<ResolvedSource>{to_source(*found)};

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cache/git_mirrors.hpp"
@@ -45,11 +46,15 @@ struct Project {
 [[nodiscard]] Result<Project> load_project(const ProjectOptions& options,
                                            const std::function<void(const Error&)>& warn);
 
-// Resolves sources through the git mirrors. Local-only never fetches and
-// leaves unknown refs pending (gang show); otherwise missing refs are fetched.
+// Resolves sources through the git mirrors, in one of three modes:
+//   local_only: never fetches; unknown refs stay pending (gang show);
+//   fetch:      fetches only refs missing from the mirror (workers);
+//   refresh:    also fetches each repo once whose ref is a branch or tag,
+//               so a build follows the branch's tip (the frontend, once per
+//               gang, before starting the workers). Offline never fetches.
 class GitSourceResolver final : public SourceResolver {
  public:
-  enum class Mode { local_only, fetch };
+  enum class Mode { local_only, fetch, refresh };
   GitSourceResolver(const GitMirrors& git, Mode mode) : m_git(git), m_mode(mode) {}
   [[nodiscard]] Result<std::optional<ResolvedSource>> resolve(const std::string& repo,
                                                               const std::string& ref) override;
@@ -57,6 +62,7 @@ class GitSourceResolver final : public SourceResolver {
  private:
   const GitMirrors& m_git;
   Mode m_mode;
+  std::set<std::string> m_refreshed;  // repos fetched by this resolver
 };
 
 // Opens the git mirrors for a project (aliases from config, anchored at root).

@@ -1,0 +1,216 @@
+// End-to-end tests of `gang build`: the real binary, real worker processes,
+// a real cache and real sandboxes, on small synthetic definitions whose
+// build steps sleep and write files.
+#include <gtest/gtest.h>
+#include <dirent.h>
+
+#include <set>
+
+#include "cache/artifact_cache.hpp"
+#include "definitions/cache_key.hpp"
+#include "gang/project.hpp"
+#include "tests/gang/gang_process.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::count_lines_with;
+using testing::run_gang;
+using testing::TestChunk;
+
+class GangBuild : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    defs = dir.path() + "/defs";
+    cache = dir.path() + "/cache";
+    target = defs + "/strata/s.morph";
+  }
+  void TearDown() override {
+    if (HasFailure()) dir.keep();
+  }
+  std::vector<std::string> build_args(int instances, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"build", target, "--cache", cache, "--instances",
+                                  std::to_string(instances), "--max-jobs", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  // name -> key for every component of the target.
+  std::map<std::string, std::string> keys() {
+    ProjectOptions options;
+    options.target = target;
+    options.cache_dir = cache;
+    auto project = load_project(options, nullptr);
+    EXPECT_TRUE(project) << project.error().to_string();
+    UnresolvedSources none;
+    EXPECT_TRUE(compute_keys(project->graph, none));
+    std::map<std::string, std::string> out;
+    for (const auto& c : project->graph.components) out[c.name] = c.cache_key.value_or("");
+    return out;
+  }
+  std::vector<std::string> tmp_entries() {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir((cache + "/tmp").c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
+      ::closedir(d);
+    }
+    return out;
+  }
+
+  TempDir dir{"gang-build-test-"};
+  std::string defs, cache, target;
+};
+
+TEST_F(GangBuild, FourInstancesBuildEveryComponentExactlyOnce) {
+  std::vector<TestChunk> chunks;
+  for (int i = 0; i < 8; ++i) chunks.push_back({"c" + std::to_string(i), {}, 0.3});
+  chunks.push_back({"top", {"c0", "c1", "c2"}, 0.1});
+  testing::write_tree(defs, chunks);
+  auto run = run_gang(build_args(4, {"--log", dir.path() + "/events.log"}), dir.path());
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "Starting build"), 10) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "Elapsed time for build"), 10);
+  EXPECT_NE(testing::slurp(dir.path() + "/events.log").find("Summary"), std::string::npos);
+
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  std::set<int> builders;
+  for (const auto& [name, key] : keys()) {
+    auto info = opened->lookup(key);
+    ASSERT_TRUE(info && *info) << name << " is not cached";
+    builders.insert((*info)->meta.built_by.instance);
+    EXPECT_GE((*info)->meta.built_by.instance, 1);
+    EXPECT_LE((*info)->meta.built_by.instance, 4);
+  }
+  EXPECT_GT(builders.size(), 1u) << "the work was shared";
+}
+
+TEST_F(GangBuild, LosingInstancesLogBahAndTheHolder) {
+  testing::write_tree(defs, {{"first", {}, 1.0}, {"second", {"first"}, 0.2}});
+  auto run = run_gang(build_args(3), dir.path());
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_GE(count_lines_with(run.output, "[first] Bah! claimed by instance"), 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "Starting build"), 3);
+  EXPECT_NE(run.output.find("Bah! "), std::string::npos);
+}
+
+TEST_F(GangBuild, AFailureIsRecordedOnceAndEverythingElseIsBuilt) {
+  testing::write_tree(defs, {{"ok1", {}, 0.1}, {"bad", {}, 0.1, true}, {"ok2", {}, 0.1},
+                             {"after", {"bad"}, 0}});
+  auto run = run_gang(build_args(2), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[bad] Starting build"), 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[after] Starting build"), 0);
+  EXPECT_NE(run.output.find("failures: 1"), std::string::npos);
+  EXPECT_NE(run.output.find("deliberate failure"), std::string::npos) << "the log tail is shown";
+  auto k = keys();
+  EXPECT_NE(run.output.find(cache + "/logs/" + k["bad"] + ".log"), std::string::npos);
+
+  auto again = run_gang(build_args(2), dir.path());
+  EXPECT_EQ(again.status, 1);
+  EXPECT_EQ(count_lines_with(again.output, "Starting build"), 0) << "failures are not retried";
+
+  auto retried = run_gang(build_args(2, {"--retry-failed"}), dir.path());
+  EXPECT_EQ(retried.status, 1);
+  EXPECT_EQ(count_lines_with(retried.output, "[bad] Starting build"), 1) << retried.output;
+
+  // The failed build's sandbox is kept, and gang shell runs in it.
+  auto shell = run_gang({"shell", "bad", "--cache", cache, "--", "sh", "-c",
+                         "pwd; echo DESTDIR=$DESTDIR; test -d /bad.inst"},
+                        dir.path());
+  EXPECT_EQ(shell.status, 0) << shell.output;
+  EXPECT_NE(shell.output.find("/bad.build"), std::string::npos) << shell.output;
+  EXPECT_NE(shell.output.find("DESTDIR=/bad.inst"), std::string::npos) << shell.output;
+}
+
+TEST_F(GangBuild, AWorkerKilledMidBuildDoesNotStopTheGang) {
+  testing::write_tree(defs, {{"a", {}, 1.5}, {"b", {}, 1.5}});
+  std::string out = dir.path() + "/kill.out";
+  auto child = testing::spawn_gang(build_args(2), out);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (count_lines_with(testing::slurp(out), "Starting build") < 2 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(count_lines_with(testing::slurp(out), "Starting build"), 2) << testing::slurp(out);
+  auto workers = testing::children_of(child.pid);
+  ASSERT_EQ(workers.size(), 2u);
+  ::kill(workers[0], SIGKILL);
+  int status = testing::wait_child(child, 60s);
+  std::string output = testing::slurp(out);
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("killed by signal 9"), std::string::npos) << output;
+  EXPECT_EQ(count_lines_with(output, "Starting build"), 4) << "the lost chunk was rebuilt:\n" << output;
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  for (const auto& [name, key] : keys()) EXPECT_TRUE(opened->contains(key)) << name;
+}
+
+TEST_F(GangBuild, TwoIndependentGangsShareTheWorkAndBothExitWhenTheTargetExists) {
+  testing::write_tree(defs, {{"c1", {}, 1.0}, {"c2", {"c1"}, 1.0}});
+  std::string out_a = dir.path() + "/a.out";
+  std::string out_b = dir.path() + "/b.out";
+  auto a = testing::spawn_gang(build_args(1), out_a);
+  ASSERT_TRUE(testing::wait_for_text(out_a, "[c1] Starting build", 20s));
+  auto b = testing::spawn_gang(build_args(1), out_b);
+  int status_a = testing::wait_child(a, 60s);
+  auto a_done = std::chrono::steady_clock::now();
+  int status_b = testing::wait_child(b, 60s);
+  auto b_done = std::chrono::steady_clock::now();
+  std::string text_a = testing::slurp(out_a), text_b = testing::slurp(out_b);
+  EXPECT_EQ(status_a, 0) << text_a;
+  EXPECT_EQ(status_b, 0) << text_b;
+  EXPECT_NE(text_b.find("[c1] Bah!"), std::string::npos) << text_b;
+  EXPECT_EQ(count_lines_with(text_a + text_b, "Starting build"), 3) << text_a << text_b;
+  EXPECT_LT(b_done - a_done, 1500ms) << "the second gang noticed the target promptly";
+}
+
+TEST_F(GangBuild, SigintStopsEveryWorkerAndLeavesNoClaimOrSandbox) {
+  testing::write_tree(defs, {{"slow1", {}, 19.77}, {"slow2", {}, 19.77}, {"quick", {}, 0}});
+  std::string out = dir.path() + "/int.out";
+  auto child = testing::spawn_gang(build_args(2), out);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto slow_started = [&] {
+    std::string text = testing::slurp(out);
+    return count_lines_with(text, "[slow1] Starting build") + count_lines_with(text, "[slow2] Starting build");
+  };
+  while (slow_started() < 2 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(300ms);  // let both sandboxes start sleeping
+  auto sent = std::chrono::steady_clock::now();
+  ::kill(child.pid, SIGINT);
+  int status = testing::wait_child(child, 10s);
+  auto stopped = std::chrono::steady_clock::now() - sent;
+  std::string output = testing::slurp(out);
+  EXPECT_EQ(status, 130) << output;
+  EXPECT_LT(stopped, 2500ms) << output;
+
+  auto verify = run_gang({"cache", "verify", "--cache", cache}, dir.path());
+  EXPECT_EQ(verify.status, 0) << verify.output;
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  for (const auto& [name, key] : keys()) {
+    auto claim = opened->claim_of(key);
+    ASSERT_TRUE(claim);
+    EXPECT_FALSE(claim->has_value()) << name << " is still claimed";
+    if (name.starts_with("slow")) {
+      EXPECT_FALSE(opened->contains(key)) << "nothing partial published";
+    }
+  }
+  EXPECT_TRUE(tmp_entries().empty()) << "no sandbox left behind";
+  // No sandboxed process survives.
+  bool survivor = false;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      std::string cmdline = testing::slurp(std::string("/proc/") + e->d_name + "/cmdline");
+      if (cmdline.find("19.77") != std::string::npos) survivor = true;
+    }
+    ::closedir(d);
+  }
+  EXPECT_FALSE(survivor);
+}
+
+}  // namespace
+}  // namespace gang
