@@ -30,8 +30,8 @@ namespace gang {
 namespace {
 
 // Top-level host directories that make up the `host` base.
-constexpr const char* k_host_dirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
-                                       "etc"};
+constexpr const char* k_host_dirs[] = {"usr",   "bin",   "sbin",   "lib",
+                                       "lib32", "lib64", "libx32", "etc"};
 // Device nodes bind-mounted from the host into the sandbox's tmpfs /dev.
 constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 // overlayfs takes its options in one page.
@@ -63,14 +63,14 @@ struct Plan {
   std::string cwd;
   bool interactive = false;
   bool die_on_interrupt = true;
-  std::vector<std::string> headers;          // command mode: one per command
-  std::vector<std::vector<char*>> argvs;     // null-terminated, one per command / the program
-  std::vector<char*> envp;                   // null-terminated
-  int status_fd = -1;                        // write end: error text or a Report
-  int keepalive_read = -1;                   // parent holds the write end
+  std::vector<std::string> headers;       // command mode: one per command
+  std::vector<std::vector<char*>> argvs;  // null-terminated, one per command / the program
+  std::vector<char*> envp;                // null-terminated
+  int status_fd = -1;                     // write end: error text or a Report
+  int keepalive_read = -1;                // parent holds the write end
   int keepalive_write = -1;
-  int output_fd = -1;                        // command mode
-  int null_fd = -1;                          // command mode
+  int output_fd = -1;  // command mode
+  int null_fd = -1;    // command mode
 };
 
 // Records the init writes to the status pipe: 'C' before command `index`
@@ -269,7 +269,8 @@ int child_main(void* arg) {
   }
 
   if (::chdir(plan.root.c_str()) != 0) child_fail(plan, "cannot enter", plan.root.c_str());
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) child_fail(plan, "cannot pivot_root to", plan.root.c_str());
+  if (::syscall(SYS_pivot_root, ".", ".") != 0)
+    child_fail(plan, "cannot pivot_root to", plan.root.c_str());
   if (::umount2(".", MNT_DETACH) != 0) child_fail(plan, "cannot detach the old root", nullptr);
   if (::chdir(plan.cwd.c_str()) != 0) child_fail(plan, "cannot enter", plan.cwd.c_str());
 
@@ -355,7 +356,8 @@ std::string common_parent(const std::vector<std::string>& paths) {
 }
 
 // An overlay mount op; lowers top first. Falls back to paths relative to
-// their common parent when the absolute option string does not fit a page.
+// the common parent of the layers above the bottom one when the absolute
+// option string does not fit a page.
 Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string& upper,
                       const std::string& work, const std::string& target, bool read_only,
                       bool user_ns) {
@@ -363,7 +365,9 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
     std::string data = "lowerdir=";
     for (std::size_t i = 0; i < lowers.size(); ++i) {
       if (i > 0) data += ':';
-      data += base.empty() ? lowers[i] : lowers[i].substr(base == "/" ? 1 : base.size() + 1);
+      const std::string& lower = lowers[i];
+      bool inside = !base.empty() && base != "/" && lower.starts_with(base + "/");
+      data += inside ? lower.substr(base.size() + 1) : lower;
     }
     data += ",upperdir=" + upper + ",workdir=" + work;
     if (user_ns) data += ",userxattr";
@@ -377,7 +381,10 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
   op.flags = read_only ? MS_RDONLY : 0;
   op.data = options("");
   if (op.data.size() > k_max_mount_data) {
-    std::string base = common_parent(lowers);
+    // The staged layers usually share a parent; the bottom one (the
+    // skeleton or the host directory) stays absolute.
+    std::vector<std::string> upper_lowers(lowers.begin(), lowers.end() - (lowers.size() > 1));
+    std::string base = common_parent(upper_lowers);
     op.data = options(base);
     op.chdir_to = base;
     if (op.data.size() > k_max_mount_data)
@@ -423,8 +430,8 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
         char target[4096];
         ssize_t n = ::readlink(host_path.c_str(), target, sizeof target - 1);
         if (n <= 0) continue;
-        if (auto ok = ensure_symlink(std::string(target, static_cast<std::size_t>(n)),
-                                     skel + host_path);
+        if (auto ok =
+                ensure_symlink(std::string(target, static_cast<std::size_t>(n)), skel + host_path);
             !ok)
           return ok;
       } else if (S_ISDIR(st.st_mode)) {
@@ -597,7 +604,8 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   plan.interactive = interactive;
   plan.die_on_interrupt = !interactive;
-  if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok) return std::unexpected(ok.error());
+  if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok)
+    return std::unexpected(ok.error());
 
   // argv/envp arrays point into `what`, which outlives the child.
   for (const auto& entry : what.env) plan.envp.push_back(const_cast<char*>(entry.c_str()));
@@ -656,11 +664,11 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   pid_t pid = ::clone(child_main, stack.top(), flags, &plan);
   if (pid < 0) {
     int err = errno;
-    return make_errno_error(
-        plan.user_ns ? "cannot create the sandbox's namespaces (are unprivileged user "
-                       "namespaces enabled?)"
-                     : "cannot create the sandbox's namespaces",
-        err);
+    return make_errno_error(plan.user_ns
+                                ? "cannot create the sandbox's namespaces (are unprivileged user "
+                                  "namespaces enabled?)"
+                                : "cannot create the sandbox's namespaces",
+                            err);
   }
   status_write->reset();
   alive_read->reset();

@@ -55,9 +55,9 @@ struct Invocation {
 };
 
 struct LaunchOutcome {
-  int failed_index = -1;  // command mode: index of the failing command, -1 if none
-  int wait_status = 0;    // waitpid status of the failing command / the program
-  bool cancelled = false; // stopped through StepControl::should_stop
+  int failed_index = -1;   // command mode: index of the failing command, -1 if none
+  int wait_status = 0;     // waitpid status of the failing command / the program
+  bool cancelled = false;  // stopped through StepControl::should_stop
 };
 
 class Launcher {

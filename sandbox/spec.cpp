@@ -133,8 +133,8 @@ Result<SandboxSpec> load_spec(const std::string& sandbox_dir) {
     ++line_no;
     if (line_no == 1) {
       if (raw != k_spec_header)
-        return make_error_at(file, 1, "not a gang sandbox spec (expected \"" +
-                                          std::string(k_spec_header) + "\")");
+        return make_error_at(
+            file, 1, "not a gang sandbox spec (expected \"" + std::string(k_spec_header) + "\")");
       continue;
     }
     if (raw.empty()) continue;
@@ -186,17 +186,16 @@ Result<SandboxSpec> load_spec(const std::string& sandbox_dir) {
     }
   }
   if (line_no == 0) return make_error_at(file, 1, "empty sandbox spec");
-  if (auto ok = validate_spec(spec); !ok)
-    return make_error_at(file, 0, ok.error().message);
+  if (auto ok = validate_spec(spec); !ok) return make_error_at(file, 0, ok.error().message);
   return spec;
 }
 
 std::string target_triplet(const std::string& arch_in, const std::string& vendor) {
   std::string arch = arch_in.empty() ? host_arch() : arch_in;
   static const std::map<std::string, std::string> k_cpus = {
-      {"x86_32", "i686"},       {"armv8l64", "aarch64"}, {"armv8b64", "aarch64_be"},
-      {"mips64b", "mips64"},    {"mips64l", "mips64el"}, {"mips32b", "mips"},
-      {"mips32l", "mipsel"},    {"ppc64b", "powerpc64"}, {"ppc64l", "powerpc64le"},
+      {"x86_32", "i686"},    {"armv8l64", "aarch64"}, {"armv8b64", "aarch64_be"},
+      {"mips64b", "mips64"}, {"mips64l", "mips64el"}, {"mips32b", "mips"},
+      {"mips32l", "mipsel"}, {"ppc64b", "powerpc64"}, {"ppc64l", "powerpc64le"},
   };
   auto found = k_cpus.find(arch);
   std::string cpu = found == k_cpus.end() ? arch : found->second;

@@ -41,8 +41,8 @@ struct SandboxSpec {
   std::string build_dir;                  // host path mounted read-write at /NAME.build (the cwd)
   std::string install_dir;                // host path mounted read-write at /NAME.inst (DESTDIR)
   std::string prefix = "/usr";
-  std::string arch;                             // Baserock arch, e.g. x86_64, armv8l64
-  int max_jobs = 1;                             // N in MAKEFLAGS=-jN
+  std::string arch;                               // Baserock arch, e.g. x86_64, armv8l64
+  int max_jobs = 1;                               // N in MAKEFLAGS=-jN
   std::optional<std::int64_t> source_date_epoch;  // SOURCE_DATE_EPOCH, when known
   SandboxMode mode = SandboxMode::staging;
   std::map<std::string, std::string> extra_env;  // set last; may override the contract
@@ -81,8 +81,7 @@ struct SandboxSpec {
 // MORPH_ARCH, TARGET, TARGET_STAGE1, SOURCE_DATE_EPOCH (when set),
 // MAKEFLAGS=-jN (build steps only), then spec.extra_env. Nothing comes from
 // the host's environment.
-[[nodiscard]] std::vector<std::string> sandbox_environment(const SandboxSpec& spec,
-                                                           StepKind kind);
+[[nodiscard]] std::vector<std::string> sandbox_environment(const SandboxSpec& spec, StepKind kind);
 
 // Checks a spec before use: name, sandbox_dir, build_dir and install_dir set
 // and absolute where paths; base is host, none or an absolute directory; no

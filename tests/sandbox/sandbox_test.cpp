@@ -1,5 +1,7 @@
 // Tests for sandbox/: the spec, the environment contract, and real
 // namespaces (isolation, logging, failures, cancellation, job control).
+#include "sandbox/sandbox.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -21,7 +23,6 @@
 #include <sstream>
 #include <thread>
 
-#include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
 
 namespace gang {
@@ -152,8 +153,8 @@ TEST(SandboxSpec, SavesAndLoadsEveryFieldRelativeToAMovedDirectory) {
 
 TEST(SandboxSpec, LoadRejectsUnknownKeysWithFileAndLine) {
   TempDir tmp;
-  ASSERT_TRUE(write_file_atomic(spec_path(tmp.path()),
-                                "gang-sandbox-spec 1\nname x\nbulid-dir /x\n"));
+  ASSERT_TRUE(
+      write_file_atomic(spec_path(tmp.path()), "gang-sandbox-spec 1\nname x\nbulid-dir /x\n"));
   auto loaded = load_spec(tmp.path());
   ASSERT_FALSE(loaded);
   EXPECT_EQ(loaded.error().line, 3);
@@ -281,8 +282,7 @@ TEST_F(SandboxTest, TheEnvironmentIsExactlyTheContract) {
     return out;
   };
   EXPECT_EQ(lines(slurp(in_build("env.build"))), sandbox_environment(m_spec, StepKind::build));
-  EXPECT_EQ(lines(slurp(in_build("env.configure"))),
-            sandbox_environment(m_spec, StepKind::other));
+  EXPECT_EQ(lines(slurp(in_build("env.configure"))), sandbox_environment(m_spec, StepKind::other));
   EXPECT_EQ(slurp(in_build("env.configure")).find("MAKEFLAGS"), std::string::npos);
   EXPECT_NE(slurp(in_build("env.build")).find("MAKEFLAGS=-j3\n"), std::string::npos);
 }
@@ -299,8 +299,10 @@ TEST_F(SandboxTest, HasNoNetworkButLoopback) {
   socklen_t size = sizeof address;
   ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
   std::string port = std::to_string(ntohs(address.sin_port));
-  std::string probe = "perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(PeerAddr => "
-                      "\"127.0.0.1:" + port + "\", Timeout => 2) ? 0 : 1)'";
+  std::string probe =
+      "perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(PeerAddr => "
+      "\"127.0.0.1:" +
+      port + "\", Timeout => 2) ? 0 : 1)'";
   // Sanity: the probe works on the host.
   ASSERT_EQ(std::system(probe.c_str()), 0);
   auto result = run({"tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > ifaces",
@@ -339,8 +341,9 @@ TEST_F(SandboxTest, AStagedHardLinkedCacheFileCannotBeModified) {
   for (const char* base : {"host", "none"}) {
     m_spec.base = base;
     m_spec.sandbox_dir = m_root + "/sandbox-" + base;
-    std::string command = "echo x > /usr/share/doc/f; read line < /usr/share/doc/f; "
-                          "echo $line > seen";
+    std::string command =
+        "echo x > /usr/share/doc/f; read line < /usr/share/doc/f; "
+        "echo $line > seen";
     if (m_spec.base == "host") {
       command = "chmod u+w /usr/share/doc/f; " + command + "; rm -f /usr/share/doc/f";
     } else {
@@ -356,6 +359,24 @@ TEST_F(SandboxTest, AStagedHardLinkedCacheFileCannotBeModified) {
     ASSERT_EQ(::stat(blob.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0444u) << base;
   }
+}
+
+TEST_F(SandboxTest, ManyLowerLayersStackTopFirst) {
+  std::string parent = m_root + "/a-staging-area-with-a-deliberately-long-name-to-overflow-a-page";
+  m_spec.lower_layers.clear();
+  for (int i = 0; i < 100; ++i) {
+    std::string layer = parent + "/l" + std::to_string(i);
+    ASSERT_TRUE(make_dirs(layer + "/usr/share/gang"));
+    ASSERT_TRUE(write_file_atomic(layer + "/usr/share/gang/own" + std::to_string(i), "x"));
+    ASSERT_TRUE(write_file_atomic(layer + "/usr/share/gang/shared", std::to_string(i)));
+    m_spec.lower_layers.push_back(layer);
+  }
+  auto result =
+      run({"test -f /usr/share/gang/own0 && test -f /usr/share/gang/own99 && "
+           "cat /usr/share/gang/shared > shared"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(slurp(in_build("shared")), "0");  // the first layer is the top one
 }
 
 TEST_F(SandboxTest, BootstrapModeKeepsTheRootReadOnly) {
@@ -434,9 +455,9 @@ TEST_F(SandboxTest, RunInteractiveReentersASavedSpecAfterTheDirectoryMoved) {
 
   auto spec = load_spec(kept);
   ASSERT_TRUE(spec) << spec.error().to_string();
-  auto status = run_interactive(
-      *spec, {"sh", "-c", "test -f marker && test \"$(cat /usr/state)\" = kept && "
-                          "test \"$MAKEFLAGS\" = -j3 && exit 7"});
+  auto status = run_interactive(*spec, {"sh", "-c",
+                                        "test -f marker && test \"$(cat /usr/state)\" = kept && "
+                                        "test \"$MAKEFLAGS\" = -j3 && exit 7"});
   ASSERT_TRUE(status) << status.error().to_string();
   EXPECT_EQ(*status, 7);
   EXPECT_TRUE(remove_sandbox(kept));
@@ -495,8 +516,9 @@ TEST_F(SandboxTest, SigtstpAndSigcontToTheProcessGroupSuspendAndResume) {
   ASSERT_GE(worker, 0);
   if (worker == 0) {
     ::setpgid(0, 0);
-    auto result = run({"i=0; while true; do i=$((i+1)); echo $i > count.tmp; "
-                       "mv count.tmp count; sleep 0.02; done"});
+    auto result =
+        run({"i=0; while true; do i=$((i+1)); echo $i > count.tmp; "
+             "mv count.tmp count; sleep 0.02; done"});
     ::_exit(result ? 0 : 3);
   }
   ::setpgid(worker, worker);
@@ -577,9 +599,10 @@ TEST_F(SandboxTest, WorksUnprivilegedThroughAUserNamespace) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   };
   int status = as_nobody([&] {
-    auto result = run({"id -u > uid; chmod u+w /usr/share/gangtest/f; echo x > /usr/share/gangtest/f",
-                       "rm -rf /usr/share/gangtest && mkdir /usr/share/gangtest && "
-                       "test ! -e /usr/share/gangtest/f && echo ok > gone"});
+    auto result =
+        run({"id -u > uid; chmod u+w /usr/share/gangtest/f; echo x > /usr/share/gangtest/f",
+             "rm -rf /usr/share/gangtest && mkdir /usr/share/gangtest && "
+             "test ! -e /usr/share/gangtest/f && echo ok > gone"});
     if (!result) {
       std::fprintf(stderr, "%s\n", result.error().to_string().c_str());
       return 11;

@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 
 #include "sandbox/sandbox.hpp"
@@ -57,6 +59,33 @@ TEST_F(ShellCommandTest, RunsACommandInTheKeptSandboxAndReturnsItsStatus) {
                       "echo \"$DESTDIR $MAKEFLAGS\"; exit 9'");
   EXPECT_EQ(ran.status, 9) << ran.output;
   EXPECT_NE(ran.output.find("/hello.inst -j2"), std::string::npos) << ran.output;
+}
+
+TEST_F(ShellCommandTest, OnATerminalTheCommandOwnsTheTerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1)";
+  // script(1) gives gang a pseudo-terminal; the command sees it as its tty
+  // and is the terminal's foreground process group.
+  auto ran = Ran{};
+  std::string inner =
+      std::string(GANG_BINARY) + " shell hello --cache " + m_cache +
+      " -- sh -c 'tty; read pid comm state ppid pgrp sid tty tpgid rest </proc/\\$\\$/stat; "
+      "echo \\$pgrp \\$tpgid; exit 5'";
+  std::string command = "script -qec \"" + inner + "\" /dev/null </dev/null 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) ran.output.append(buffer, n);
+  int status = ::pclose(pipe);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << ran.output;
+  EXPECT_NE(ran.output.find("/dev/pts/"), std::string::npos) << ran.output;
+  // Its process group is the terminal's foreground group.
+  std::istringstream words(
+      ran.output.substr(std::min(ran.output.find("/dev/pts/"), ran.output.size())));
+  std::string tty, pgid, tpgid;
+  words >> tty >> pgid >> tpgid;
+  EXPECT_FALSE(pgid.empty()) << ran.output;
+  EXPECT_EQ(pgid, tpgid) << ran.output;
 }
 
 TEST_F(ShellCommandTest, TakesTheCacheFromTheEnvironment) {
