@@ -2,10 +2,9 @@
 //
 // Loads the definitions, resolves TARGET for ARCH and prints the build order
 // with each component's kind, cache key (or "pending") and cache state, then
-// totals. Works offline and without sources. Two seams are left for the
-// coordinator to wire: the SourceResolver (for now UnresolvedSources: every
-// chunk with a repo is pending) and the cache-state function (for now
-// "missing" for every known key).
+// totals. Works offline and without sources: keys come from the local git
+// mirrors only (never fetched), and a source not mirrored yet leaves its key
+// pending.
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -18,6 +17,8 @@
 #include "definitions/cache_key.hpp"
 #include "definitions/definitions.hpp"
 #include "definitions/source_resolver.hpp"
+#include "cache/artifact_cache.hpp"
+#include "gang/project.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 #include "util/fs.hpp"
@@ -26,52 +27,40 @@ namespace gang {
 
 namespace {
 
-// The state of a known cache key in the artifact cache ("cached", "missing").
-// Pending keys are reported as "pending" without asking.
-using CacheStateFn = std::function<std::string(const std::string& key)>;
-
-CacheStateFn make_cache_state(const Config&) {
-  return [](const std::string&) { return std::string("missing"); };
-}
-
-std::unique_ptr<SourceResolver> make_source_resolver(const Config&) {
-  return std::make_unique<UnresolvedSources>();
-}
-
 struct ShowOptions {
   std::string target;
   std::string arch;
   std::string definitions;
+  std::string cache;
   bool json = false;
   bool strict = false;
 };
 
-void print_error(const Error& e) {
-  std::fprintf(stderr, "gang: error: %s\n", e.to_string().c_str());
-}
+void print_error(const Error& e) { std::fprintf(stderr, "gang: error: %s\n", e.to_string().c_str()); }
 
-// The definitions root: the directory holding VERSION above the target file,
-// else --definitions, else the current directory. `target` is rewritten to
-// be relative to the root when it is a path to an existing file.
-std::string find_root(ShowOptions& options) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path target(options.target);
-  if (options.target.find('/') != std::string::npos || options.target.ends_with(".morph")) {
-    if (fs::is_regular_file(target, ec)) {
-      fs::path file = fs::absolute(target, ec).lexically_normal();
-      for (fs::path dir = file.parent_path(); !dir.empty(); dir = dir.parent_path()) {
-        if (fs::exists(dir / "VERSION", ec)) {
-          options.target = file.lexically_relative(dir).generic_string();
-          return dir.string();
-        }
-        if (dir == dir.root_path()) break;
-      }
+// A component's state in the artifact cache: cached, failed, building (a
+// live claim), missing; "pending" when its key is not known yet. Without a
+// cache index every known key is "missing": show never creates a cache.
+class CacheStates {
+ public:
+  explicit CacheStates(const std::string& cache_dir) {
+    if (path_exists(cache_dir + "/index")) {
+      auto opened = ArtifactCache::open(cache_dir);
+      if (opened) m_cache.emplace(std::move(*opened));
     }
   }
-  if (!options.definitions.empty()) return options.definitions;
-  return ".";
-}
+  std::string operator()(const std::optional<std::string>& key) {
+    if (!key) return "pending";
+    if (!m_cache) return "missing";
+    if (m_cache->contains(*key)) return "cached";
+    if (auto failed = m_cache->failure(*key); failed && *failed) return "failed";
+    if (auto claim = m_cache->claim_of(*key); claim && *claim) return "building";
+    return "missing";
+  }
+
+ private:
+  std::optional<ArtifactCache> m_cache;
+};
 
 void json_string(std::string& out, std::string_view s) {
   out += '"';
@@ -176,40 +165,41 @@ std::string render_text(const BuildGraph& graph, const std::vector<std::string>&
   return out;
 }
 
-int run_show(ShowOptions options) {
-  std::string root = find_root(options);
-  auto config = load_config(root);
-  if (!config) {
-    print_error(config.error());
-    return 1;
-  }
-  if (options.arch.empty()) options.arch = config->arch.empty() ? host_arch() : config->arch;
-  LoadOptions load_options;
-  load_options.unknown_fields =
-      options.strict || config->strict ? Strictness::strict : Strictness::warn;
-  auto defs = load_definitions(root, load_options);
-  if (!defs) {
-    print_error(defs.error());
-    return 1;
-  }
-  for (const auto& w : defs->warnings)
+int run_show(const ShowOptions& options) {
+  ProjectOptions project_options;
+  project_options.target = options.target;
+  project_options.definitions = options.definitions;
+  project_options.arch = options.arch;
+  project_options.cache_dir = options.cache;
+  project_options.strict = options.strict;
+  auto project = load_project(project_options, [](const Error& w) {
     std::fprintf(stderr, "gang: warning: %s\n", w.to_string().c_str());
-  auto graph = resolve_graph(*defs, options.target, options.arch);
-  if (!graph) {
-    print_error(graph.error());
+  });
+  if (!project) {
+    print_error(project.error());
     return 1;
   }
-  auto resolver = make_source_resolver(*config);
-  if (auto r = compute_keys(*graph, *resolver); !r) {
+  std::unique_ptr<GitMirrors> git;
+  std::unique_ptr<SourceResolver> resolver = std::make_unique<UnresolvedSources>();
+  if (path_exists(project->config.cache_dir + "/gits")) {
+    auto opened = open_git_mirrors(*project);
+    if (!opened) {
+      print_error(opened.error());
+      return 1;
+    }
+    git = std::make_unique<GitMirrors>(std::move(*opened));
+    resolver = std::make_unique<GitSourceResolver>(*git, GitSourceResolver::Mode::local_only);
+  }
+  if (auto r = compute_keys(project->graph, *resolver); !r) {
     print_error(r.error());
     return 1;
   }
-  CacheStateFn cache_state = make_cache_state(*config);
+  CacheStates cache_state(project->config.cache_dir);
   std::vector<std::string> states;
-  states.reserve(graph->components.size());
-  for (const auto& c : graph->components)
-    states.push_back(c.cache_key ? cache_state(*c.cache_key) : std::string("pending"));
-  std::string out = options.json ? render_json(*graph, states) : render_text(*graph, states);
+  states.reserve(project->graph.components.size());
+  for (const auto& c : project->graph.components) states.push_back(cache_state(c.cache_key));
+  std::string out = options.json ? render_json(project->graph, states)
+                                 : render_text(project->graph, states);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : 1;
 }
@@ -227,7 +217,9 @@ int cmd_show(const Args& args) {
                                                  cxxopts::value<bool>(options.json))(
       "strict", "unknown definition fields are errors", cxxopts::value<bool>(options.strict))(
       "definitions", "definitions root (default: found from TARGET, else .)",
-      cxxopts::value<std::string>(options.definitions))("h,help", "print this help")(
+      cxxopts::value<std::string>(options.definitions))(
+      "cache", "artifact cache directory (cache states and git mirrors)",
+      cxxopts::value<std::string>(options.cache))("h,help", "print this help")(
       "target", "a morph path or a definition name", cxxopts::value<std::string>(options.target));
   parser.parse_positional({"target"});
   parser.positional_help("TARGET");
@@ -251,7 +243,7 @@ int cmd_show(const Args& args) {
     std::fputs("gang: error: show needs a TARGET (a morph path or a definition name)\n", stderr);
     return 2;
   }
-  return run_show(std::move(options));
+  return run_show(options);
 }
 
 }  // namespace gang
