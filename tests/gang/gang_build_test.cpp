@@ -214,3 +214,65 @@ TEST_F(GangBuild, SigintStopsEveryWorkerAndLeavesNoClaimOrSandbox) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+// Runs a shell command line; returns its exit status.
+int sh(const std::string& command) { return std::system(command.c_str()); }
+
+TEST_F(GangBuild, ASourceStackBuildsOnceAndANewCommitChangesTheKeys) {
+  // Two git repositories: a library and a program that links it.
+  std::string repos = dir.path() + "/repos";
+  std::string env = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t ";
+  ASSERT_EQ(sh("set -e; mkdir -p " + repos + "/lib " + repos + "/app; cd " + repos +
+               "/lib; git init -q -b master; printf 'int lib_value(void) { return 41; }\\n' > lib.c; "
+               "git add .; " + env + "git commit -q -m one; cd ../app; git init -q -b master; "
+               "printf 'int lib_value(void);\\nint main(void) { return lib_value() == 41 ? 0 : 1; }\\n' > "
+               "main.c; git add .; " + env + "git commit -q -m one"),
+            0);
+  (void)make_dirs(defs + "/strata");
+  (void)write_file_atomic(defs + "/VERSION", "version: 9\n");
+  (void)write_file_atomic(defs + "/DEFAULTS", "build-systems:\n  manual: {}\n");
+  (void)write_file_atomic(defs + "/gang.conf", "aliases:\n  test: " + repos + "/\n");
+  (void)write_file_atomic(defs + "/strata/s.morph",
+                          "name: s\nkind: stratum\nchunks:\n"
+                          "- name: lib\n  repo: test:lib\n  ref: master\n  install-commands:\n"
+                          "  - cc -c lib.c -o lib.o && ar rcs liblib.a lib.o\n"
+                          "  - mkdir -p \"$DESTDIR$PREFIX/lib\" && cp liblib.a \"$DESTDIR$PREFIX/lib/\"\n"
+                          "- name: app\n  repo: test:app\n  ref: master\n  build-depends: [lib]\n"
+                          "  build-commands:\n  - cc main.c -o app -llib\n  - ./app\n"
+                          "  install-commands:\n"
+                          "  - mkdir -p \"$DESTDIR$PREFIX/bin\" && cp app \"$DESTDIR$PREFIX/bin/\"\n");
+  auto first = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_EQ(count_lines_with(first.output, "Starting build"), 3) << first.output;
+
+  auto second = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_EQ(count_lines_with(second.output, "Starting build"), 0) << "all cached:\n" << second.output;
+
+  auto show_before = run_gang({"show", target, "--cache", cache, "--json"}, dir.path());
+  ASSERT_EQ(show_before.status, 0) << show_before.output;
+  ASSERT_EQ(sh("set -e; cd " + repos + "/lib; printf 'int lib_value(void) { return 41; } /* v2 */\\n' "
+               "> lib.c; " + env + "git commit -q -am two"),
+            0);
+  auto third = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(third.status, 0) << third.output;
+  EXPECT_EQ(count_lines_with(third.output, "Starting build"), 3)
+      << "lib changed, so lib, app (a dependant) and s rebuild:\n" << third.output;
+  auto show_after = run_gang({"show", target, "--cache", cache, "--json"}, dir.path());
+  ASSERT_EQ(show_after.status, 0);
+  auto key_of = [](const std::string& json, const std::string& name) {
+    auto at = json.find("\"key\": \"" + name + ".");
+    return at == std::string::npos ? std::string() : json.substr(at, 80);
+  };
+  for (const char* name : {"lib", "app", "s"}) {
+    EXPECT_FALSE(key_of(show_before.output, name).empty()) << show_before.output;
+    EXPECT_NE(key_of(show_before.output, name), key_of(show_after.output, name)) << name;
+  }
+  EXPECT_EQ(count_lines_with(show_after.output, "\"state\": \"cached\""), 3) << show_after.output;
+}
+
+}  // namespace
+}  // namespace gang
