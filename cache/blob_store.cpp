@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +60,7 @@ Result<BlobStore> BlobStore::open(const std::string& root, TempFiles temp_files)
   BlobStore store;
   store.m_objects = root + "/objects";
   store.m_incoming = root + "/incoming";
-  store.m_temp_files = temp_files;
+  store.m_writers->temp_files = temp_files;
   store.m_start_time = read_process_start_time(static_cast<int>(::getpid())).value_or(0);
   if (!path_exists(store.m_objects + "/ff")) {
     for (int i = 0; i < 256; ++i) {
@@ -80,9 +81,8 @@ BlobStore::BlobStore(BlobStore&& other) noexcept
     : m_objects(std::move(other.m_objects)),
       m_incoming(std::move(other.m_incoming)),
       m_objects_fd(other.m_objects_fd),
-      m_temp_files(other.m_temp_files),
       m_start_time(other.m_start_time),
-      m_counter(other.m_counter) {
+      m_writers(std::move(other.m_writers)) {
   other.m_objects_fd = -1;
 }
 
@@ -92,9 +92,8 @@ BlobStore& BlobStore::operator=(BlobStore&& other) noexcept {
     m_objects = std::move(other.m_objects);
     m_incoming = std::move(other.m_incoming);
     m_objects_fd = other.m_objects_fd;
-    m_temp_files = other.m_temp_files;
     m_start_time = other.m_start_time;
-    m_counter = other.m_counter;
+    m_writers = std::move(other.m_writers);
     other.m_objects_fd = -1;
   }
   return *this;
@@ -118,7 +117,12 @@ bool BlobStore::contains(const BlobId& id) const {
 
 Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
   mode_t mode = executable ? 0555 : 0444;
-  if (m_temp_files == TempFiles::anonymous) {
+  TempFiles temp_files;
+  {
+    std::lock_guard lock(m_writers->mutex);
+    temp_files = m_writers->temp_files;
+  }
+  if (temp_files == TempFiles::anonymous) {
     int fd = ::openat(m_objects_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
     if (fd >= 0) {
       temp_name.clear();
@@ -126,10 +130,15 @@ Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
     }
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
       return write_error(m_objects, errno);
-    m_temp_files = TempFiles::named;  // this file system has no O_TMPFILE
+  }
+  std::uint64_t n;
+  {
+    std::lock_guard lock(m_writers->mutex);
+    if (temp_files == TempFiles::anonymous) m_writers->temp_files = TempFiles::named;  // no O_TMPFILE here
+    n = m_writers->counter++;
   }
   temp_name = m_incoming + "/" + std::to_string(::getpid()) + "." + std::to_string(m_start_time) +
-              "." + std::to_string(m_counter++);
+              "." + std::to_string(n);
   int fd = ::open(temp_name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
   if (fd < 0) return write_error(temp_name, errno);
   return fd;
@@ -148,7 +157,10 @@ Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const Bl
   if (!temp_name.empty()) ::unlink(temp_name.c_str());
   if (rc != 0 && err != EEXIST) return write_error(final_path, err);
   // EEXIST: another writer published the same bytes first, and syncs them.
-  if (rc == 0) m_unsynced.push_back(std::move(final_path));
+  if (rc == 0) {
+    std::lock_guard lock(m_writers->mutex);
+    m_writers->unsynced.push_back(std::move(final_path));
+  }
   return {};
 }
 
@@ -232,10 +244,51 @@ Result<std::string> BlobStore::put_file(int dirfd, const char* name, std::uint64
                                         bool executable) {
   int fd = ::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return make_errno_error(std::string("cannot open ") + name);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  auto result = put_stream(fd, {}, executable, name);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int saved = errno;
+    ::close(fd);
+    return make_errno_error(std::string("cannot stat ") + name, saved);
+  }
+  Result<std::string> result;
+  std::size_t size = static_cast<std::size_t>(st.st_size);
+  void* map = size >= k_buffer_size ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  if (map != MAP_FAILED) {
+    // Big file: hash and write straight from the page cache, one copy fewer.
+    ::madvise(map, size, MADV_SEQUENTIAL);
+    result = put_mapped(std::string_view(static_cast<const char*>(map), size), executable);
+    ::munmap(map, size);
+  } else {
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    result = put_stream(fd, {}, executable, name);
+  }
   ::close(fd);
   return result;
+}
+
+Result<std::string> BlobStore::put_mapped(std::string_view bytes, bool executable) {
+  std::string temp_name;
+  auto fd = create_temp(executable, temp_name);
+  if (!fd) return std::unexpected(fd.error());
+  Sha256 hasher;
+  for (std::size_t done = 0; done < bytes.size();) {
+    std::size_t n = std::min(k_buffer_size, bytes.size() - done);
+    hasher.update(bytes.data() + done, n);
+    auto written = write_all(*fd, bytes.data() + done, n, m_objects);
+    if (!written) {
+      ::close(*fd);
+      if (!temp_name.empty()) ::unlink(temp_name.c_str());
+      return std::unexpected(written.error());
+    }
+    done += n;
+  }
+  BlobId id{hasher.hex_digest(), executable};
+  Result<void> linked;
+  if (!contains(id)) linked = link_temp(*fd, temp_name, id);
+  else if (!temp_name.empty()) ::unlink(temp_name.c_str());
+  ::close(*fd);
+  if (!linked) return std::unexpected(linked.error());
+  return id.digest;
 }
 
 Result<std::string> BlobStore::put_bytes(std::string_view bytes) {
@@ -297,8 +350,11 @@ Result<void> BlobStore::for_each(
 
 Result<void> BlobStore::sync() {
   constexpr std::size_t k_fsync_each_limit = 64;
-  std::vector<std::string> paths = std::move(m_unsynced);
-  m_unsynced.clear();
+  std::vector<std::string> paths;
+  {
+    std::lock_guard lock(m_writers->mutex);
+    paths.swap(m_writers->unsynced);
+  }
   if (paths.empty()) return {};
   if (paths.size() > k_fsync_each_limit) {
     // One flush for the lot beats thousands of fsyncs (it also flushes

@@ -13,14 +13,17 @@
 // blobs written since the last sync one by one, or, when there are many,
 // issues one syncfs() for the whole file system.
 //
-// Concurrency contract: any number of processes and threads may put the same
-// or different blobs at once; the first link wins and the others drop their
+// Concurrency contract: any number of processes, and threads sharing one
+// BlobStore, may put the same or different blobs at once (sync() must not
+// run concurrently with puts whose blobs it is meant to cover); the first link wins and the others drop their
 // identical copy. Removal (gc, verify) is the caller's business to exclude
 // against writers (see ArtifactCache's gc lock).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,16 +84,22 @@ class BlobStore {
   BlobStore() = default;
   [[nodiscard]] Result<std::string> put_stream(int src_fd, std::string_view bytes, bool executable,
                                                const std::string& what);
+  [[nodiscard]] Result<std::string> put_mapped(std::string_view bytes, bool executable);
   [[nodiscard]] Result<int> create_temp(bool executable, std::string& temp_name);
   [[nodiscard]] Result<void> link_temp(int fd, const std::string& temp_name, const BlobId& id);
 
   std::string m_objects;
   std::string m_incoming;
   int m_objects_fd = -1;
-  TempFiles m_temp_files = TempFiles::anonymous;
   std::uint64_t m_start_time = 0;  // this process's start time, for temp names
-  std::uint64_t m_counter = 0;
-  std::vector<std::string> m_unsynced;  // blobs linked since the last sync()
+  // Writer state, shared by the threads of one insert.
+  struct Writers {
+    std::mutex mutex;
+    TempFiles temp_files = TempFiles::anonymous;
+    std::uint64_t counter = 0;
+    std::vector<std::string> unsynced;  // blobs linked since the last sync()
+  };
+  std::unique_ptr<Writers> m_writers = std::make_unique<Writers>();
 };
 
 }  // namespace gang

@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <map>
 #include <utility>
 
@@ -16,10 +20,57 @@ namespace gang {
 
 namespace {
 
+// Files at least this big are hashed and copied on worker threads after the
+// walk, so that a tree of a few huge files uses every core.
+constexpr std::uint64_t k_parallel_min_size = std::uint64_t{1} << 20;
+
+struct Deferred {
+  std::size_t entry;  // index into manifest.entries
+  std::string path;   // openable path of the source file
+};
+
 struct Importer {
   BlobStore& blobs;
   Manifest manifest;
   std::map<std::pair<dev_t, ino_t>, std::string> inodes;  // multiply-linked files seen
+  std::vector<Deferred> deferred;
+
+  // Stores the deferred big files, on up to four threads.
+  Result<void> store_deferred() {
+    std::size_t threads = std::min<std::size_t>(
+        {deferred.size(), std::max(1u, std::thread::hardware_concurrency()), 4});
+    std::atomic<std::size_t> next{0};
+    std::mutex error_mutex;
+    std::optional<Error> error;
+    auto work = [&] {
+      for (;;) {
+        std::size_t i = next++;
+        if (i >= deferred.size()) return;
+        {
+          std::lock_guard lock(error_mutex);
+          if (error) return;
+        }
+        ManifestEntry& entry = manifest.entries[deferred[i].entry];
+        auto digest = blobs.put_file(AT_FDCWD, deferred[i].path.c_str(), entry.size,
+                                     (entry.mode & 0111) != 0);
+        if (!digest) {
+          std::lock_guard lock(error_mutex);
+          if (!error) {
+            error = digest.error();
+            error->message += " (storing " + deferred[i].path + ")";
+          }
+          return;
+        }
+        entry.digest = std::move(*digest);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    if (error) return std::unexpected(*error);
+    return {};
+  }
 
   Result<void> walk(int dirfd, const std::string& prefix, const std::string& shown) {
     int fd = ::dup(dirfd);
@@ -64,6 +115,13 @@ struct Importer {
             continue;
           }
         }
+        entry.type = ManifestEntry::Type::file;
+        entry.size = static_cast<std::uint64_t>(st.st_size);
+        if (entry.size >= k_parallel_min_size) {
+          deferred.push_back({manifest.entries.size(), shown + "/" + name});
+          manifest.entries.push_back(std::move(entry));
+          continue;
+        }
         auto digest = blobs.put_file(dirfd, name.c_str(), static_cast<std::uint64_t>(st.st_size),
                                      (st.st_mode & 0111) != 0);
         if (!digest) {
@@ -71,9 +129,7 @@ struct Importer {
           e.message += " (storing " + shown + "/" + name + ")";
           return std::unexpected(e);
         }
-        entry.type = ManifestEntry::Type::file;
         entry.digest = std::move(*digest);
-        entry.size = static_cast<std::uint64_t>(st.st_size);
         manifest.entries.push_back(std::move(entry));
       } else if (S_ISLNK(st.st_mode)) {
         std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
@@ -169,10 +225,12 @@ int link_or_replace(const std::string& from, const std::string& to) {
 Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return make_errno_error("cannot open artifact directory " + dir);
-  Importer importer{blobs, {}, {}};
+  Importer importer{blobs, {}, {}, {}};
   auto walked = importer.walk(fd, "", dir);
   ::close(fd);
   if (!walked) return std::unexpected(walked.error());
+  auto stored = importer.store_deferred();
+  if (!stored) return std::unexpected(stored.error());
   return std::move(importer.manifest);
 }
 

@@ -14,7 +14,8 @@
 // copied so their exact mode survives. Copies get the recorded modes.
 //
 // Concurrency contract: import only reads its tree and writes blobs (see
-// BlobStore). stage writes only under its destination; staging several
+// BlobStore); it stores files of 1 MiB or more on up to four threads of its
+// own, joined before it returns. stage writes only under its destination; staging several
 // manifests into one destination, one after the other, overlays them, later
 // entries replacing earlier ones of the same path.
 #pragma once
