@@ -57,7 +57,11 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
       m_stop(stop),
       m_stop_fd(stop_fd),
       m_options(std::move(options)),
-      m_holder(cache.holder(m_options.instance, m_options.gang_id)) {}
+      m_holder(cache.holder(m_options.instance, m_options.gang_id)) {
+  // Watch for changes from now on, before the worker's first look at the
+  // index, so that no change between that look and a wait is missed.
+  (void)m_cache.change_fd();
+}
 
 bool BuildBackend::is_cached(const std::string& key) { return m_cache.contains(key); }
 
