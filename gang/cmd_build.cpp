@@ -96,6 +96,7 @@ int cmd_build(const Args& args) {
   GangOptions gang;
   gang.target = target;
   gang.instances = *instances;
+  gang.total = static_cast<int>(project->graph.components.size());
   gang.seed = seed;
   if (parsed.count("log")) gang.log_file = parsed["log"].as<std::string>();
   gang.worker_argv = {self_executable(), "worker",   project->target,

@@ -25,6 +25,7 @@ struct GangOptions {
   std::uint64_t seed = 0;   // worker I (1-based) gets seed + I - 1
   std::string log_file;     // when set, every event's line also goes here
   std::string target;       // for messages only
+  int total = 0;            // components in the graph, until workers report
 };
 
 // Runs the gang to completion and returns the process exit status: 0 when

@@ -21,7 +21,7 @@ namespace gang {
 
 class GangView {
  public:
-  explicit GangView(std::int64_t start_ms) : m_start_ms(start_ms) {}
+  explicit GangView(std::int64_t start_ms, int total = 0) : m_start_ms(start_ms), m_total(total) {}
 
   // Records the event; returns the log line to print for it, if any.
   std::optional<std::string> on_event(const Event& event);
