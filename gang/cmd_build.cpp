@@ -8,6 +8,7 @@
 
 #include "gang/commands.hpp"
 #include "definitions/cache_key.hpp"
+#include "gang/cli.hpp"
 #include "gang/config.hpp"
 #include "gang/event.hpp"
 #include "gang/frontend.hpp"
@@ -33,19 +34,9 @@ int cmd_build(const Args& args) {
       ("strict", "unknown definition fields are errors")
       ("h,help", "print this help");
   options.parse_positional({"target"});
-  std::vector<const char*> argv{"gang build"};
-  for (const auto& arg : args) argv.push_back(arg.c_str());
-  cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "gang: error: %s\n", e.what());
-    return 2;
-  }
-  if (parsed.count("help")) {
-    std::fputs(options.help().c_str(), stdout);
-    return 0;
-  }
+  auto result = parse_options(options, args);
+  if (!result) return result.error();
+  const cxxopts::ParseResult& parsed = *result;
   if (!parsed.count("target")) {
     std::fputs("gang: error: gang build needs a TARGET\n", stderr);
     return 2;

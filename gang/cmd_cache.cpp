@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cache/artifact_cache.hpp"
+#include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 
@@ -188,20 +189,9 @@ int cmd_cache(const Args& args) {
       ("h,help", "show this help")
       ("positional", "", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"positional"});
-  std::vector<std::string> argv_storage{"gang cache " + action};
-  argv_storage.insert(argv_storage.end(), args.begin() + 1, args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    return fail(e.what());
-  }
-  if (parsed.count("help") != 0) {
-    std::fputs(k_usage, stdout);
-    return 0;
-  }
+  auto result = parse_options(options, Args(args.begin() + 1, args.end()), k_usage);
+  if (!result) return result.error();
+  const cxxopts::ParseResult& parsed = *result;
   std::vector<std::string> positional;
   if (parsed.count("positional") != 0) positional = parsed["positional"].as<std::vector<std::string>>();
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 #include "sandbox/sandbox.hpp"
@@ -81,20 +82,8 @@ int cmd_shell(const Args& args) {
       cxxopts::value<std::string>(options.component));
   parser.parse_positional({"component"});
   parser.positional_help("COMPONENT [-- CMD...]");
-  std::vector<std::string> own{"gang shell"};
-  own.insert(own.end(), args.begin(), dashes);
-  std::vector<char*> argv;
-  for (auto& arg : own) argv.push_back(arg.data());
-  try {
-    auto result = parser.parse(static_cast<int>(argv.size()), argv.data());
-    if (result.count("help") != 0) {
-      std::fputs(parser.help().c_str(), stdout);
-      return 0;
-    }
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "gang: error: gang shell: %s\n", e.what());
-    return 2;
-  }
+  if (auto result = parse_options(parser, Args(args.begin(), dashes)); !result)
+    return result.error();
   if (options.component.empty()) {
     std::fputs("gang: error: gang shell: which component? (gang shell COMPONENT [-- CMD...])\n",
                stderr);

@@ -19,6 +19,7 @@
 #include "definitions/source_resolver.hpp"
 #include "cache/artifact_cache.hpp"
 #include "gang/project.hpp"
+#include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 #include "util/fs.hpp"
@@ -223,22 +224,7 @@ int cmd_show(const Args& args) {
       "target", "a morph path or a definition name", cxxopts::value<std::string>(options.target));
   parser.parse_positional({"target"});
   parser.positional_help("TARGET");
-  std::vector<const char*> argv{"gang show"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  try {
-    auto result = parser.parse(static_cast<int>(argv.size()), argv.data());
-    if (result.count("help") != 0) {
-      std::fputs(parser.help().c_str(), stdout);
-      return 0;
-    }
-    if (!result.unmatched().empty()) {
-      std::fprintf(stderr, "gang: error: unexpected argument %s\n", result.unmatched()[0].c_str());
-      return 2;
-    }
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "gang: error: %s\n", e.what());
-    return 2;
-  }
+  if (auto result = parse_options(parser, args); !result) return result.error();
   if (options.target.empty()) {
     std::fputs("gang: error: show needs a TARGET (a morph path or a definition name)\n", stderr);
     return 2;

@@ -13,6 +13,7 @@
 #include "cache/artifact_cache.hpp"
 #include "definitions/cache_key.hpp"
 #include "gang/build_backend.hpp"
+#include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/event.hpp"
 #include "gang/project.hpp"
@@ -62,17 +63,12 @@ int cmd_worker(const Args& args) {
       ("instance", "", cxxopts::value<int>()->default_value("1"))
       ("seed", "", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("events-fd", "", cxxopts::value<int>()->default_value("-1"))
-      ("gang-id", "", cxxopts::value<std::string>()->default_value(""));
+      ("gang-id", "", cxxopts::value<std::string>()->default_value(""))
+      ("h,help", "");
   options.parse_positional({"target"});
-  std::vector<const char*> argv{"gang worker"};
-  for (const auto& arg : args) argv.push_back(arg.c_str());
-  cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(argv.size()), argv.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "gang: error: %s\n", e.what());
-    return 2;
-  }
+  auto result = parse_options(options, args);
+  if (!result) return result.error();
+  const cxxopts::ParseResult& parsed = *result;
   if (!parsed.count("target")) {
     std::fputs("gang: error: gang worker needs a TARGET\n", stderr);
     return 2;
