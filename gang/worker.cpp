@@ -36,57 +36,46 @@ void Worker::emit(EventType type, const std::string& component, const std::strin
   m_sink(e);
 }
 
-bool Worker::blocked_by_failure(std::size_t index) {
-  // Iterative DFS over dependencies; a failed item blocks all dependants.
-  std::vector<std::size_t> stack{index};
-  std::vector<char> seen(m_items.size(), 0);
-  while (!stack.empty()) {
-    std::size_t i = stack.back();
-    stack.pop_back();
-    if (seen[i] || m_cached[i]) continue;
-    seen[i] = 1;
-    if (m_backend.failure(m_items[i].key)) return true;
-    for (std::size_t dep : m_items[i].deps) stack.push_back(dep);
-  }
-  return false;
+void Worker::mark_cached(std::size_t index) {
+  if (m_cached[index]) return;
+  m_cached[index] = 1;
+  ++m_done;
+  emit(EventType::cached, m_items[index].name);
 }
 
 Worker::Scan Worker::scan_once() {
-  bool waiting_on_others = false;
+  // Pass 1, in dependency order: what is cached now, and what can never be
+  // built because it, or something it needs, failed.
+  std::vector<char> blocked(m_items.size(), 0);
+  bool anything_left = false;
+  for (std::size_t index = 0; index < m_items.size(); ++index) {
+    if (m_cached[index]) continue;
+    const WorkItem& item = m_items[index];
+    if (m_backend.is_cached(item.key)) {
+      mark_cached(index);
+      continue;
+    }
+    for (std::size_t dep : item.deps) blocked[index] |= blocked[dep];
+    if (!blocked[index]) {
+      if (auto reason = m_backend.failure(item.key)) {
+        blocked[index] = 1;
+        if (m_failure_reported.insert(index).second)
+          emit(EventType::log, item.name, "Skipping: failed in another instance: " + *reason);
+      }
+    }
+    anything_left |= !blocked[index];
+  }
+  // Pass 2, in this worker's own order: claim and build the first ready one.
   for (std::size_t index : m_order) {
     if (m_backend.stop_requested()) return Scan::nothing_left;
     const WorkItem& item = m_items[index];
-    if (m_cached[index]) continue;
-    if (m_backend.is_cached(item.key)) {
-      m_cached[index] = 1;
-      ++m_done;
-      emit(EventType::cached, item.name);
-      continue;
-    }
-    if (auto reason = m_backend.failure(item.key)) {
-      if (m_failure_reported.insert(index).second)
-        emit(EventType::log, item.name, "Skipping: failed in another instance: " + *reason);
-      continue;
-    }
+    if (m_cached[index] || blocked[index]) continue;
     bool deps_ready = true;
-    for (std::size_t dep : item.deps) {
-      if (m_cached[dep]) continue;
-      if (m_backend.is_cached(m_items[dep].key)) {
-        m_cached[dep] = 1;
-        ++m_done;
-        emit(EventType::cached, m_items[dep].name);
-        continue;
-      }
-      deps_ready = false;
-    }
-    if (!deps_ready) {
-      if (!blocked_by_failure(index)) waiting_on_others = true;
-      continue;
-    }
+    for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
+    if (!deps_ready) continue;
     auto claim = m_backend.claim(item.key);
     if (!claim) {
       emit(EventType::log, item.name, "cannot claim: " + claim.error().to_string());
-      waiting_on_others = true;
       continue;
     }
     if (claim->status == ClaimStatus::failed) {
@@ -97,15 +86,13 @@ Worker::Scan Worker::scan_once() {
     if (claim->status == ClaimStatus::held_by_other) {
       if (m_bah_reported.insert({index, claim->holder}).second)
         emit(EventType::bah, item.name, "claimed by " + claim->holder);
-      waiting_on_others = true;
       continue;
     }
     if (claim->status == ClaimStatus::already_cached || m_backend.is_cached(item.key)) {
       // Won the claim, but the artifact appeared meanwhile: ybd's missing re-check.
       if (claim->status == ClaimStatus::won) m_backend.release(item.key);
       emit(EventType::bah, item.name, "already built by another instance");
-      m_cached[index] = 1;
-      ++m_done;
+      mark_cached(index);
       continue;
     }
     emit(EventType::build_start, item.name, item.key);
@@ -133,10 +120,13 @@ Worker::Scan Worker::scan_once() {
     }
     return Scan::built_something;
   }
-  return waiting_on_others ? Scan::waiting_on_others : Scan::nothing_left;
+  // Nothing was ready for this worker. If anything buildable is left, other
+  // instances hold it (or what it needs): wait for them.
+  return anything_left ? Scan::waiting_on_others : Scan::nothing_left;
 }
 
 int Worker::run() {
+  // What was cached before this worker started counts as done, silently.
   for (std::size_t i = 0; i < m_items.size(); ++i) {
     if (m_backend.is_cached(m_items[i].key)) {
       m_cached[i] = 1;

@@ -29,7 +29,8 @@ namespace gang {
 struct WorkItem {
   std::string name;
   std::string key;                 // the cache key
-  std::vector<std::size_t> deps;   // indices of the items that must be cached first
+  std::vector<std::size_t> deps;   // indices of the items that must be cached first;
+                                   // always lower than the item's own (dependency order)
 };
 
 enum class ClaimStatus { won, held_by_other, already_cached, failed };
@@ -82,7 +83,7 @@ class Worker {
  public:
   using Sink = std::function<void(const Event&)>;
 
-  // items must be in dependency order is not required; target indexes items.
+  // items must be in dependency order (every dep index lower than its item's).
   Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& backend,
          WorkerOptions options, Sink sink);
 
@@ -99,7 +100,7 @@ class Worker {
   Scan scan_once();
   void emit(EventType type, const std::string& component, const std::string& message = {},
             double seconds = 0, const std::string& detail = {});
-  [[nodiscard]] bool blocked_by_failure(std::size_t index);
+  void mark_cached(std::size_t index);
 
   std::vector<WorkItem> m_items;
   std::size_t m_target;
