@@ -179,7 +179,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
 
   if (auto made = make_dirs(m_cache.logs_dir()); !made) return fail(made.error().to_string(), "");
   (void)write_file_atomic(log_path, "");  // a fresh log for this attempt
-  auto sandbox_dir = make_temp_dir(m_cache.tmp_dir(), c.name + ".");
+  auto sandbox_dir = m_cache.make_build_dir(c.name);
   if (!sandbox_dir) return fail(sandbox_dir.error().to_string(), "");
   const std::string& dir = *sandbox_dir;
 
@@ -203,7 +203,8 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
     log(c.name, "Staging " + std::to_string(stage.size()) + " dependencies");
     for (std::size_t dep : stage) {
       const Component& d = m_graph.components[dep];
-      if (auto staged = m_cache.stage(*d.cache_key, staging); !staged)
+      if (auto staged = m_cache.stage(*d.cache_key, staging, StageMode::hardlink, m_options.verify);
+          !staged)
         return fail("cannot stage " + d.name + ": " + staged.error().to_string(), dir);
     }
     spec.lower_layers.push_back(staging);
@@ -237,7 +238,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
 
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
-  auto published = m_cache.insert(key, spec.install_dir, meta_for(duration));
+  auto published = m_cache.insert(key, spec.install_dir, meta_for(duration), Ownership::take);
   (void)remove_sandbox(dir);
   if (!published) return {BuildOutcome::failed, 0, "cannot publish: " + published.error().to_string(), log_path};
   return {*published == PublishOutcome::inserted ? BuildOutcome::published

@@ -31,6 +31,7 @@ int cmd_build(const Args& args) {
       ("base", "sandbox base: host, none, or a sysroot directory", cxxopts::value<std::string>())
       ("offline", "never fetch sources")
       ("retry-failed", "rebuild components recorded as failed")
+      ("verify", "re-hash every cached file before staging it into a build")
       ("strict", "unknown definition fields are errors")
       ("h,help", "print this help");
   options.parse_positional({"target"});
@@ -102,7 +103,7 @@ int cmd_build(const Args& args) {
     gang.worker_argv.push_back("--max-jobs");
     gang.worker_argv.push_back(std::to_string(parsed["max-jobs"].as<int>()));
   }
-  for (const char* flag : {"offline", "strict"})
+  for (const char* flag : {"offline", "strict", "verify"})
     if (parsed.count(flag)) gang.worker_argv.push_back(std::string("--") + flag);
   if (parsed.count("retry-failed")) {
     // Failures recorded before this gang started are retried; failures

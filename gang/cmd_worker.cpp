@@ -59,6 +59,7 @@ int cmd_worker(const Args& args) {
       ("base", "", cxxopts::value<std::string>())
       ("offline", "")
       ("strict", "")
+      ("verify", "")
       ("retry-failed-before", "", cxxopts::value<std::int64_t>())
       ("instance", "", cxxopts::value<int>()->default_value("1"))
       ("seed", "", cxxopts::value<std::uint64_t>()->default_value("0"))
@@ -129,6 +130,7 @@ int cmd_worker(const Args& args) {
     backend_options.retry_failed_before_ms = parsed["retry-failed-before"].as<std::int64_t>();
   backend_options.max_jobs = resolve_max_jobs(config.max_jobs);
   backend_options.base = config.base;
+  backend_options.verify = parsed.count("verify") ? Verify::yes : Verify::no;
   backend_options.arch = config.arch;
   backend_options.target = graph.target_index;
   backend_options.log = [&](const std::string& component, const std::string& message) {
