@@ -11,12 +11,15 @@
 //   locks/                   gc.lock and one lock file per key (last use = mtime)
 //   generation               bumped after every committed change
 //   logs/, tmp/              build logs; scratch on the same file system
+//                            (build dirs "<name>.<pid>-<start>-<host>.XXXXXX")
 //
-// Publication: insert() stores every file as a blob, stores the manifest as
+// Publication: insert() stores every file as a blob (copying it, or with
+// Ownership::take adopting a disposable tree's inodes), stores the manifest as
 // a blob, syncs the file system once (syncfs), then commits the index row in
 // one write transaction with MDB_NOOVERWRITE. A process killed part-way
 // leaves at most unreferenced blobs or orphan temporaries, which gc()
-// removes; never a visible partial artifact.
+// removes; never a visible partial artifact. gc() also removes the build
+// directories in tmp/ of dead workers.
 //
 // Concurrency contract: many processes may use one cache at once; each opens
 // it itself. Within a process, ArtifactCache objects for one root share one
@@ -71,6 +74,7 @@ struct GcReport {
   std::uint64_t blobs_removed = 0;
   std::uint64_t bytes_freed = 0;
   std::uint64_t temp_files_removed = 0;
+  std::uint64_t scratch_dirs_removed = 0;  // build directories of dead workers in tmp/
   std::uint64_t bytes_after = 0;  // blob bytes on disk afterwards
 };
 
@@ -96,6 +100,10 @@ class ArtifactCache {
   [[nodiscard]] const std::string& root() const;
   [[nodiscard]] std::string logs_dir() const;  // <root>/logs: build logs
   [[nodiscard]] std::string tmp_dir() const;   // <root>/tmp: build scratch, same file system
+  // A fresh build directory "<tmp>/<name>.<pid>-<start>-<host>.XXXXXX" named
+  // after this process, so that gc() can remove it once the process is dead.
+  // The caller owns its removal.
+  [[nodiscard]] Result<std::string> make_build_dir(const std::string& name);
 
   // This process as a claim holder / builder.
   [[nodiscard]] Holder holder(int instance = 0, std::string gang_id = {}) const;
@@ -112,9 +120,12 @@ class ArtifactCache {
   // Stores the tree at dir as key's artifact. already_present means somebody
   // else published key first (the caller logs "Bah!"); nothing is changed
   // then. On error (e.g. a full disk) the index is untouched. A successful
-  // publication clears key's failure record.
+  // publication clears key's failure record. With Ownership::take the caller
+  // gives dir up: its files may become the blobs (read-only from then on),
+  // whatever the outcome, so the caller may only remove dir afterwards.
   [[nodiscard]] Result<PublishOutcome> insert(const std::string& key, const std::string& dir,
-                                              const ArtifactMeta& meta);
+                                              const ArtifactMeta& meta,
+                                              Ownership ownership = Ownership::copy);
   // Materialises key's artifact into dest (created if needed; existing
   // entries are replaced, so dependencies can be staged one after another).
   // Records the last use. A missing or corrupt blob is a cache miss: a
@@ -124,7 +135,9 @@ class ArtifactCache {
 
   // Re-hashes every blob; drops damaged blobs and the artifacts that need them.
   [[nodiscard]] Result<VerifyReport> verify();
-  // Removes orphan temporaries and unreferenced blobs and, with max_size,
+  // Removes orphan temporaries, build directories in tmp/ whose creator is
+  // dead (same host) or that are older than orphan_age_s, and unreferenced
+  // blobs and, with max_size,
   // evicts least-recently-used artifacts until the blobs fit; never an
   // artifact that is claimed or being staged.
   [[nodiscard]] Result<GcReport> gc(std::optional<std::uint64_t> max_size = std::nullopt);

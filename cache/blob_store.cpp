@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -288,6 +289,111 @@ Result<std::string> BlobStore::put_mapped(std::string_view bytes, bool executabl
   else if (!temp_name.empty()) ::unlink(temp_name.c_str());
   ::close(*fd);
   if (!linked) return std::unexpected(linked.error());
+  return id.digest;
+}
+
+Result<void> BlobStore::write_blob(std::string_view bytes, const BlobId& id) {
+  std::string temp_name;
+  auto fd = create_temp(id.executable, temp_name);
+  if (!fd) return std::unexpected(fd.error());
+  auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+  if (!written) {
+    ::close(*fd);
+    if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    return written;
+  }
+  auto linked = link_temp(*fd, temp_name, id);
+  ::close(*fd);
+  return linked;
+}
+
+// Links the inode open as fd (found as `name` in dirfd) into place as id:
+// true if it is in place (or an identical blob won the race), false if this
+// file cannot be linked there (another file system, link limits).
+Result<bool> BlobStore::link_inode(int fd, int dirfd, const char* name, const BlobId& id) {
+  std::string rel;
+  rel.reserve(72);
+  rel.append(id.digest, 0, 2).append("/").append(id.name());
+  // Through /proc, so that exactly the inode we hashed is linked, even if
+  // somebody renamed another file to `name` meanwhile.
+  char proc[32];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  int rc = ::linkat(AT_FDCWD, proc, m_objects_fd, rel.c_str(), AT_SYMLINK_FOLLOW);
+  if (rc != 0 && errno == ENOENT && !path_exists("/proc/self/fd"))
+    rc = ::linkat(dirfd, name, m_objects_fd, rel.c_str(), 0);
+  if (rc != 0) {
+    int err = errno;
+    if (err == EEXIST) return true;  // the same bytes, published by another writer
+    if (err == EXDEV || err == EMLINK || err == EPERM || err == ENOTSUP) return false;
+    return write_error(path(id), err);
+  }
+  std::lock_guard lock(m_writers->mutex);
+  m_writers->unsynced.push_back(path(id));
+  return true;
+}
+
+Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool executable,
+                                         std::uint64_t links_owned) {
+  int fd = ::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return make_errno_error(std::string("cannot open ") + name);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return make_errno_error(std::string("cannot stat ") + name);
+  if (!S_ISREG(st.st_mode)) return make_error(std::string(name) + " is not a regular file");
+  // Only a file nobody else can reach, whose blob would be exactly what a
+  // copy makes: our own, no set-id bits, no file capabilities.
+  bool takeable = (st.st_mode & (S_ISUID | S_ISGID)) == 0 && st.st_uid == ::geteuid() &&
+                  static_cast<std::uint64_t>(st.st_nlink) <= links_owned &&
+                  ::fgetxattr(fd, "security.capability", nullptr, 0) < 0;
+
+  std::size_t size = static_cast<std::size_t>(st.st_size);
+  std::string_view bytes;
+  struct Unmap {
+    void* map = MAP_FAILED;
+    std::size_t size = 0;
+    ~Unmap() {
+      if (map != MAP_FAILED) ::munmap(map, size);
+    }
+  } mapping;
+  if (size >= k_buffer_size) {
+    mapping.map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (mapping.map == MAP_FAILED) return put_file(dirfd, name, size, executable);
+    mapping.size = size;
+    ::madvise(mapping.map, size, MADV_SEQUENTIAL);
+    bytes = std::string_view(static_cast<const char*>(mapping.map), size);
+  } else {
+    char* buffer = io_buffer();
+    std::size_t got = 0;
+    for (;;) {
+      ssize_t n = ::read(fd, buffer + got, k_buffer_size - got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return make_errno_error(std::string("cannot read ") + name);
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+      if (got == k_buffer_size) return put_file(dirfd, name, size, executable);  // it grew
+    }
+    bytes = std::string_view(buffer, got);
+  }
+  Sha256 hasher;
+  hasher.update(bytes.data(), bytes.size());
+  BlobId id{hasher.hex_digest(), executable};
+  if (contains(id)) return id.digest;
+  if (takeable) {
+    // Read-only before it becomes visible as a blob.
+    if (::fchmod(fd, executable ? 0555 : 0444) != 0)
+      return make_errno_error(std::string("cannot chmod ") + name);
+    auto linked = link_inode(fd, dirfd, name, id);
+    if (!linked) return std::unexpected(linked.error());
+    if (*linked) return id.digest;
+    (void)::fchmod(fd, st.st_mode & 07777);  // cannot link it: copy, as if never touched
+  }
+  auto written = write_blob(bytes, id);
+  if (!written) return std::unexpected(written.error());
   return id.digest;
 }
 

@@ -6,7 +6,9 @@
 // are written to an anonymous O_TMPFILE (or, where unsupported, to a named
 // temporary file "<root>/incoming/<pid>.<start>.<n>" that gc() reclaims once
 // its writer is dead) while being hashed, made read-only, and linked into
-// place; an existing blob is never replaced.
+// place; an existing blob is never replaced. take_file() instead adopts a
+// file the caller gives up: it hashes it in place, makes that inode
+// read-only and hard-links it into place, so publishing costs no copy.
 //
 // Durability: put_*() does not fsync each blob; callers call sync() before
 // committing any index row that refers to new blobs. sync() fsyncs the few
@@ -64,6 +66,16 @@ class BlobStore {
   // the store; returns its digest. `size` is the size from stat, a hint.
   [[nodiscard]] Result<std::string> put_file(int dirfd, const char* name, std::uint64_t size,
                                              bool executable);
+  // Like put_file, but adopts the file's inode as the blob instead of copying
+  // it, when that is safe: a regular file of ours, without setuid/setgid,
+  // whose links are all owned by the caller (st_nlink <= links_owned), on
+  // the store's file system. The inode is made 0444 (0555 if executable)
+  // before it is linked, so the blob never appears writable; the caller must
+  // not write to the file afterwards and normally deletes its own paths.
+  // If the blob already exists the file is left untouched. Otherwise (or on
+  // EXDEV) the bytes already read are copied into a fresh blob.
+  [[nodiscard]] Result<std::string> take_file(int dirfd, const char* name, bool executable,
+                                              std::uint64_t links_owned = 1);
   // Stores bytes (e.g. a manifest) as a plain blob; returns its digest.
   [[nodiscard]] Result<std::string> put_bytes(std::string_view bytes);
   // Reads a plain blob and checks its hash; a mismatch is an error.
@@ -85,6 +97,8 @@ class BlobStore {
   [[nodiscard]] Result<std::string> put_stream(int src_fd, std::string_view bytes, bool executable,
                                                const std::string& what);
   [[nodiscard]] Result<std::string> put_mapped(std::string_view bytes, bool executable);
+  [[nodiscard]] Result<void> write_blob(std::string_view bytes, const BlobId& id);
+  [[nodiscard]] Result<bool> link_inode(int fd, int dirfd, const char* name, const BlobId& id);
   [[nodiscard]] Result<int> create_temp(bool executable, std::string& temp_name);
   [[nodiscard]] Result<void> link_temp(int fd, const std::string& temp_name, const BlobId& id);
 

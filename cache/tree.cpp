@@ -27,13 +27,26 @@ constexpr std::uint64_t k_parallel_min_size = std::uint64_t{1} << 20;
 struct Deferred {
   std::size_t entry;  // index into manifest.entries
   std::string path;   // openable path of the source file
+  std::pair<dev_t, ino_t> inode{};
 };
 
 struct Importer {
   BlobStore& blobs;
+  Ownership ownership = Ownership::copy;
   Manifest manifest;
-  std::map<std::pair<dev_t, ino_t>, std::string> inodes;  // multiply-linked files seen
+  struct Seen {
+    std::string first;        // the path the manifest stores it under
+    std::uint64_t links = 0;  // how many of its links are in the tree
+  };
+  std::map<std::pair<dev_t, ino_t>, Seen> inodes;  // multiply-linked files seen
   std::vector<Deferred> deferred;
+
+  Result<std::string> store(int dirfd, const char* name, std::uint64_t size, bool executable,
+                            std::pair<dev_t, ino_t> inode) {
+    if (ownership == Ownership::copy) return blobs.put_file(dirfd, name, size, executable);
+    auto it = inodes.find(inode);
+    return blobs.take_file(dirfd, name, executable, it == inodes.end() ? 1 : it->second.links);
+  }
 
   // Stores the deferred big files, on up to four threads.
   Result<void> store_deferred() {
@@ -51,8 +64,8 @@ struct Importer {
           if (error) return;
         }
         ManifestEntry& entry = manifest.entries[deferred[i].entry];
-        auto digest = blobs.put_file(AT_FDCWD, deferred[i].path.c_str(), entry.size,
-                                     (entry.mode & 0111) != 0);
+        auto digest = store(AT_FDCWD, deferred[i].path.c_str(), entry.size,
+                            (entry.mode & 0111) != 0, deferred[i].inode);
         if (!digest) {
           std::lock_guard lock(error_mutex);
           if (!error) {
@@ -105,25 +118,30 @@ struct Importer {
         ::close(sub);
         if (!walked) return walked;
       } else if (S_ISREG(st.st_mode)) {
+        std::pair<dev_t, ino_t> inode{st.st_dev, st.st_ino};
         if (st.st_nlink > 1) {
-          auto [it, fresh] = inodes.try_emplace({st.st_dev, st.st_ino}, rel);
+          auto [it, fresh] = inodes.try_emplace(inode, Seen{rel, 0});
+          ++it->second.links;
           if (!fresh) {
             entry.type = ManifestEntry::Type::hardlink;
             entry.mode = 0;
-            entry.target = it->second;
+            entry.target = it->second.first;
             manifest.entries.push_back(std::move(entry));
             continue;
           }
         }
         entry.type = ManifestEntry::Type::file;
         entry.size = static_cast<std::uint64_t>(st.st_size);
-        if (entry.size >= k_parallel_min_size) {
-          deferred.push_back({manifest.entries.size(), shown + "/" + name});
+        // Taking a multiply-linked file waits until the walk has counted
+        // its links in the tree.
+        if (entry.size >= k_parallel_min_size ||
+            (ownership == Ownership::take && st.st_nlink > 1)) {
+          deferred.push_back({manifest.entries.size(), shown + "/" + name, inode});
           manifest.entries.push_back(std::move(entry));
           continue;
         }
-        auto digest = blobs.put_file(dirfd, name.c_str(), static_cast<std::uint64_t>(st.st_size),
-                                     (st.st_mode & 0111) != 0);
+        auto digest = store(dirfd, name.c_str(), static_cast<std::uint64_t>(st.st_size),
+                            (st.st_mode & 0111) != 0, inode);
         if (!digest) {
           Error e = digest.error();
           e.message += " (storing " + shown + "/" + name + ")";
@@ -222,10 +240,10 @@ int link_or_replace(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs) {
+Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs, Ownership ownership) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return make_errno_error("cannot open artifact directory " + dir);
-  Importer importer{blobs, {}, {}, {}};
+  Importer importer{blobs, ownership, {}, {}, {}};
   auto walked = importer.walk(fd, "", dir);
   ::close(fd);
   if (!walked) return std::unexpected(walked.error());

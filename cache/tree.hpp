@@ -1,6 +1,7 @@
 // tree.hpp: moving directory trees into and out of the blob store. import
-// walks a tree, stores every regular file as a blob and returns the
-// manifest; stage materialises a manifest into a directory, by hard links to
+// walks a tree, stores every regular file as a blob (by copying, or by
+// taking over the file's inode when the caller gives the tree up) and
+// returns the manifest; stage materialises a manifest into a directory, by hard links to
 // the read-only blobs or by copies.
 //
 // Why a build cannot change a blob in place: blobs are mode 0444/0555 and
@@ -30,10 +31,17 @@
 namespace gang {
 
 enum class StageMode { hardlink, copy };
+// copy: the tree is only read. take: the caller gives the tree up; its
+// regular files may become blobs themselves (made read-only and hard-linked
+// into the store, see BlobStore::take_file), so it must not be written to
+// afterwards, only removed. Files linked from outside the tree, set-id
+// files and files on another file system are copied.
+enum class Ownership { copy, take };
 enum class Verify { no, yes };
 
 // Stores every file under dir in the blob store and describes the tree.
-[[nodiscard]] Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs);
+[[nodiscard]] Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs,
+                                           Ownership ownership = Ownership::copy);
 
 // Materialises manifest under dest (created if needed). A missing or (with
 // Verify::yes) corrupt blob is an error; its id is appended to bad_blobs.

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -202,6 +203,240 @@ TEST_F(ArtifactCacheTest, InsertThenStageReproducesTheTree) {
       EXPECT_EQ(stat_of(out + "/usr/share/doc/README").st_mode & 0777, 0644u);
     }
   }
+}
+
+// A tree with every kind of entry: modes, an executable, a symlink, an empty
+// directory, hard links inside the tree, a set-id file and big files.
+void write_rich_tree(const std::string& src) {
+  write_tree(src, {{"usr/bin/tool", "#!/bin/sh\necho hi\n"},
+                   {"usr/bin/suid", "pretend setuid"},
+                   {"usr/share/doc/README", "read me"},
+                   {"usr/lib/big.so", std::string(3 << 20, 'b')},
+                   {"usr/lib/big-exe", std::string(2 << 20, 'x')},
+                   {"etc/private", "secret"}});
+  ASSERT_EQ(::chmod((src + "/usr/bin/tool").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((src + "/usr/lib/big-exe").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((src + "/usr/bin/suid").c_str(), 04755), 0);
+  ASSERT_EQ(::chmod((src + "/etc/private").c_str(), 0600), 0);
+  ASSERT_TRUE(make_dirs(src + "/var/empty"));
+  ASSERT_EQ(::chmod((src + "/var/empty").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink("tool", (src + "/usr/bin/alias").c_str()), 0);
+  ASSERT_EQ(::link((src + "/usr/share/doc/README").c_str(), (src + "/usr/share/doc/README.hard").c_str()), 0);
+  ASSERT_EQ(::link((src + "/usr/lib/big.so").c_str(), (src + "/usr/lib/big.so.1").c_str()), 0);
+}
+
+// "path type mode size contents-digest link-target", one line per entry, and
+// which paths share an inode: what staging must reproduce.
+std::string describe_tree(const std::string& root) {
+  std::string out;
+  std::map<ino_t, std::string> inodes;
+  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+    std::string full = rel.empty() ? root : root + "/" + rel;
+    DIR* d = ::opendir(full.c_str());
+    if (d == nullptr) return;
+    std::vector<std::string> names;
+    while (auto e = ::readdir(d))
+      if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") names.emplace_back(e->d_name);
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      std::string r = rel.empty() ? n : rel + "/" + n;
+      struct stat st = stat_of(root + "/" + r);
+      char mode[16];
+      std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      if (S_ISDIR(st.st_mode)) {
+        out += r + " d " + mode + "\n";
+        walk(r);
+      } else if (S_ISLNK(st.st_mode)) {
+        char target[256] = {};
+        (void)!::readlink((root + "/" + r).c_str(), target, sizeof target - 1);
+        out += r + " l -> " + target + "\n";
+      } else {
+        auto [it, fresh] = inodes.try_emplace(st.st_ino, r);
+        out += r + " f " + mode + " " + std::to_string(st.st_size) + " " +
+               sha256_hex(read(root + "/" + r)).substr(0, 12) +
+               (fresh ? "" : " same inode as " + it->second) + "\n";
+      }
+    }
+  };
+  walk("");
+  return out;
+}
+
+TEST_F(ArtifactCacheTest, TakeInsertStagesAndVerifiesLikeCopyInsertAfterTheSourceIsGone) {
+  std::string copied = dir.path() + "/copied", taken = dir.path() + "/taken";
+  write_rich_tree(copied);
+  write_rich_tree(taken);
+  std::string expected = describe_tree(copied);
+  ASSERT_EQ(describe_tree(taken), expected);
+  std::string copy_root = dir.path() + "/cache-copy", take_root = dir.path() + "/cache-take";
+  auto copy_cache = ArtifactCache::open(copy_root, options);
+  auto take_cache = ArtifactCache::open(take_root, options);
+  ASSERT_TRUE(copy_cache && take_cache);
+  ASSERT_EQ(*copy_cache->insert("k", copied, meta()), PublishOutcome::inserted);
+  auto inserted = take_cache->insert("k", taken, meta(), Ownership::take);
+  ASSERT_TRUE(inserted) << inserted.error().to_string();
+  ASSERT_EQ(*inserted, PublishOutcome::inserted);
+  // Taken: the plain file's inode is now its blob, read-only.
+  auto take_blobs = BlobStore::open(take_root);
+  struct stat readme = stat_of(taken + "/usr/share/doc/README");
+  struct stat blob = stat_of(take_blobs->path(BlobId{sha256_hex("read me"), false}));
+  EXPECT_EQ(readme.st_ino, blob.st_ino);
+  EXPECT_EQ(blob.st_mode & 07777, 0444u);
+  struct stat big_exe = stat_of(take_blobs->path(BlobId{sha256_hex(std::string(2 << 20, 'x')), true}));
+  EXPECT_EQ(big_exe.st_ino, stat_of(taken + "/usr/lib/big-exe").st_ino);
+  EXPECT_EQ(big_exe.st_mode & 07777, 0555u);
+  // The set-id file was copied: its source keeps its mode.
+  EXPECT_EQ(stat_of(taken + "/usr/bin/suid").st_mode & 07777, 04755u);
+
+  ASSERT_TRUE(remove_tree(taken));
+  EXPECT_EQ(copy_cache->manifest("k")->encode(), take_cache->manifest("k")->encode());
+  for (StageMode mode : {StageMode::hardlink, StageMode::copy}) {
+    std::string suffix = mode == StageMode::copy ? "-copy" : "-link";
+    std::string from_copy = dir.path() + "/out-c" + suffix, from_take = dir.path() + "/out-t" + suffix;
+    ASSERT_TRUE(copy_cache->stage("k", from_copy, mode, Verify::yes));
+    auto staged = take_cache->stage("k", from_take, mode, Verify::yes);
+    ASSERT_TRUE(staged) << staged.error().to_string();
+    EXPECT_EQ(describe_tree(from_take), describe_tree(from_copy)) << suffix;
+    if (mode == StageMode::copy) {
+      EXPECT_EQ(describe_tree(from_take), expected);
+    }
+  }
+  // Every blob has exactly the store's mode, and only the store and the
+  // staged trees reach it.
+  ASSERT_TRUE(take_blobs->for_each([&](const BlobId& id, std::uint64_t) {
+    struct stat st = stat_of(take_blobs->path(id));
+    EXPECT_EQ(st.st_mode & 07777, id.executable ? 0555u : 0444u) << id.name();
+  }));
+  auto report = take_cache->verify();
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok());
+  EXPECT_TRUE(warnings.empty());
+}
+
+TEST_F(ArtifactCacheTest, TakeInsertLeavesFilesAloneWhoseBlobsExistAndCopiesThoseLinkedFromOutside) {
+  std::string first = dir.path() + "/first", second = dir.path() + "/second";
+  std::map<std::string, std::string> files{{"a", "shared a"}, {"big", std::string(2 << 20, 'g')}};
+  write_tree(first, files);
+  write_tree(second, files);
+  write_tree(second, {{"new", "only in second"}, {"linked", "linked from outside"}});
+  std::string outside = dir.path() + "/outside";
+  ASSERT_EQ(::link((second + "/linked").c_str(), outside.c_str()), 0);
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("first", first, meta()));
+  std::size_t before = count_blobs(root);
+  auto inserted = cache.insert("second", second, meta(), Ownership::take);
+  ASSERT_TRUE(inserted) << inserted.error().to_string();
+  // new + linked + a manifest.
+  EXPECT_EQ(count_blobs(root), before + 3);
+  auto blobs = BlobStore::open(root);
+  for (const char* name : {"a", "big"}) {
+    struct stat st = stat_of(second + "/" + name);
+    EXPECT_EQ(st.st_mode & 0777, 0644u) << name << " must be left alone: its blob existed";
+    EXPECT_NE(st.st_ino, stat_of(blobs->path(BlobId{sha256_hex(files[name]), false})).st_ino);
+  }
+  EXPECT_EQ(stat_of(second + "/new").st_ino,
+            stat_of(blobs->path(BlobId{sha256_hex("only in second"), false})).st_ino);
+  struct stat out = stat_of(outside);
+  EXPECT_EQ(out.st_mode & 0777, 0644u) << "a file linked from outside the tree is copied";
+  EXPECT_NE(out.st_ino, stat_of(blobs->path(BlobId{sha256_hex("linked from outside"), false})).st_ino);
+  ASSERT_TRUE(remove_tree(second));
+  ASSERT_TRUE(write_file_atomic(outside, "changed later"));
+  ASSERT_TRUE(cache.stage("second", dir.path() + "/staged", StageMode::hardlink, Verify::yes));
+  EXPECT_EQ(read(dir.path() + "/staged/linked"), "linked from outside");
+  auto report = cache.verify();
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok());
+}
+
+TEST_F(ArtifactCacheTest, TakeInsertFromAnotherFileSystemCopies) {
+  std::string mnt = dir.path() + "/other-fs";
+  ASSERT_TRUE(make_dirs(mnt));
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  write_tree(mnt + "/src", {{"small", "small file"}, {"big", std::string(2 << 20, 'q')}});
+  auto cache = open_cache();
+  auto inserted = cache.insert("k", mnt + "/src", meta(), Ownership::take);
+  ASSERT_TRUE(inserted) << inserted.error().to_string();
+  EXPECT_EQ(stat_of(mnt + "/src/small").st_mode & 0777, 0644u) << "a file that was not taken keeps its mode";
+  ASSERT_TRUE(remove_tree(mnt + "/src"));
+  ASSERT_TRUE(cache.stage("k", dir.path() + "/out", StageMode::hardlink, Verify::yes));
+  EXPECT_EQ(read(dir.path() + "/out/small"), "small file");
+  EXPECT_EQ(stat_of(dir.path() + "/out/big").st_mode & 0777, 0444u);
+}
+
+TEST_F(ArtifactCacheTest, GcRemovesBuildDirectoriesOfDeadWorkersOnly) {
+  auto system = std::make_shared<FakeSystem>();
+  system->now = static_cast<std::int64_t>(::time(nullptr)) * 1000;
+  options.system = system;
+  auto cache = open_cache();
+  // A worker killed mid-build: its directory holds read-only and mode-000
+  // directories, as sandboxes leave them.
+  std::string dead_dir;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    auto c = ArtifactCache::open(root, options);
+    if (!c) ::_exit(2);
+    auto made = c->make_build_dir("glibc.x86");
+    if (!made) ::_exit(3);
+    std::string d = *made;
+    if (!make_dirs(d + "/overlay/0/work/work") || !make_dirs(d + "/glibc.inst/usr/lib")) ::_exit(4);
+    if (!write_file_atomic(d + "/glibc.inst/usr/lib/libc.so", "libc")) ::_exit(5);
+    ::chmod((d + "/overlay/0/work/work").c_str(), 0);
+    ::chmod((d + "/glibc.inst/usr/lib").c_str(), 0555);
+    ::chmod((d + "/glibc.inst").c_str(), 0500);
+    (void)!::write(pipe_fds[1], d.data(), d.size());
+    ::_exit(0);
+  }
+  ::close(pipe_fds[1]);
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0) dead_dir.append(buffer, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(path_exists(dead_dir));
+  EXPECT_NE(dead_dir.find("/tmp/glibc.x86." + std::to_string(child) + "-"), std::string::npos) << dead_dir;
+
+  auto live = cache.make_build_dir("gcc");
+  ASSERT_TRUE(live);
+  ASSERT_TRUE(make_dirs(*live + "/gcc.inst"));
+  // Our pid with another start time: a dead process whose pid was reused.
+  std::string self = std::to_string(::getpid());
+  std::string start = std::to_string(*read_process_start_time(::getpid()));
+  std::string reused = cache.tmp_dir() + "/zlib." + self + "-" + std::to_string(std::stoull(start) + 1) +
+                       live->substr(live->rfind('-'));
+  ASSERT_TRUE(make_dirs(reused));
+  // Other hosts' directories and unknown names are judged by age only.
+  std::string other_host = cache.tmp_dir() + "/m4." + self + "-1-0badbeef.abcdef";
+  std::string legacy = cache.tmp_dir() + "/legacy.AbCdEf";
+  ASSERT_TRUE(make_dirs(other_host));
+  ASSERT_TRUE(make_dirs(legacy));
+
+  auto report = cache.gc();
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->scratch_dirs_removed, 2u);
+  EXPECT_FALSE(path_exists(dead_dir));
+  EXPECT_FALSE(path_exists(reused));
+  EXPECT_TRUE(path_exists(*live + "/gcc.inst"));
+  EXPECT_TRUE(path_exists(other_host));
+  EXPECT_TRUE(path_exists(legacy));
+  EXPECT_TRUE(warnings.empty());
+
+  system->now += (options.orphan_age_s + 60) * 1000;
+  report = cache.gc();
+  ASSERT_TRUE(report);
+  EXPECT_FALSE(path_exists(other_host));
+  EXPECT_FALSE(path_exists(legacy));
+  EXPECT_FALSE(path_exists(*live)) << "older than orphan_age_s";
 }
 
 TEST_F(ArtifactCacheTest, LookupReportsMetadataAndSecondInsertIsAlreadyPresent) {
