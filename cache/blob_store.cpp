@@ -359,7 +359,7 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
     }
   } mapping;
   if (size >= k_buffer_size) {
-    mapping.map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    mapping.map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (mapping.map == MAP_FAILED) return put_file(dirfd, name, size, executable);
     mapping.size = size;
     ::madvise(mapping.map, size, MADV_SEQUENTIAL);
