@@ -158,8 +158,10 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   const Component& c = m_graph.components[index];
   const std::string& key = *c.cache_key;
   auto start = std::chrono::steady_clock::now();
+  const SandboxSpec* kept_spec = nullptr;
   auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
     if (!sandbox_dir.empty()) {
+      if (kept_spec != nullptr) (void)save_spec(*kept_spec);
       // Keep the sandbox for `gang shell`; an older kept one is replaced.
       std::string kept = kept_sandbox_dir(m_cache.root(), c.name);
       (void)remove_sandbox(kept);
@@ -178,7 +180,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   };
 
   if (auto made = make_dirs(m_cache.logs_dir()); !made) return fail(made.error().to_string(), "");
-  (void)write_file_atomic(log_path, "");  // a fresh log for this attempt
+  (void)write_file(log_path, "");  // a fresh log for this attempt
   auto sandbox_dir = m_cache.make_build_dir(c.name);
   if (!sandbox_dir) return fail(sandbox_dir.error().to_string(), "");
   const std::string& dir = *sandbox_dir;
@@ -218,7 +220,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   } else if (auto made = make_dirs(spec.build_dir); !made) {
     return fail(made.error().to_string(), dir);
   }
-  if (auto saved = save_spec(spec); !saved) return fail(saved.error().to_string(), dir);
+  kept_spec = &spec;  // saved for `gang shell` only if the build fails
 
   StepOptions step_options;
   step_options.control.should_stop = [this] { return should_stop(); };
@@ -290,9 +292,9 @@ Result<PublishOutcome> BuildBackend::assemble(std::size_t index, const std::stri
   }
   meta += members.empty() ? "]\n}\n" : "\n  ]\n}\n";
   if (auto made = make_dirs(*dir + "/baserock"); !made) return std::unexpected(made.error());
-  if (auto written = write_file_atomic(*dir + "/baserock/" + c.name + ".meta", meta); !written)
+  if (auto written = write_file(*dir + "/baserock/" + c.name + ".meta", meta); !written)
     return std::unexpected(written.error());
-  (void)write_file_atomic(log_path, meta);
+  (void)write_file(log_path, meta);
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   ArtifactMeta full = meta_for(duration);

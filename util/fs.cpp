@@ -77,6 +77,26 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
   return fsync_dir(parent_of(path));
 }
 
+Result<void> write_file(const std::string& path, const std::string& contents, int mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return make_errno_error("cannot create " + path);
+  const char* data = contents.data();
+  std::size_t left = contents.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot write " + path, saved);
+    }
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) return make_errno_error("cannot close " + path);
+  return {};
+}
+
 Result<void> make_dirs(const std::string& path, int mode) {
   if (path.empty()) return {};
   struct stat st;

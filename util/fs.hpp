@@ -17,6 +17,11 @@ namespace gang {
 [[nodiscard]] Result<void> write_file_atomic(const std::string& path, const std::string& contents,
                                              int mode = 0644);
 
+// Writes `contents` to `path` (created or truncated) without syncing: for
+// scratch files and logs, never for anything another process relies on.
+[[nodiscard]] Result<void> write_file(const std::string& path, const std::string& contents,
+                                      int mode = 0644);
+
 // mkdir -p. Succeeds if the directory already exists.
 [[nodiscard]] Result<void> make_dirs(const std::string& path, int mode = 0755);
 
