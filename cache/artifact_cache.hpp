@@ -11,7 +11,8 @@
 //   locks/                   gc.lock and one lock file per key (last use = mtime)
 //   generation               bumped after every committed change
 //   logs/, tmp/              build logs; scratch on the same file system
-//                            (build dirs "<name>.<pid>-<start>-<host>.XXXXXX")
+//                            (build dirs "<name>.<pid>-<start>-<host tag>.XXXXXX",
+//                            host tag: 8 hex digits of the host name's SHA-256)
 //
 // Publication: insert() stores every file as a blob (copying it, or with
 // Ownership::take adopting a disposable tree's inodes), stores the manifest as
