@@ -251,8 +251,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
 Result<PublishOutcome> BuildBackend::assemble(std::size_t index, const std::string& log_path) {
   const Component& c = m_graph.components[index];
   auto start = std::chrono::steady_clock::now();
-  if (auto made = make_dirs(m_cache.tmp_dir()); !made) return std::unexpected(made.error());
-  auto dir = make_temp_dir(m_cache.tmp_dir(), c.name + ".");
+  auto dir = m_cache.make_build_dir(c.name);
   if (!dir) return std::unexpected(dir.error());
   struct Cleanup {
     std::string path;

@@ -276,3 +276,38 @@ TEST_F(GangBuild, ASourceStackBuildsOnceAndANewCommitChangesTheKeys) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST_F(GangBuild, ARunningBuildTheTargetNoLongerNeedsIsStoppedWhenTheTargetAppears) {
+  testing::write_tree(defs, {{"slow", {}, 18.88}});
+  std::string out = dir.path() + "/stop.out";
+  auto child = testing::spawn_gang(build_args(1), out);
+  ASSERT_TRUE(testing::wait_for_text(out, "[slow] Starting build", 20s)) << testing::slurp(out);
+  std::this_thread::sleep_for(200ms);
+  // Somebody else (here: the plumbing command) publishes the target itself.
+  std::string artifact = dir.path() + "/artifact";
+  ASSERT_TRUE(make_dirs(artifact + "/baserock"));
+  ASSERT_TRUE(write_file_atomic(artifact + "/baserock/s.meta", "{}\n"));
+  auto published = std::chrono::steady_clock::now();
+  auto insert = run_gang({"cache", "insert", keys()["s"], artifact, "--cache", cache}, dir.path());
+  ASSERT_EQ(insert.status, 0) << insert.output;
+  int status = testing::wait_child(child, 10s);
+  auto exited = std::chrono::steady_clock::now();
+  std::string output = testing::slurp(out);
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_LT(exited - published, 2s) << output;
+  EXPECT_NE(output.find("[slow] Build stopped: the target no longer needs it"), std::string::npos)
+      << output;
+  EXPECT_TRUE(tmp_entries().empty()) << "the stopped build's sandbox was removed";
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(opened->contains(keys()["slow"])) << "nothing partial published";
+  auto claim = opened->claim_of(keys()["slow"]);
+  ASSERT_TRUE(claim);
+  EXPECT_FALSE(claim->has_value()) << "the claim was released";
+}
+
+}  // namespace
+}  // namespace gang
