@@ -737,4 +737,6 @@ Result<bool> ArtifactCache::wait_for_change(std::chrono::milliseconds timeout) {
 
 int ArtifactCache::change_fd() { return m_impl->notifier.fd(); }
 
+std::uint64_t ArtifactCache::remove_dead_build_dirs() { return m_impl->remove_dead_build_dirs(); }
+
 }  // namespace gang

@@ -105,6 +105,10 @@ class ArtifactCache {
   // after this process, so that gc() can remove it once the process is dead.
   // The caller owns its removal.
   [[nodiscard]] Result<std::string> make_build_dir(const std::string& name);
+  // Removes the build directories in tmp/ whose creators died (or that are
+  // older than orphan_age_s); returns how many. gc() does this too; workers
+  // call it when they start, so killed workers' sandboxes do not pile up.
+  std::uint64_t remove_dead_build_dirs();
 
   // This process as a claim holder / builder.
   [[nodiscard]] Holder holder(int instance = 0, std::string gang_id = {}) const;

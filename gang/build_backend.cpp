@@ -57,10 +57,13 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
       m_stop(stop),
       m_stop_fd(stop_fd),
       m_options(std::move(options)),
-      m_holder(cache.holder(m_options.instance, m_options.gang_id)) {
+      m_holder(cache.holder(m_options.instance, m_options.gang_id)),
+      m_remover([](const std::string& dir) { (void)remove_sandbox(dir); }) {
   // Watch for changes from now on, before the worker's first look at the
   // index, so that no change between that look and a wait is missed.
   (void)m_cache.change_fd();
+  // Sandboxes of workers killed earlier are cleared in the background.
+  m_remover.add_job([&cache] { (void)cache.remove_dead_build_dirs(); });
 }
 
 bool BuildBackend::is_cached(const std::string& key) { return m_cache.contains(key); }
@@ -175,7 +178,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
     return {BuildOutcome::failed, 0, reason, log_path};
   };
   auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
-    (void)remove_sandbox(sandbox_dir);
+    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
     return {BuildOutcome::cancelled, 0, why, log_path};
   };
 
@@ -224,13 +227,18 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
 
   StepOptions step_options;
   step_options.control.should_stop = [this] { return should_stop(); };
+  // Every step runs in one sandbox (one set of namespaces and mounts).
+  std::vector<Step> steps;
   for (std::size_t step = 0; step < k_step_count; ++step) {
     const Commands& commands = c.steps[step];
     if (commands.empty()) continue;
     std::string step_name(k_step_names[step]);
-    step_options.kind = is_build_step(step_name) ? StepKind::build : StepKind::other;
-    auto result = run_step(spec, step_name, commands, log_path, step_options);
-    if (!result) return fail(step_name + ": " + result.error().to_string(), dir);
+    StepKind kind = is_build_step(step_name) ? StepKind::build : StepKind::other;
+    steps.push_back({std::move(step_name), kind, commands});
+  }
+  if (!steps.empty()) {
+    auto result = run_steps(spec, steps, log_path, step_options);
+    if (!result) return fail(steps.front().name + ": " + result.error().to_string(), dir);
     if (result->cancelled)
       return cancelled(dir, m_stop.load() ? "stop requested" : "the target no longer needs it");
     if (!result->ok) return fail(result->describe(), dir);
@@ -241,7 +249,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   auto published = m_cache.insert(key, spec.install_dir, meta_for(duration), Ownership::take);
-  (void)remove_sandbox(dir);
+  m_remover.add(dir);
   if (!published) return {BuildOutcome::failed, 0, "cannot publish: " + published.error().to_string(), log_path};
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,

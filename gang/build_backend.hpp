@@ -22,6 +22,7 @@
 #include "cache/artifact_cache.hpp"
 #include "cache/git_mirrors.hpp"
 #include "definitions/build_graph.hpp"
+#include "gang/background_remover.hpp"
 #include "gang/config.hpp"
 #include "gang/worker.hpp"
 
@@ -71,6 +72,7 @@ class BuildBackend final : public WorkerBackend {
   Holder m_holder;
   std::string m_building_key;
   std::int64_t m_last_renew_ms = 0;
+  BackgroundRemover m_remover;  // last member: joined first, while the rest still exists
 };
 
 }  // namespace gang
