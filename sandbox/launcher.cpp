@@ -48,7 +48,8 @@ struct Op {
   std::string target;  // absolute host path (under the new root)
   std::string fstype;
   std::string data;
-  std::string chdir_to;  // for overlays with relative lowerdirs
+  std::string fallback_data;  // retried when `data` is refused with EINVAL (older kernels)
+  std::string chdir_to;       // for overlays with relative lowerdirs
   unsigned long flags = 0;
 };
 
@@ -65,7 +66,7 @@ struct Plan {
   bool die_on_interrupt = true;
   std::vector<std::string> headers;       // command mode: one per command
   std::vector<std::vector<char*>> argvs;  // null-terminated, one per command / the program
-  std::vector<char*> envp;                // null-terminated
+  std::vector<std::vector<char*>> envps;  // null-terminated, one per entry of argvs
   int status_fd = -1;                     // write end: error text or a Report
   int keepalive_read = -1;                // parent holds the write end
   int keepalive_write = -1;
@@ -135,7 +136,10 @@ void child_run_op(const Plan& plan, const Op& op) {
       const char* source = op.source.empty() ? nullptr : op.source.c_str();
       const char* fstype = op.fstype.empty() ? nullptr : op.fstype.c_str();
       const void* data = op.data.empty() ? nullptr : op.data.c_str();
-      if (::mount(source, op.target.c_str(), fstype, op.flags, data) != 0)
+      int mounted = ::mount(source, op.target.c_str(), fstype, op.flags, data);
+      if (mounted != 0 && errno == EINVAL && !op.fallback_data.empty())
+        mounted = ::mount(source, op.target.c_str(), fstype, op.flags, op.fallback_data.c_str());
+      if (mounted != 0)
         child_fail(plan, op.fstype.empty() ? "cannot bind-mount onto" : "cannot mount on",
                    op.target.c_str());
       return;
@@ -157,47 +161,69 @@ void child_run_op(const Plan& plan, const Op& op) {
   }
 }
 
-// Runs argv (a command or the program) as a child of the init and waits for
-// it, reaping any orphan on the way. Returns its wait status.
-int child_run_one(const Plan& plan, char* const* argv) {
-  pid_t pid = ::fork();
-  if (pid < 0) child_fail(plan, "cannot fork", nullptr);
-  if (pid == 0) {
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (plan.interactive) {
-      // Job control: the program leads its own process group (visible inside
-      // the PID namespace, unlike the caller's) and owns the terminal.
-      if (::isatty(0) == 1) {
-        ::setpgid(0, 0);
-        ::signal(SIGTTOU, SIG_IGN);
-        ::tcsetpgrp(0, ::getpid());
-        ::signal(SIGTTOU, SIG_DFL);
-      }
-      environ = const_cast<char**>(plan.envp.data());
-      ::execvp(argv[0], argv);
-    } else {
-      ::execve("/bin/sh", argv, plan.envp.data());
-      ::execve("/usr/bin/sh", argv, plan.envp.data());
-    }
-    int err = errno;
-    char buffer[512];
-    std::size_t used = 0;
-    child_append(buffer, used, sizeof buffer, "gang sandbox: cannot run ");
-    child_append(buffer, used, sizeof buffer, plan.interactive ? argv[0] : "/bin/sh");
-    child_append(buffer, used, sizeof buffer, ": ");
-    child_append(buffer, used, sizeof buffer, ::strerrordesc_np(err));
-    child_append(buffer, used, sizeof buffer, "\n");
-    child_write_all(2, buffer, used);
-    ::_exit(127);
-  }
+// Reports that argv[0] could not be executed, on stderr, and exits 127.
+[[noreturn]] void child_exec_failed(const char* program) {
+  int err = errno;
+  char buffer[512];
+  std::size_t used = 0;
+  child_append(buffer, used, sizeof buffer, "gang sandbox: cannot run ");
+  child_append(buffer, used, sizeof buffer, program);
+  child_append(buffer, used, sizeof buffer, ": ");
+  child_append(buffer, used, sizeof buffer, ::strerrordesc_np(err));
+  child_append(buffer, used, sizeof buffer, "\n");
+  child_write_all(2, buffer, used);
+  ::_exit(127);
+}
+
+// Waits for `pid`, reaping any orphan on the way. Returns its wait status.
+int child_wait_for(pid_t pid) {
   for (;;) {
     int status = 0;
     pid_t done = ::waitpid(-1, &status, 0);
     if (done == pid) return status;
     if (done < 0 && errno == ECHILD) return 0;
   }
+}
+
+// Runs plan.argvs[index] (a command or the program) as a child of the init
+// and waits for it. Returns its wait status.
+int child_run_one(const Plan& plan, std::size_t index) {
+  char* const* argv = plan.argvs[index].data();
+  char* const* envp = plan.envps[index].data();
+  if (!plan.interactive) {
+    // The init is a copy of the (possibly big) caller: vfork() shares its
+    // memory instead of copying page tables. The child only calls execve and
+    // _exit with data prepared before clone(); the init's signal mask is
+    // already empty, and its handlers only _exit, which is right for the
+    // child too until execve resets them.
+    pid_t pid = ::vfork();
+    if (pid < 0) child_fail(plan, "cannot vfork", nullptr);
+    if (pid == 0) {
+      ::execve("/bin/sh", argv, envp);
+      ::execve("/usr/bin/sh", argv, envp);
+      child_exec_failed("/bin/sh");
+    }
+    return child_wait_for(pid);
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) child_fail(plan, "cannot fork", nullptr);
+  if (pid == 0) {
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Job control: the program leads its own process group (visible inside
+    // the PID namespace, unlike the caller's) and owns the terminal.
+    if (::isatty(0) == 1) {
+      ::setpgid(0, 0);
+      ::signal(SIGTTOU, SIG_IGN);
+      ::tcsetpgrp(0, ::getpid());
+      ::signal(SIGTTOU, SIG_DFL);
+    }
+    environ = const_cast<char**>(envp);
+    ::execvp(argv[0], argv);
+    child_exec_failed(argv[0]);
+  }
+  return child_wait_for(pid);
 }
 
 // Closes every fd above 2 except `keep` (unsorted, -1 entries ignored), so
@@ -287,7 +313,7 @@ int child_main(void* arg) {
     Report started{'C', static_cast<int>(i), 0};
     child_write_all(plan.status_fd, reinterpret_cast<const char*>(&started), sizeof started);
     if (!plan.interactive) child_write_all(1, plan.headers[i].data(), plan.headers[i].size());
-    int status = child_run_one(plan, plan.argvs[i].data());
+    int status = child_run_one(plan, i);
     report.status = status;
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
       report.index = static_cast<int>(i);
@@ -344,6 +370,19 @@ bool exists_not_dir(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
+// A volatile overlay leaves <work>/work/incompat/volatile/dirty behind and
+// refuses to be mounted again over it (it cannot tell a clean unmount from a
+// crash). The sandbox's upper layers are scratch, so a remount (gang shell)
+// drops the marker. Overlayfs makes these directories mode 000.
+void clear_volatile_marker(const std::string& work) {
+  std::string incompat = work + "/work/incompat";
+  ::chmod((work + "/work").c_str(), 0700);
+  if (!is_dir(incompat)) return;
+  ::chmod(incompat.c_str(), 0700);
+  ::chmod((incompat + "/volatile").c_str(), 0700);
+  (void)remove_tree(incompat);
+}
+
 std::string common_parent(const std::vector<std::string>& paths) {
   std::string common = paths.front();
   for (const auto& path : paths) {
@@ -357,10 +396,14 @@ std::string common_parent(const std::vector<std::string>& paths) {
 
 // An overlay mount op; lowers top first. Falls back to paths relative to
 // the common parent of the layers above the bottom one when the absolute
-// option string does not fit a page.
+// option string does not fit a page. A writable overlay is `volatile`: its
+// upper layer is thrown away with the sandbox, so unmounting it need not
+// syncfs() the (shared, on-disk) file system holding it; kernels before 5.10
+// get the overlay without it.
 Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string& upper,
                       const std::string& work, const std::string& target, bool read_only,
                       bool user_ns) {
+  if (!read_only) clear_volatile_marker(work);
   auto options = [&](const std::string& base) {
     std::string data = "lowerdir=";
     for (std::size_t i = 0; i < lowers.size(); ++i) {
@@ -380,17 +423,23 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
   op.target = target;
   op.flags = read_only ? MS_RDONLY : 0;
   op.data = options("");
-  if (op.data.size() > k_max_mount_data) {
+  auto finish = [&] {
+    if (read_only) return;
+    op.fallback_data = op.data;
+    op.data += ",volatile";
+  };
+  if (op.data.size() + std::strlen(",volatile") > k_max_mount_data) {
     // The staged layers usually share a parent; the bottom one (the
     // skeleton or the host directory) stays absolute.
     std::vector<std::string> upper_lowers(lowers.begin(), lowers.end() - (lowers.size() > 1));
     std::string base = common_parent(upper_lowers);
     op.data = options(base);
     op.chdir_to = base;
-    if (op.data.size() > k_max_mount_data)
+    if (op.data.size() + std::strlen(",volatile") > k_max_mount_data)
       return make_error("too many or too long lower layers for one overlay on " + target + " (" +
                         std::to_string(lowers.size()) + " layers)");
   }
+  finish();
   return op;
 }
 
@@ -608,18 +657,22 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
     return std::unexpected(ok.error());
 
   // argv/envp arrays point into `what`, which outlives the child.
-  for (const auto& entry : what.env) plan.envp.push_back(const_cast<char*>(entry.c_str()));
-  plan.envp.push_back(nullptr);
+  auto pointers = [](const std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    out.reserve(strings.size() + 1);
+    for (const auto& entry : strings) out.push_back(const_cast<char*>(entry.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
   static char k_sh[] = "sh", k_c[] = "-c", k_e[] = "-e";
   if (interactive) {
-    std::vector<char*> argv;
-    for (const auto& arg : what.argv) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    plan.argvs.push_back(std::move(argv));
+    plan.argvs.push_back(pointers(what.argv));
+    plan.envps.push_back(pointers(what.env));
   } else {
     for (const auto& command : what.commands) {
-      plan.argvs.push_back({k_sh, k_c, k_e, const_cast<char*>(command.c_str()), nullptr});
-      plan.headers.push_back("# [" + what.label + "] " + command + "\n");
+      plan.argvs.push_back({k_sh, k_c, k_e, const_cast<char*>(command.text.c_str()), nullptr});
+      plan.envps.push_back(pointers(command.env));
+      plan.headers.push_back("# [" + command.label + "] " + command.text + "\n");
     }
   }
 
@@ -676,23 +729,27 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   null.reset();
   if (control.on_start) control.on_start(pid);
 
+  // The pidfd turns readable when the init is gone, which wakes the caller
+  // at once; should_stop is checked between waits. Without pidfds (Linux <
+  // 5.3), poll waitpid.
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  const int timeout_ms = control.should_stop ? k_stop_poll_interval_ms : -1;
   LaunchOutcome outcome;
   int init_status = 0;
   for (;;) {
-    pid_t done = ::waitpid(pid, &init_status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
     if (!outcome.cancelled && control.should_stop && control.should_stop()) {
       ::kill(pid, SIGKILL);
       outcome.cancelled = true;
     }
     if (pidfd.get() >= 0) {
       pollfd watch{pidfd.get(), POLLIN, 0};
-      ::poll(&watch, 1, 50);
-    } else {
-      ::usleep(20'000);
+      int ready = ::poll(&watch, 1, outcome.cancelled ? -1 : timeout_ms);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
     }
+    pid_t done = ::waitpid(pid, &init_status, pidfd.get() >= 0 ? 0 : WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
+    if (pidfd.get() < 0) ::usleep(20'000);
   }
   ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
   auto status = read_status(status_read.get());

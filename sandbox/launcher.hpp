@@ -7,7 +7,9 @@
 // (the mechanism is described in sandbox/README.md).
 //
 // Process tree: the caller (a gang worker) -> the sandbox init, PID 1 of a new
-// PID namespace, in the caller's process group and session -> `sh`. The init
+// PID namespace, in the caller's process group and session -> `sh` (started
+// with vfork + execve, so a big caller's page tables are not copied per
+// command). The init
 // reaps orphans, dies with its parent (PR_SET_PDEATHSIG=SIGKILL) and, in
 // command mode, on SIGINT/SIGTERM/SIGHUP/SIGQUIT; when it dies the kernel
 // kills everything else in the namespace. SIGTSTP/SIGCONT sent to the
@@ -33,25 +35,38 @@ namespace gang {
 
 // How a caller watches and stops a running sandbox.
 struct StepControl {
-  // Polled about every 50 ms while the sandbox runs; returning true kills the
-  // whole sandbox (SIGKILL to its init) and the launch reports `cancelled`.
+  // Polled about every k_stop_poll_interval while the sandbox runs (the
+  // sandbox's end wakes the caller at once, not at the next poll); returning
+  // true kills the whole sandbox (SIGKILL to its init) and the launch
+  // reports `cancelled`.
   std::function<bool()> should_stop;
   // Called once with the init's pid (in the caller's PID namespace) right
   // after it starts; e.g. to forward signals to it.
   std::function<void(pid_t)> on_start;
 };
 
+// How often StepControl::should_stop is polled.
+inline constexpr int k_stop_poll_interval_ms = 200;
+
+// One command of command mode: run as `sh -c -e TEXT` with cwd /NAME.build
+// and exactly the environment `env` ("KEY=VALUE"), after "# [label] TEXT" is
+// written to the output.
+struct ShellCommand {
+  std::string text;
+  std::string label;
+  std::vector<std::string> env;
+};
+
 // What to run inside the sandbox.
 struct Invocation {
-  // Command mode: each runs as `sh -c -e CMD` with cwd /NAME.build, in order,
-  // until one fails. Output goes to `output_fd`.
-  std::vector<std::string> commands;
+  // Command mode: each runs in order until one fails. Output goes to
+  // `output_fd`.
+  std::vector<ShellCommand> commands;
   // Program mode (when commands is empty): argv[0] is looked up on the
   // sandbox's PATH; stdin/stdout/stderr are inherited (the terminal).
   std::vector<std::string> argv;
-  std::vector<std::string> env;  // the complete environment, "KEY=VALUE"
+  std::vector<std::string> env;  // program mode: the complete environment, "KEY=VALUE"
   int output_fd = -1;            // command mode: stdout+stderr; stdin is /dev/null
-  std::string label;             // command mode: written to output as "# [label] CMD"
 };
 
 struct LaunchOutcome {

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "util/fs.hpp"
@@ -96,20 +97,27 @@ std::vector<std::string> tail_lines(const std::string& path, std::size_t count) 
   return lines;
 }
 
-Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,
-                            const std::vector<std::string>& commands, const std::string& log_path,
-                            const StepOptions& options) {
+Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
+                             const std::string& log_path, const StepOptions& options) {
   StepResult result;
-  result.step = step;
-  if (commands.empty()) return result;
+  Invocation what;
+  std::vector<std::size_t> step_of;  // index into `steps`, per command
+  std::optional<std::vector<std::string>> env[2];
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    const Step& step = steps[s];
+    if (step.commands.empty()) continue;
+    result.step = step.name;
+    auto& kind_env = env[step.kind == StepKind::build ? 0 : 1];
+    if (!kind_env) kind_env = sandbox_environment(spec, step.kind);
+    for (const auto& command : step.commands) {
+      what.commands.push_back({command, step.name, *kind_env});
+      step_of.push_back(s);
+    }
+  }
+  if (what.commands.empty()) return result;
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return make_errno_error("cannot open the build log " + log_path);
-  StepKind kind = options.kind.value_or(step == "build" ? StepKind::build : StepKind::other);
-  Invocation what;
-  what.commands = commands;
-  what.env = sandbox_environment(spec, kind);
   what.output_fd = log_fd;
-  what.label = step;
   NamespaceLauncher real;
   Launcher& launcher = options.launcher != nullptr ? *options.launcher : real;
   auto outcome = launcher.launch(spec, what, options.control);
@@ -119,8 +127,10 @@ Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,
 
   result.ok = false;
   result.cancelled = outcome->cancelled;
-  std::size_t index = static_cast<std::size_t>(std::max(0, outcome->failed_index));
-  result.command = commands[std::min(index, commands.size() - 1)];
+  std::size_t index = std::min(static_cast<std::size_t>(std::max(0, outcome->failed_index)),
+                               what.commands.size() - 1);
+  result.step = steps[step_of[index]].name;
+  result.command = what.commands[index].text;
   int status = outcome->wait_status;
   if (WIFSIGNALED(status)) {
     result.signal = WTERMSIG(status);
@@ -128,6 +138,15 @@ Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,
     result.exit_status = WEXITSTATUS(status);
   }
   result.last_lines = tail_lines(log_path, k_failure_log_lines);
+  return result;
+}
+
+Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,
+                            const std::vector<std::string>& commands, const std::string& log_path,
+                            const StepOptions& options) {
+  StepKind kind = options.kind.value_or(step == "build" ? StepKind::build : StepKind::other);
+  auto result = run_steps(spec, {Step{step, kind, commands}}, log_path, options);
+  if (result) result->step = step;
   return result;
 }
 
@@ -167,13 +186,16 @@ Result<void> remove_sandbox(const std::string& sandbox_dir) {
       if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
         return make_errno_error("cannot unmount " + point);
   }
-  // overlayfs leaves <upper's sibling>/work/work with mode 000; an
-  // unprivileged owner must make it readable before it can empty it.
+  // overlayfs leaves <upper's sibling>/work/work (and, for a volatile
+  // overlay, work/incompat/volatile) with mode 000; an unprivileged owner
+  // must make them readable before it can empty them.
   std::error_code ec;
   for (const auto& layer : std::filesystem::directory_iterator(sandbox_dir + "/overlay", ec)) {
     std::string work = layer.path().string() + "/work/work";
-    struct stat st {};
-    if (::lstat(work.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(work.c_str(), 0700);
+    for (const std::string& path : {work, work + "/incompat", work + "/incompat/volatile"}) {
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(path.c_str(), 0700);
+    }
   }
   return remove_tree(sandbox_dir);
 }

@@ -1,6 +1,6 @@
-// sandbox/: runs build commands isolated from the host. Each step runs in
-// new mount, PID, network (only a down-then-up `lo`), IPC and UTS namespaces,
-// plus a user namespace when gang is not root. The root is an overlayfs whose
+// sandbox/: runs build commands isolated from the host. A component's steps
+// run in one sandbox: new mount, PID, network (only a down-then-up `lo`), IPC
+// and UTS namespaces, plus a user namespace when gang is not root. The root is an overlayfs whose
 // lower layers are the staged dependency trees over a base (the host's /usr,
 // /bin, /lib*, /etc; nothing; or a sysroot); the build and install
 // directories are bind-mounted read-write at /NAME.build and /NAME.inst. The
@@ -8,12 +8,12 @@
 // See sandbox/README.md for the mechanism.
 //
 // sandbox.hpp: the entry points the build pipeline, the worker and
-// `gang shell` use: run a step's commands, re-enter a sandbox interactively,
-// remove a sandbox directory.
+// `gang shell` use: run a component's steps (or one step's commands),
+// re-enter a sandbox interactively, remove a sandbox directory.
 //
 // Concurrency: every function blocks its calling thread. Different sandbox
 // directories may be used concurrently from any threads or processes; one
-// sandbox directory must be used by one step at a time.
+// sandbox directory must be used by one run at a time.
 #pragma once
 
 #include <optional>
@@ -45,17 +45,37 @@ struct StepResult {
   [[nodiscard]] std::string describe() const;
 };
 
+// One step of a component, for run_steps.
+struct Step {
+  std::string name;                   // e.g. "configure-commands"; labels its log lines
+  StepKind kind = StepKind::other;    // StepKind::build commands get MAKEFLAGS
+  std::vector<std::string> commands;  // each run as `sh -c -e CMD`
+};
+
 struct StepOptions {
   StepControl control;
-  // MAKEFLAGS is set for StepKind::build; by default a step named "build" is
-  // a build step and every other step is not.
+  // run_step only: MAKEFLAGS is set for StepKind::build; by default a step
+  // named "build" is a build step and every other step is not.
   std::optional<StepKind> kind;
   // Defaults to a NamespaceLauncher; tests may pass a fake.
   Launcher* launcher = nullptr;
 };
 
+// Runs every command of `steps`, in order, in ONE sandbox built from `spec`
+// (so a component pays for one set of namespaces and mounts, not one per
+// step): each as `sh -c -e CMD` with cwd /NAME.build and the environment of
+// its step's kind, preceded in `log_path` (created if missing, appended to)
+// by "# [STEP] CMD". Stops at the first failing command; the StepResult then
+// names its step and command. When all succeed, `step` is the last step's
+// name. An error means the sandbox could not be built or the log not opened.
+// Steps without commands are skipped; none at all succeeds without starting
+// a sandbox. options.kind is ignored.
+[[nodiscard]] Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
+                                           const std::string& log_path,
+                                           const StepOptions& options = {});
+
 // Runs `commands` in order, each as `sh -c -e CMD` with cwd /NAME.build, in
-// one sandbox built from `spec`, appending their stdout+stderr to `log_path`
+// one sandbox built from `spec` (run_steps with one step), appending their stdout+stderr to `log_path`
 // (created if missing; each command is preceded by a "# [step] CMD" line).
 // Stops at the first failing command. An error means the sandbox could not be
 // built or the log not opened; a command's failure is a StepResult with ok ==

@@ -237,14 +237,152 @@ TEST_F(SandboxTest, RunStepReportsTheFailingCommandFromTheLauncher) {
   EXPECT_EQ(result->command, "make");
   EXPECT_EQ(result->exit_status, 2);
   EXPECT_EQ(result->last_lines, std::vector<std::string>{"fake output"});
-  EXPECT_EQ(fake.m_seen.label, "build");
-  EXPECT_NE(std::find(fake.m_seen.env.begin(), fake.m_seen.env.end(), "MAKEFLAGS=-j3"),
-            fake.m_seen.env.end());
+  ASSERT_EQ(fake.m_seen.commands.size(), 3u);
+  const ShellCommand& make = fake.m_seen.commands[1];
+  EXPECT_EQ(make.text, "make");
+  EXPECT_EQ(make.label, "build");
+  EXPECT_NE(std::find(make.env.begin(), make.env.end(), "MAKEFLAGS=-j3"), make.env.end());
   EXPECT_NE(result->describe().find("step build failed: command `make` exited with status 2"),
             std::string::npos);
 }
 
+TEST_F(SandboxTest, RunStepsHandsTheLauncherEveryCommandWithItsStepsLabelAndEnvironment) {
+  FakeLauncher fake;
+  StepOptions options;
+  options.launcher = &fake;
+  auto result = run_steps(m_spec,
+                          {{"configure-commands", StepKind::other, {"./configure"}},
+                           {"pre-build-commands", StepKind::build, {}},
+                           {"build-commands", StepKind::build, {"make", "never"}}},
+                          m_log, options);
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_EQ(fake.m_seen.commands.size(), 3u);
+  EXPECT_EQ(fake.m_seen.commands[0].label, "configure-commands");
+  EXPECT_EQ(fake.m_seen.commands[0].env, sandbox_environment(m_spec, StepKind::other));
+  EXPECT_EQ(fake.m_seen.commands[1].label, "build-commands");
+  EXPECT_EQ(fake.m_seen.commands[1].env, sandbox_environment(m_spec, StepKind::build));
+  // The fake fails command 1: the build step's first command.
+  EXPECT_FALSE(result->ok);
+  EXPECT_EQ(result->step, "build-commands");
+  EXPECT_EQ(result->command, "make");
+}
+
+TEST_F(SandboxTest, RunStepsWithNoCommandsSucceedsWithoutALauncher) {
+  FakeLauncher fake;
+  StepOptions options;
+  options.launcher = &fake;
+  auto result = run_steps(m_spec, {{"configure-commands", StepKind::other, {}}}, m_log, options);
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_TRUE(result->ok);
+  EXPECT_TRUE(fake.m_seen.commands.empty());
+  EXPECT_FALSE(path_exists(m_log));
+}
+
 // ---- real namespaces ---------------------------------------------------------
+
+TEST_F(SandboxTest, RunStepsRunsEveryStepInOneSandboxWithItsOwnEnvironment) {
+  const char* dump = "env | grep -v -e '^PWD=' -e '^OLDPWD=' -e '^SHLVL=' -e '^_=' | sort > ";
+  auto result = run_steps(
+      m_spec,
+      {{"configure-commands", StepKind::other,
+        {std::string(dump) + "env.configure", "echo $PPID > init.configure",
+         "echo scratch > /etc/gang-steps"}},
+       {"build-commands", StepKind::build,
+        {std::string(dump) + "env.build", "echo $PPID > init.build", "cat /etc/gang-steps > seen"}},
+       {"install-commands", StepKind::other,
+        {std::string(dump) + "env.install", "echo installed > $DESTDIR/f"}}},
+      m_log);
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(result->step, "install-commands");
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  EXPECT_EQ(lines(slurp(in_build("env.configure"))), sandbox_environment(m_spec, StepKind::other));
+  EXPECT_EQ(lines(slurp(in_build("env.build"))), sandbox_environment(m_spec, StepKind::build));
+  EXPECT_EQ(lines(slurp(in_build("env.install"))), sandbox_environment(m_spec, StepKind::other));
+  EXPECT_EQ(slurp(in_build("env.install")).find("MAKEFLAGS"), std::string::npos);
+  // One sandbox: the same init (PID 1) ran every step, and a scratch write to
+  // the root in one step is still there in the next one.
+  EXPECT_EQ(trim(slurp(in_build("init.configure"))), "1");
+  EXPECT_EQ(trim(slurp(in_build("init.build"))), "1");
+  EXPECT_EQ(trim(slurp(in_build("seen"))), "scratch");
+  EXPECT_FALSE(path_exists("/etc/gang-steps"));
+  EXPECT_EQ(trim(slurp(m_spec.install_dir + "/f")), "installed");
+  std::string log = slurp(m_log);
+  std::size_t configure = log.find("# [configure-commands] echo $PPID > init.configure\n");
+  std::size_t build = log.find("# [build-commands] cat /etc/gang-steps > seen\n");
+  std::size_t install = log.find("# [install-commands] echo installed > $DESTDIR/f\n");
+  EXPECT_NE(configure, std::string::npos) << log;
+  EXPECT_NE(build, std::string::npos) << log;
+  EXPECT_NE(install, std::string::npos) << log;
+  EXPECT_LT(configure, build);
+  EXPECT_LT(build, install);
+}
+
+TEST_F(SandboxTest, RunStepsStopsAtTheFirstFailureAndNamesItsStepAndCommand) {
+  auto result = run_steps(m_spec,
+                          {{"configure-commands", StepKind::other, {"echo configured"}},
+                           {"build-commands", StepKind::build,
+                            {"echo building", "echo broken >&2; exit 4", "echo after"}},
+                           {"install-commands", StepKind::other, {"touch installed"}}},
+                          m_log);
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_FALSE(result->cancelled);
+  EXPECT_EQ(result->step, "build-commands");
+  EXPECT_EQ(result->command, "echo broken >&2; exit 4");
+  EXPECT_EQ(result->exit_status, 4);
+  EXPECT_EQ(result->last_lines.back(), "broken");
+  EXPECT_NE(result->describe().find(
+                "step build-commands failed: command `echo broken >&2; exit 4` exited with status 4"),
+            std::string::npos);
+  std::string log = slurp(m_log);
+  EXPECT_NE(log.find("# [configure-commands] echo configured\nconfigured\n"
+                     "# [build-commands] echo building\nbuilding\n"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("after"), std::string::npos);
+  EXPECT_EQ(log.find("install-commands"), std::string::npos);
+  EXPECT_FALSE(path_exists(in_build("installed")));
+}
+
+TEST_F(SandboxTest, RunStepsCanBeCancelledInALaterStep) {
+  std::atomic<bool> stop{false};
+  StepOptions options;
+  options.control.should_stop = [&] { return stop.load(); };
+  std::thread stopper([&] {
+    for (int i = 0; i < 500 && !path_exists(in_build("sleeping")); ++i)
+      std::this_thread::sleep_for(10ms);
+    stop = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto result = run_steps(m_spec,
+                          {{"configure-commands", StepKind::other, {"true"}},
+                           {"build-commands", StepKind::build, {"touch sleeping; sleep 30"}}},
+                          m_log, options);
+  stopper.join();
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_EQ(result->step, "build-commands");
+  EXPECT_EQ(result->command, "touch sleeping; sleep 30");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST_F(SandboxTest, ASandboxCanBeMountedAgainAfterAWritableRun) {
+  // Volatile overlays leave a marker that would refuse a second mount of the
+  // same upper layer (what gang shell does); it must be cleared.
+  auto first = run({"echo one > /etc/gang-again; echo one > /usr/gang-again"});
+  ASSERT_TRUE(first && first->ok);
+  auto second = run({"cat /etc/gang-again /usr/gang-again > again"});
+  ASSERT_TRUE(second) << second.error().to_string();
+  ASSERT_TRUE(second->ok) << second->describe();
+  EXPECT_EQ(slurp(in_build("again")), "one\none\n");
+}
 
 TEST_F(SandboxTest, CommandsRunInTheBuildDirectoryUnderAFreshPidNamespace) {
   auto result = run({"pwd > cwd; echo $$ > pid; ls /proc | grep -c '^[0-9]' > nprocs",
