@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "definitions/arch.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 
@@ -33,6 +34,12 @@ Result<Project> load_project(const ProjectOptions& options,
   Project project;
   project.target = options.target;
   project.root = find_definitions_root(project.target, options.definitions);
+  bool looks_like_path =
+      project.target.find('/') != std::string::npos || project.target.ends_with(".morph");
+  if (looks_like_path && !path_exists(project.root + "/VERSION") &&
+      !path_exists(project.root + "/" + project.target))
+    return make_error(options.target + ": no such definition file" +
+                      (options.definitions.empty() ? "" : " (under " + options.definitions + ")"));
   auto config = load_config(project.root);
   if (!config) return std::unexpected(config.error());
   project.config = std::move(*config);
