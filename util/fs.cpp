@@ -39,6 +39,22 @@ static std::string parent_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Writes all of `contents`; false with errno set on failure.
+static bool write_all(int fd, const std::string& contents) {
+  const char* data = contents.data();
+  std::size_t left = contents.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 Result<void> write_file_atomic(const std::string& path, const std::string& contents, int mode) {
   std::string tmp = path + ".tmp.XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
@@ -51,17 +67,7 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
     ::unlink(name.data());
     return make_errno_error(what + " " + path, saved);
   };
-  const char* data = contents.data();
-  std::size_t left = contents.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("cannot write");
-    }
-    data += n;
-    left -= static_cast<std::size_t>(n);
-  }
+  if (!write_all(fd, contents)) return fail("cannot write");
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail("cannot chmod");
   if (::fsync(fd) != 0) return fail("cannot fsync");
   if (::close(fd) != 0) {
@@ -80,18 +86,10 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
 Result<void> write_file(const std::string& path, const std::string& contents, int mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return make_errno_error("cannot create " + path);
-  const char* data = contents.data();
-  std::size_t left = contents.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      return make_errno_error("cannot write " + path, saved);
-    }
-    data += n;
-    left -= static_cast<std::size_t>(n);
+  if (!write_all(fd, contents)) {
+    int saved = errno;
+    ::close(fd);
+    return make_errno_error("cannot write " + path, saved);
   }
   if (::close(fd) != 0) return make_errno_error("cannot close " + path);
   return {};
