@@ -13,10 +13,19 @@ Worker::Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& b
       m_options(options),
       m_sink(std::move(sink)),
       m_cached(m_items.size(), 0) {
+  // The order: components on longer chains to the end of the graph first,
+  // so the critical path never waits behind work that could come later;
+  // within one chain length, this worker's own shuffle (ybd's), so that
+  // instances spread over the graph instead of colliding.
+  std::vector<std::size_t> height(m_items.size(), 1);
+  for (std::size_t i = m_items.size(); i-- > 0;)
+    for (std::size_t dep : m_items[i].deps) height[dep] = std::max(height[dep], height[i] + 1);
   m_order.resize(m_items.size());
   for (std::size_t i = 0; i < m_order.size(); ++i) m_order[i] = i;
   std::mt19937_64 random(m_options.seed);
   std::shuffle(m_order.begin(), m_order.end(), random);
+  std::stable_sort(m_order.begin(), m_order.end(),
+                   [&](std::size_t a, std::size_t b) { return height[a] > height[b]; });
 }
 
 void Worker::emit(EventType type, const std::string& component, const std::string& message,

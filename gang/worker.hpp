@@ -1,5 +1,6 @@
 // worker.hpp: one gang instance's scheduling loop, as in ybd. The worker
-// walks the build graph in its own shuffled order and repeatedly picks a
+// walks the build graph in its own order (longest chains to the end of the
+// graph first, shuffled within each chain length) and repeatedly picks a
 // component whose dependencies are all cached and which is neither cached,
 // claimed nor failed; it claims it, re-checks the cache, builds and
 // publishes it. Lost races are reported as `Bah!`. When nothing is ready it

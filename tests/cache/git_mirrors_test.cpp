@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "tests/support/run_command.hpp"
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -22,15 +24,7 @@ constexpr std::int64_t k_first_time = 1600000000;
 // Runs a shell command; returns its trimmed stdout, failing the test on a
 // non-zero exit.
 std::string sh(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed: " << command;
-    return out;
-  }
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  int status = ::pclose(pipe);
+  auto [status, out] = testing::run_command(command);
   EXPECT_EQ(status, 0) << "command failed: " << command;
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;

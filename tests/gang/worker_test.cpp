@@ -194,3 +194,28 @@ TEST(Worker, ExitsAtOnceWhenTheTargetIsAlreadyCached) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST(Worker, PrefersComponentsOnTheLongestChain) {
+  // "chain1 -> chain2 -> chain3 -> t" is the critical path; the leaves l0..l5
+  // feed t directly. Whatever the seed, the chain comes first.
+  std::vector<WorkItem> items = {{"chain1", "c1", {}}, {"chain2", "c2", {0}}, {"chain3", "c3", {1}}};
+  std::vector<std::size_t> t_deps = {2};
+  for (int i = 0; i < 6; ++i) {
+    items.push_back({"l" + std::to_string(i), "l" + std::to_string(i), {}});
+    t_deps.push_back(items.size() - 1);
+  }
+  items.push_back({"t", "t", t_deps});
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    FakeBackend backend(items);
+    Worker worker(items, items.size() - 1, backend, {1, seed, 10}, {});
+    EXPECT_EQ(worker.order().front(), 0u) << "seed " << seed;
+    EXPECT_EQ(worker.run(), k_worker_target_done);
+    EXPECT_EQ(backend.built.front(), "chain1") << "seed " << seed;
+  }
+}
+
+}  // namespace
+}  // namespace gang

@@ -9,27 +9,14 @@
 #include <string>
 
 #include "sandbox/sandbox.hpp"
+#include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
 
 namespace gang {
 namespace {
 
-struct Ran {
-  int status = -1;
-  std::string output;
-};
-
-Ran run_gang(const std::string& args) {
-  Ran ran;
-  std::string command = std::string(GANG_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return ran;
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) ran.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
+testing::CommandResult run_gang(const std::string& args) {
+  return testing::run_command(std::string(GANG_BINARY) + " " + args + " 2>&1 </dev/null");
 }
 
 class ShellCommandTest : public ::testing::Test {
@@ -65,19 +52,13 @@ TEST_F(ShellCommandTest, OnATerminalTheCommandOwnsTheTerminal) {
   if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1)";
   // script(1) gives gang a pseudo-terminal; the command sees it as its tty
   // and is the terminal's foreground process group.
-  auto ran = Ran{};
   std::string inner =
       std::string(GANG_BINARY) + " shell hello --cache " + m_cache +
       " -- sh -c 'tty; read pid comm state ppid pgrp sid tty tpgid rest </proc/\\$\\$/stat; "
       "echo \\$pgrp \\$tpgid; exit 5'";
   std::string command = "script -qec \"" + inner + "\" /dev/null </dev/null 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) ran.output.append(buffer, n);
-  int status = ::pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << ran.output;
+  auto ran = testing::run_command(command);
+  EXPECT_EQ(ran.status, 5) << ran.output;
   EXPECT_NE(ran.output.find("/dev/pts/"), std::string::npos) << ran.output;
   // Its process group is the terminal's foreground group.
   std::istringstream words(
