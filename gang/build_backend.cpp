@@ -209,8 +209,13 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
     for (std::size_t dep : stage) {
       const Component& d = m_graph.components[dep];
       if (auto staged = m_cache.stage(*d.cache_key, staging, StageMode::hardlink, m_options.verify);
-          !staged)
-        return fail("cannot stage " + d.name + ": " + staged.error().to_string(), dir);
+          !staged) {
+        // Not this component's fault: a damaged artifact is dropped by
+        // stage(), so the worker rebuilds the dependency and comes back.
+        m_remover.add(dir);
+        return {BuildOutcome::abandoned, 0,
+                "cannot stage " + d.name + ": " + staged.error().to_string(), log_path};
+      }
     }
     spec.lower_layers.push_back(staging);
   }
@@ -243,8 +248,9 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
       return cancelled(dir, m_stop.load() ? "stop requested" : "the target no longer needs it");
     if (!result->ok) return fail(result->describe(), dir);
   }
-  if (should_stop())
-    return cancelled(dir, m_stop.load() ? "stop requested" : "the target no longer needs it");
+  // A build that finished is published even if the target appeared
+  // meanwhile (it may serve another target); only a stop request drops it.
+  if (m_stop.load()) return cancelled(dir, "stop requested");
 
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);

@@ -64,6 +64,7 @@ Worker::Scan Worker::scan_once() {
       mark_cached(index);
       continue;
     }
+    blocked[index] = m_blocked_here.contains(index) ? 1 : 0;
     for (std::size_t dep : item.deps) blocked[index] |= blocked[dep];
     if (!blocked[index]) {
       if (auto reason = m_backend.failure(item.key)) {
@@ -122,6 +123,26 @@ Worker::Scan Worker::scan_once() {
       case BuildOutcome::failed:
         m_failure_reported.insert(index);
         emit(EventType::failed, item.name, report.reason, report.seconds, report.log_path);
+        break;
+      case BuildOutcome::abandoned:
+        // A dependency may have been dropped from the cache (a corrupt blob):
+        // forget that it was cached, so that it is built again.
+        for (std::size_t dep : item.deps) {
+          if (m_cached[dep] && !m_backend.is_cached(m_items[dep].key)) {
+            m_cached[dep] = 0;
+            --m_done;
+          }
+        }
+        if (++m_abandons[index] >= k_max_abandons) {
+          m_failure_reported.insert(index);
+          emit(EventType::failed, item.name, "gave up after " + std::to_string(k_max_abandons) +
+                                                 " attempts: " + report.reason,
+               report.seconds, report.log_path);
+          m_blocked_here.insert(index);
+        } else {
+          emit(EventType::log, item.name, "Not built, will look again: " + report.reason,
+               report.seconds);
+        }
         break;
       case BuildOutcome::cancelled:
         emit(EventType::log, item.name, "Build stopped: " + report.reason, report.seconds);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,7 +42,11 @@ struct ClaimReply {
   std::string holder;  // who holds it (held_by_other) or failed it (failed)
 };
 
-enum class BuildOutcome { published, already_present, failed, cancelled };
+// abandoned: not built for a reason outside the component (e.g. a
+// dependency's artifact turned out corrupt and was dropped); the worker looks
+// again, and gives up on the component after k_max_abandons attempts.
+enum class BuildOutcome { published, already_present, failed, cancelled, abandoned };
+constexpr int k_max_abandons = 3;
 
 struct BuildReport {
   BuildOutcome outcome = BuildOutcome::published;
@@ -112,6 +117,8 @@ class Worker {
   std::vector<char> m_cached;                       // known cached (monotonic)
   std::set<std::pair<std::size_t, std::string>> m_bah_reported;
   std::set<std::size_t> m_failure_reported;
+  std::map<std::size_t, int> m_abandons;
+  std::set<std::size_t> m_blocked_here;  // given up on by this worker
   int m_done = 0;
   int m_todo = 0;
 };

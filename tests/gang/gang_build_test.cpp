@@ -311,3 +311,34 @@ TEST_F(GangBuild, ARunningBuildTheTargetNoLongerNeedsIsStoppedWhenTheTargetAppea
 
 }  // namespace
 }  // namespace gang
+
+#include "util/sha256.hpp"
+
+namespace gang {
+namespace {
+
+TEST_F(GangBuild, ACorruptDependencyIsRebuiltNotStaged) {
+  testing::write_tree(defs, {{"dep", {}, 0}, {"user", {"dep"}, 0}});
+  auto first = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(first.status, 0) << first.output;
+  // Damage the blob holding dep's only file ("dep\n"), then ask for user again.
+  std::string digest = sha256_hex("dep\n");
+  std::string blob = cache + "/objects/" + digest.substr(0, 2) + "/" + digest;
+  ASSERT_TRUE(path_exists(blob)) << blob;
+  ::chmod(blob.c_str(), 0644);
+  ASSERT_TRUE(write_file(blob, "tampered\n"));
+  auto k = keys();
+  for (const char* name : {"user", "s"})
+    ASSERT_EQ(run_gang({"cache", "forget", k[name], "--cache", cache}, dir.path()).status, 0);
+
+  auto second = run_gang(build_args(1, {"--verify"}), dir.path());
+  EXPECT_EQ(second.status, 0) << second.output;
+  EXPECT_EQ(count_lines_with(second.output, "[dep] Starting build"), 1)
+      << "the damaged artifact was dropped and rebuilt:\n" << second.output;
+  EXPECT_EQ(count_lines_with(second.output, "[user] Starting build"), 2) << second.output;
+  auto verify = run_gang({"cache", "verify", "--cache", cache}, dir.path());
+  EXPECT_EQ(verify.status, 0) << verify.output;
+}
+
+}  // namespace
+}  // namespace gang

@@ -219,3 +219,70 @@ TEST(Worker, PrefersComponentsOnTheLongestChain) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+// A backend whose builds are abandoned a given number of times first.
+class AbandoningBackend : public FakeBackend {
+ public:
+  AbandoningBackend(std::vector<WorkItem>& items, int abandons) : FakeBackend(items), m_left(abandons) {}
+  BuildReport build(std::size_t index) override {
+    if (m_left > 0) {
+      --m_left;
+      ++abandoned;
+      return {BuildOutcome::abandoned, 0, "cannot stage dep: corrupt blob", {}};
+    }
+    return FakeBackend::build(index);
+  }
+  int abandoned = 0;
+
+ private:
+  int m_left;
+};
+
+TEST(Worker, LooksAgainAfterAnAbandonedBuild) {
+  auto items = diamond();
+  AbandoningBackend backend(items, 1);
+  Worker worker(items, 3, backend, {1, 9, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.abandoned, 1);
+}
+
+TEST(Worker, GivesUpOnAComponentAbandonedTooOften) {
+  std::vector<WorkItem> items = {{"only", "o", {}}};
+  AbandoningBackend backend(items, 100);
+  Recorded rec;
+  Worker worker(items, 0, backend, {1, 9, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_failed);
+  EXPECT_EQ(backend.abandoned, k_max_abandons);
+  EXPECT_EQ(rec.count(EventType::failed), 1);
+}
+
+}  // namespace
+}  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST(Worker, RebuildsADependencyThatVanishedFromTheCache) {
+  std::vector<WorkItem> items = {{"dep", "d", {}}, {"user", "u", {0}}};
+  struct Vanishing : FakeBackend {
+    using FakeBackend::FakeBackend;
+    BuildReport build(std::size_t index) override {
+      if (index == 1 && !dropped) {  // staging finds dep's artifact corrupt and drops it
+        dropped = true;
+        cached.erase("d");
+        return {BuildOutcome::abandoned, 0, "cannot stage dep", {}};
+      }
+      return FakeBackend::build(index);
+    }
+    bool dropped = false;
+  } backend(items);
+  Worker worker(items, 1, backend, {1, 2, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "dep"), 2);
+}
+
+}  // namespace
+}  // namespace gang
