@@ -53,8 +53,10 @@ struct YamlEntry {
 [[nodiscard]] const char* describe(YamlNode::Type type);
 
 // Parses the first document of `text`. An empty document gives a null node.
-// Errors carry `file` (as given, for messages), line and column: syntax
-// errors, non-scalar mapping keys and duplicate keys.
+// Aliases are expanded and merge keys ("<<: *base") merged, as PyYAML (which
+// Baserock's own tools use) reads them. Errors carry `file` (as given, for
+// messages), line and column: syntax errors, non-scalar mapping keys and
+// duplicate keys.
 [[nodiscard]] Result<YamlNode> parse_yaml(std::string_view text, const std::string& file);
 
 }  // namespace gang

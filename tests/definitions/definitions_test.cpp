@@ -471,6 +471,75 @@ TEST(Yaml, KeepsLinesAliasesAndNulls) {
   EXPECT_EQ(bad.error().file, "f");
 }
 
+TEST(Yaml, ReadsAnAnchoredBlockScalarInABlockSequence) {
+  // Baserock's DEFAULTS anchors a strip command this way; yaml-cpp 0.7 alone
+  // rejects it unless the text is indented past the anchor.
+  const char* text =
+      "strip-commands:\n"
+      "  # comment\n"
+      "  - &strip |\n"
+      "    find . \\\n"
+      "      -type f\n"
+      "\n"
+      "    echo \"$1\"\n"
+      "  - !!str >-\n"
+      "    folded\n"
+      "    text\n"
+      "other:\n"
+      "- - &x |\n"
+      "    nested\n"
+      "- *strip\n"
+      "last: *x\n";
+  auto doc = parse_yaml(text, "DEFAULTS");
+  ASSERT_TRUE(doc) << doc.error().to_string();
+  const YamlNode* strip = doc->find("strip-commands");
+  ASSERT_EQ(strip->items.size(), 2u);
+  EXPECT_EQ(strip->items[0].scalar, "find . \\\n  -type f\n\necho \"$1\"\n");
+  EXPECT_EQ(strip->items[1].scalar, "folded text");
+  const YamlNode* other = doc->find("other");
+  EXPECT_EQ(other->items[0].items[0].scalar, "nested\n");
+  EXPECT_EQ(other->items[1].scalar, strip->items[0].scalar);
+  EXPECT_EQ(doc->find("last")->scalar, "nested\n");
+  EXPECT_EQ(doc->entries[2].line, 15);
+  // A real error in such a file still reports where it is.
+  auto bad = parse_yaml("a:\n- &x |\n  foo\nb: [\n", "f");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().file, "f");
+}
+
+TEST(Yaml, MergeKeysMergeMappingsAndOwnKeysWin) {
+  const char* text =
+      "base: &base\n"
+      "  type: rawdisk\n"
+      "  location: a.img\n"
+      "more: &more {EXTRA: 'yes', type: tar}\n"
+      "one:\n"
+      "  location: b.img\n"
+      "  <<: *base\n"
+      "two:\n"
+      "  <<: [*more, *base]\n"
+      "  HOSTNAME: h\n"
+      "three:\n"
+      "  '<<': quoted keys are plain keys\n";
+  auto doc = parse_yaml(text, "c");
+  ASSERT_TRUE(doc) << doc.error().to_string();
+  const YamlNode* one = doc->find("one");
+  ASSERT_EQ(one->entries.size(), 2u);
+  EXPECT_EQ(one->find("location")->scalar, "b.img");
+  EXPECT_EQ(one->find("type")->scalar, "rawdisk");
+  const YamlNode* two = doc->find("two");
+  ASSERT_EQ(two->entries.size(), 4u);
+  EXPECT_EQ(two->find("type")->scalar, "tar");
+  EXPECT_EQ(two->find("EXTRA")->scalar, "yes");
+  EXPECT_EQ(two->find("location")->scalar, "a.img");
+  EXPECT_EQ(two->find("location")->line, 3);
+  EXPECT_EQ(doc->find("three")->entries.at(0).key, "<<");
+  auto bad = parse_yaml("a:\n  <<: scalar\n", "c");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().to_string(),
+            "c:2:7: \"<<\" must merge a mapping or a list of mappings, not a string");
+}
+
 TEST(Arch, MapsKernelMachinesToBaserockNames) {
   EXPECT_EQ(baserock_arch("x86_64"), "x86_64");
   EXPECT_EQ(baserock_arch("i686"), "x86_32");
