@@ -544,6 +544,7 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
       });
       if (!deleted) return pass(deleted);
       report.evicted.push_back(info.key);
+      ::unlink((logs_dir() + "/" + info.key + ".log").c_str());  // its build log goes too
       for (const auto& id : uses[info.key]) {
         if (--refs[id] > 0) continue;
         auto removed = remove_blob(id);

@@ -142,9 +142,9 @@ class ArtifactCache {
   [[nodiscard]] Result<VerifyReport> verify();
   // Removes orphan temporaries, build directories in tmp/ whose creator is
   // dead (same host) or that are older than orphan_age_s, and unreferenced
-  // blobs and, with max_size,
-  // evicts least-recently-used artifacts until the blobs fit; never an
-  // artifact that is claimed or being staged.
+  // blobs and, with max_size, evicts least-recently-used artifacts (and
+  // their build logs) until the blobs fit; never an artifact that is
+  // claimed or being staged.
   [[nodiscard]] Result<GcReport> gc(std::optional<std::uint64_t> max_size = std::nullopt);
 
   // Takes key's claim for holder, or says why not. A claim whose holder died

@@ -759,6 +759,9 @@ TEST_F(ArtifactCacheTest, GcEvictsLeastRecentlyUsedButNeverClaimedOrStagingArtif
     std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(cache.stage("old", dir.path() + "/o"));  // now "old" is the most recent
+  ASSERT_TRUE(make_dirs(cache.logs_dir()));
+  for (const char* key : {"recent", "old"})
+    ASSERT_TRUE(write_file(cache.logs_dir() + "/" + key + ".log", "build output\n"));
   auto lock = FileLock::acquire(root + "/locks/" + sha256_hex("staging"), FileLock::Kind::shared,
                                 FileLock::Wait::block);
   ASSERT_TRUE(lock && lock->locked());
@@ -771,6 +774,8 @@ TEST_F(ArtifactCacheTest, GcEvictsLeastRecentlyUsedButNeverClaimedOrStagingArtif
   EXPECT_TRUE(cache.contains("staging"));
   EXPECT_TRUE(cache.contains("old"));
   EXPECT_GE(report->blobs_removed, 2u);  // its file and its manifest
+  EXPECT_FALSE(path_exists(cache.logs_dir() + "/recent.log")) << "an evicted artifact's log goes";
+  EXPECT_TRUE(path_exists(cache.logs_dir() + "/old.log"));
 
   // Unreferenced blobs of forgotten artifacts go on the next gc.
   ASSERT_TRUE(cache.forget("old"));
