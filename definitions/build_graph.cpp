@@ -151,6 +151,7 @@ class GraphBuilder {
     std::uint64_t memo_key = (static_cast<std::uint64_t>(stratum) << 32) | chunk;
     if (auto it = m_chunks.find(memo_key); it != m_chunks.end()) return it->second;
     const StratumDef& s = m_defs.strata[stratum];
+    if (const Error* problem = m_defs.problem(s.path)) return std::unexpected(*problem);
     const ChunkDef& def = s.chunks[chunk];
     Component c;
     for (std::size_t bd : s.build_depends) {
@@ -191,6 +192,7 @@ class GraphBuilder {
   Result<std::size_t> add_stratum(std::size_t stratum) {
     if (auto it = m_strata.find(stratum); it != m_strata.end()) return it->second;
     const StratumDef& s = m_defs.strata[stratum];
+    if (const Error* problem = m_defs.problem(s.path)) return std::unexpected(*problem);
     Component c;
     for (std::size_t bd : s.build_depends) {
       auto dep = add_stratum(bd);
@@ -215,6 +217,7 @@ class GraphBuilder {
   Result<std::size_t> add_system(std::size_t system) {
     if (auto it = m_systems.find(system); it != m_systems.end()) return it->second;
     const SystemDef& s = m_defs.systems[system];
+    if (const Error* problem = m_defs.problem(s.path)) return std::unexpected(*problem);
     Component c;
     for (const auto& member : s.strata) {
       auto dep = add_stratum(member.stratum);
@@ -233,7 +236,9 @@ class GraphBuilder {
 
   Result<void> add_cluster_systems(const std::vector<ClusterSystem>& systems, Component& c) {
     for (const auto& cs : systems) {
-      if (m_defs.systems[cs.system].arch == m_graph.arch) {
+      const SystemDef& s = m_defs.systems[cs.system];
+      // A broken system whose arch is unknown may be one this build needs.
+      if (s.arch == m_graph.arch || (s.arch.empty() && m_defs.problem(s.path) != nullptr)) {
         auto dep = add_system(cs.system);
         if (!dep) return std::unexpected(dep.error());
         if (std::find(c.depends.begin(), c.depends.end(), *dep) == c.depends.end())
@@ -246,6 +251,7 @@ class GraphBuilder {
 
   Result<std::size_t> add_cluster(std::size_t cluster) {
     const ClusterDef& def = m_defs.clusters[cluster];
+    if (const Error* problem = m_defs.problem(def.path)) return std::unexpected(*problem);
     Component c;
     if (auto r = add_cluster_systems(def.systems, c); !r) return std::unexpected(r.error());
     if (c.depends.empty())
@@ -274,8 +280,11 @@ Result<TargetRef> find_target(const Definitions& defs, const std::string& target
   if (is_path) {
     std::string path = relative_target(defs, target);
     auto it = defs.by_path.find(path);
-    if (it == defs.by_path.end())
+    if (it == defs.by_path.end()) {
+      if (const Error* problem = defs.problem(path)) return std::unexpected(*problem);
       return make_error("no definition file \"" + path + "\" in " + defs.root);
+    }
+    if (const Error* problem = defs.problem(path)) return std::unexpected(*problem);
     const auto& ref = it->second;
     if (ref.kind != Kind::chunk) return TargetRef{ref.kind, ref.index, 0};
     std::vector<TargetRef> users;

@@ -4,7 +4,8 @@
 // Chunks carry their effective build steps (DEFAULTS filled in), build-mode,
 // prefix, source coordinates and the set of components to stage for their
 // build. Systems of another arch than the requested one are skipped when
-// reached through a cluster; naming one directly is an error.
+// reached through a cluster; naming one directly is an error. Reaching a
+// broken definition (Definitions::broken) fails with its error.
 //
 // Staging rule (ybd's): a chunk stages the transitive closure of its own
 // build-depends within its stratum, whatever their build-mode, plus every

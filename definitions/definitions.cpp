@@ -249,12 +249,20 @@ class Loader {
   Result<ChunkFields> chunk_fields(const YamlNode& map);
   Result<void> parse_defaults();
   Result<void> parse_version();
+  Result<void> read_head(ParsedFile& file);  // kind and name
   Result<void> parse_stratum(ParsedFile& file, StratumDef& out);
   Result<void> parse_system(ParsedFile& file, SystemDef& out);
   Result<void> parse_cluster_systems(const YamlNode& list, std::vector<ClusterSystem>& out);
   Result<std::size_t> lookup(const std::string& morph, Kind kind, int line, std::string_view what);
   Result<void> check_chunk_cycles(const StratumDef& stratum);
-  Result<void> check_stratum_cycles();
+  void break_stratum_cycles();
+
+  // Records `path` as broken with `error`. Its own problems are also
+  // warnings; a problem in a broken file it names was warned about there.
+  void set_broken(const std::string& path, Error error) {
+    if (error.file == path || !m_defs.broken.contains(error.file)) m_defs.warnings.push_back(error);
+    m_defs.broken.emplace(path, std::move(error));
+  }
 
   Definitions& m_defs;
   const LoadOptions& m_options;
@@ -421,9 +429,11 @@ Result<void> Loader::parse_defaults() {
 Result<std::size_t> Loader::lookup(const std::string& morph, Kind kind, int line,
                                    std::string_view what) {
   auto it = m_defs.by_path.find(morph);
-  if (it == m_defs.by_path.end())
+  if (it == m_defs.by_path.end()) {
+    if (const Error* problem = m_defs.problem(morph)) return std::unexpected(*problem);
     return make_error_at(
         m_file, line, std::string(what) + " names missing morph file \"" + morph + "\"", "morph");
+  }
   if (it->second.kind != kind)
     return make_error_at(m_file, line,
                          std::string(what) + " names \"" + morph + "\", which is a " +
@@ -468,6 +478,7 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
       if (it == m_chunk_file_fields.end()) {
         auto index = lookup(*entry->morph, Kind::chunk, item.line, "chunk entry");
         if (!index) return std::unexpected(index.error());
+        return std::unexpected(m_defs.broken.at(*entry->morph));  // a chunk file that failed
       } else {
         merged = it->second;
       }
@@ -544,9 +555,9 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
   return check_chunk_cycles(out);
 }
 
-// Finds a cycle among nodes 0..n-1 (edges from `next`), printed "a -> b -> a".
-template <typename Next, typename Name>
-std::optional<std::pair<std::size_t, std::string>> find_cycle(std::size_t n, Next next, Name name) {
+// Finds a cycle among nodes 0..n-1 (edges from `next`): its nodes in order.
+template <typename Next>
+std::optional<std::vector<std::size_t>> find_cycle(std::size_t n, Next next) {
   enum : char { white, grey, black };
   std::vector<char> colour(n, white);
   std::vector<std::size_t> path;
@@ -566,13 +577,8 @@ std::optional<std::pair<std::size_t, std::string>> find_cycle(std::size_t n, Nex
         continue;
       }
       std::size_t to = edges[edge++];
-      if (colour[to] == grey) {
-        auto from = std::find(path.begin(), path.end(), to);
-        std::string text;
-        for (auto it = from; it != path.end(); ++it) text += name(*it) + " -> ";
-        text += name(to);
-        return std::pair{to, text};
-      }
+      if (colour[to] == grey)
+        return std::vector<std::size_t>(std::find(path.begin(), path.end(), to), path.end());
       if (colour[to] == white) {
         colour[to] = grey;
         path.push_back(to);
@@ -583,6 +589,14 @@ std::optional<std::pair<std::size_t, std::string>> find_cycle(std::size_t n, Nex
   return std::nullopt;
 }
 
+// "dependency cycle: a -> b -> a".
+template <typename Name>
+std::string cycle_message(const std::vector<std::size_t>& cycle, Name name) {
+  std::string text = "dependency cycle: ";
+  for (std::size_t node : cycle) text += name(node) + " -> ";
+  return text + name(cycle.front());
+}
+
 Result<void> Loader::check_chunk_cycles(const StratumDef& stratum) {
   std::unordered_map<std::string_view, std::size_t> index;
   for (std::size_t i = 0; i < stratum.chunks.size(); ++i) index[stratum.chunks[i].name] = i;
@@ -590,23 +604,29 @@ Result<void> Loader::check_chunk_cycles(const StratumDef& stratum) {
   for (std::size_t i = 0; i < stratum.chunks.size(); ++i)
     for (const auto& dep : stratum.chunks[i].build_depends) edges[i].push_back(index[dep]);
   auto cycle = find_cycle(
-      edges.size(), [&](std::size_t i) -> const std::vector<std::size_t>& { return edges[i]; },
-      [&](std::size_t i) { return stratum.chunks[i].name; });
+      edges.size(), [&](std::size_t i) -> const std::vector<std::size_t>& { return edges[i]; });
   if (!cycle) return {};
-  return make_error_at(stratum.path, stratum.chunks[cycle->first].where.line,
-                       "dependency cycle: " + cycle->second, "build-depends");
+  return make_error_at(stratum.path, stratum.chunks[cycle->front()].where.line,
+                       cycle_message(*cycle, [&](std::size_t i) { return stratum.chunks[i].name; }),
+                       "build-depends");
 }
 
-Result<void> Loader::check_stratum_cycles() {
-  auto cycle = find_cycle(
-      m_defs.strata.size(),
-      [&](std::size_t i) -> const std::vector<std::size_t>& {
-        return m_defs.strata[i].build_depends;
-      },
-      [&](std::size_t i) { return m_defs.strata[i].name; });
-  if (!cycle) return {};
-  const StratumDef& s = m_defs.strata[cycle->first];
-  return make_error_at(s.path, s.where.line, "dependency cycle: " + cycle->second, "build-depends");
+// Every stratum on a cycle is broken; their edges are dropped so that the
+// graph never walks a cycle and the search ends.
+void Loader::break_stratum_cycles() {
+  auto& strata = m_defs.strata;
+  while (auto cycle =
+             find_cycle(strata.size(), [&](std::size_t i) -> const std::vector<std::size_t>& {
+               return strata[i].build_depends;
+             })) {
+    const StratumDef& first = strata[cycle->front()];
+    Error error{cycle_message(*cycle, [&](std::size_t i) { return strata[i].name; }), first.path,
+                first.where.line, 0, "build-depends"};
+    for (std::size_t i : *cycle) {
+      set_broken(strata[i].path, error);
+      strata[i].build_depends.clear();
+    }
+  }
 }
 
 Result<void> Loader::parse_system(ParsedFile& file, SystemDef& out) {
@@ -722,32 +742,23 @@ Result<void> Loader::load() {
   for (std::size_t i = 0; i < paths.size(); ++i) {
     std::string& path = paths[i];
     m_file = path;
-    if (!parsed[i]) return std::unexpected(std::move(parsed[i].error()));
+    if (!parsed[i]) {
+      Error& e = parsed[i].error();
+      if (e.file.empty()) e.file = path;  // unreadable
+      set_broken(path, std::move(e));
+      continue;
+    }
     ParsedFile file{std::move(path), std::move(*parsed[i]), Kind::chunk, {}};
-    if (!file.root.is_map())
-      return make_error_at(
-          m_file, file.root.line,
-          std::string("a definition must be a mapping, not ") + describe(file.root.type));
-    auto kind = req_string(file.root, "kind", file.root.line);
-    if (!kind) return std::unexpected(kind.error());
-    if (*kind == "chunk")
-      file.kind = Kind::chunk;
-    else if (*kind == "stratum")
-      file.kind = Kind::stratum;
-    else if (*kind == "system")
-      file.kind = Kind::system;
-    else if (*kind == "cluster")
-      file.kind = Kind::cluster;
-    else
-      return make_error_at(m_file, file.root.find("kind")->line,
-                           "unknown kind \"" + *kind + "\"" + did_you_mean(*kind, k_kinds), "kind");
-    auto name = req_string(file.root, "name", file.root.line);
-    if (!name) return std::unexpected(name.error());
-    file.name = std::move(*name);
+    auto head = read_head(file);
+    if (!head) {
+      set_broken(file.path, std::move(head.error()));
+      continue;
+    }
     files.push_back(std::move(file));
   }
 
-  // Register every file, detecting duplicate names per kind.
+  // Register every file. Duplicate names only make bare names ambiguous
+  // (find_target lists the candidates), so they are warnings.
   std::unordered_map<std::string, std::string> seen[4];  // per kind: name -> path
   for (auto& file : files) {
     auto& table = seen[static_cast<int>(file.kind)];
@@ -776,49 +787,80 @@ Result<void> Loader::load() {
     if (file.kind != Kind::chunk) {
       if (auto [it, fresh] = table.emplace(file.name, file.path); !fresh) {
         const YamlNode* name = file.root.find("name");
-        return make_error_at(file.path, name->line,
-                             "duplicate " + std::string(to_string(file.kind)) + " name \"" +
-                                 file.name + "\" (also in " + it->second + ")",
-                             "name");
+        m_defs.warnings.push_back(Error{"duplicate " + std::string(to_string(file.kind)) +
+                                            " name \"" + file.name + "\" (also in " + it->second +
+                                            ")",
+                                        file.path, name->line, 0, "name"});
       }
     }
     m_defs.by_path.emplace(file.path, Definitions::Ref{file.kind, index});
   }
 
-  // Chunk files first: strata merge their entries over them.
+  // Chunk files first: strata merge their entries over them. A file that
+  // fails is broken, and so is whatever names it; the rest loads.
   for (auto& file : files) {
     if (file.kind != Kind::chunk) continue;
     m_file = file.path;
     auto fields = chunk_fields(file.root);
-    if (!fields) return std::unexpected(fields.error());
-    m_chunk_file_fields.emplace(file.path, std::move(*fields));
+    if (!fields)
+      set_broken(file.path, std::move(fields.error()));
+    else
+      m_chunk_file_fields.emplace(file.path, std::move(*fields));
   }
   for (auto& file : files) {
     if (file.kind != Kind::stratum) continue;
     m_file = file.path;
-    if (auto r = parse_stratum(file, m_defs.strata[m_defs.by_path[file.path].index]); !r) return r;
+    if (auto r = parse_stratum(file, m_defs.strata[m_defs.by_path[file.path].index]); !r)
+      set_broken(file.path, std::move(r.error()));
   }
-  if (auto r = check_stratum_cycles(); !r) return r;
+  break_stratum_cycles();
   for (auto& file : files) {
     if (file.kind != Kind::system) continue;
     m_file = file.path;
-    if (auto r = parse_system(file, m_defs.systems[m_defs.by_path[file.path].index]); !r) return r;
+    if (auto r = parse_system(file, m_defs.systems[m_defs.by_path[file.path].index]); !r)
+      set_broken(file.path, std::move(r.error()));
   }
   for (auto& file : files) {
     if (file.kind != Kind::cluster) continue;
     m_file = file.path;
-    if (auto r = check_fields(file.root, k_cluster_fields); !r) return r;
-    const YamlNode* systems = file.root.find("systems");
-    if (systems == nullptr) continue;
-    if (auto r = parse_cluster_systems(*systems,
-                                       m_defs.clusters[m_defs.by_path[file.path].index].systems);
-        !r)
-      return r;
+    auto r = check_fields(file.root, k_cluster_fields);
+    if (const YamlNode* systems = file.root.find("systems"); r && systems != nullptr)
+      r = parse_cluster_systems(*systems, m_defs.clusters[m_defs.by_path[file.path].index].systems);
+    if (!r) set_broken(file.path, std::move(r.error()));
   }
   return {};
 }
 
+Result<void> Loader::read_head(ParsedFile& file) {
+  if (!file.root.is_map())
+    return make_error_at(
+        m_file, file.root.line,
+        std::string("a definition must be a mapping, not ") + describe(file.root.type));
+  auto kind = req_string(file.root, "kind", file.root.line);
+  if (!kind) return std::unexpected(kind.error());
+  if (*kind == "chunk")
+    file.kind = Kind::chunk;
+  else if (*kind == "stratum")
+    file.kind = Kind::stratum;
+  else if (*kind == "system")
+    file.kind = Kind::system;
+  else if (*kind == "cluster")
+    file.kind = Kind::cluster;
+  else
+    return make_error_at(m_file, file.root.find("kind")->line,
+                         "unknown kind \"" + *kind + "\"" + did_you_mean(*kind, k_kinds), "kind");
+  auto name = req_string(file.root, "name", file.root.line);
+  if (!name) return std::unexpected(name.error());
+  file.name = std::move(*name);
+  return {};
+}
+
 }  // namespace
+
+const Error* Definitions::problem(const std::string& path) const {
+  auto it = broken.find(path);
+  return it == broken.end() ? nullptr : &it->second;
+}
 
 Result<Definitions> load_definitions(const std::string& root, const LoadOptions& options) {
   Definitions defs;

@@ -9,6 +9,18 @@
 // ChunkDef is the chunk as its stratum builds it. Build steps a chunk leaves
 // unset stay unset here; build_graph.hpp fills them from DEFAULTS.
 //
+// What fails, and when. Real sets hold hundreds of files, and some are
+// always broken (a stratum naming a chunk file that was removed, a system
+// for a board nobody builds), so one broken file must not stop work on the
+// rest. A broken VERSION or DEFAULTS, which everything depends on, fails the
+// load. A broken definition (bad YAML, a wrong type, a missing or broken
+// file it names, a chunk cycle; with strict, an unknown field) is recorded
+// in Definitions::broken and reported as a warning; resolve_graph fails with
+// its error when the target needs it (a cluster needs its systems for the
+// requested arch, and any system whose arch could not be read). Strata on a
+// stratum cycle are broken alike. Duplicate names are warnings: they only
+// make bare names ambiguous, and find_target lists the candidates.
+//
 // Names of files in values and in errors are relative to the root
 // ("strata/core.morph"). Concurrency: load_definitions parses files on a few
 // threads of its own and joins them before returning; a Definitions is
@@ -152,8 +164,18 @@ struct Definitions {
   };
   std::unordered_map<std::string, Ref> by_path;  // morph path -> definition
 
-  // Non-fatal problems (unknown fields), for the caller to print.
+  // Definitions that failed to load, by path, with their first problem
+  // (their own, or that of a broken file they name). A broken stratum,
+  // system or cluster is still listed above, possibly half-read; a file
+  // whose kind or name could not be read is only here.
+  std::unordered_map<std::string, Error> broken;
+
+  // Problems for the caller to print: unknown fields, duplicate names and
+  // each broken definition's own problem.
   std::vector<Error> warnings;
+
+  // The problem of the definition at `path`, or nullptr if it loaded.
+  [[nodiscard]] const Error* problem(const std::string& path) const;
 };
 
 enum class Strictness { warn, strict };
@@ -162,8 +184,9 @@ struct LoadOptions {
   Strictness unknown_fields = Strictness::warn;  // strict: unknown fields are errors
 };
 
-// Loads the tree at `root`. Fails on the first real problem, with file,
-// line and (for unknown fields) a did-you-mean suggestion.
+// Loads the tree at `root`. Fails only if VERSION, DEFAULTS or the listing
+// of the tree is broken; broken definitions are recorded (see above). Errors
+// carry file, line and (for unknown fields) a did-you-mean suggestion.
 [[nodiscard]] Result<Definitions> load_definitions(const std::string& root,
                                                    const LoadOptions& options = {});
 

@@ -301,11 +301,25 @@ TEST(DefinitionsErrors, UnknownFieldIsAWarningWithDidYouMean) {
             "\"build-depends\"?)");
 }
 
+// A broken definition does not fail the load: loading warns about it, and
+// resolving a target that needs it fails with the same error, returned here
+// as text (or what went differently).
+std::string failure(const Tree& tree, const std::string& target,
+                    Strictness strictness = Strictness::warn) {
+  auto defs = tree.load(strictness);
+  if (!defs) return "load failed: " + defs.error().to_string();
+  auto graph = resolve_graph(*defs, target, "x86_64");
+  if (graph) return "resolved";
+  std::string text = graph.error().to_string();
+  auto same = [&](const Error& w) { return w.to_string() == text; };
+  if (std::count_if(defs->warnings.begin(), defs->warnings.end(), same) != 1)
+    return "not warned once: " + text;
+  return text;
+}
+
 TEST(DefinitionsErrors, UnknownFieldIsAnErrorWhenStrict) {
   Tree tree({{"strata/core.morph", k_misspelt_stratum}});
-  auto defs = tree.load(Strictness::strict);
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(),
+  EXPECT_EQ(failure(tree, "strata/core.morph", Strictness::strict),
             "strata/core.morph:5: unknown field \"bulid-depends\" (did you mean "
             "\"build-depends\"?)");
 }
@@ -313,42 +327,36 @@ TEST(DefinitionsErrors, UnknownFieldIsAnErrorWhenStrict) {
 TEST(DefinitionsErrors, YamlSyntaxErrorHasFileLineAndColumn) {
   Tree tree({{"strata/bad.morph", "name: bad\nkind: stratum\nchunks: [a, b\n"}});
   auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().file, "strata/bad.morph");
-  EXPECT_GE(defs.error().line, 3);
-  EXPECT_GT(defs.error().column, 0);
-  EXPECT_TRUE(defs.error().to_string().starts_with("strata/bad.morph:"));
+  ASSERT_TRUE(defs) << defs.error().to_string();
+  const Error* e = defs->problem("strata/bad.morph");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->file, "strata/bad.morph");
+  EXPECT_GE(e->line, 3);
+  EXPECT_GT(e->column, 0);
+  EXPECT_EQ(failure(tree, "strata/bad.morph"), e->to_string());
 }
 
 TEST(DefinitionsErrors, DuplicateYamlKeyIsAnError) {
   Tree tree({{"strata/s.morph", "name: s\nkind: stratum\nname: t\n"}});
-  auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(),
+  EXPECT_EQ(failure(tree, "strata/s.morph"),
             "strata/s.morph:3:1: duplicate field \"name\" (first at line 1)");
 }
 
 TEST(DefinitionsErrors, MissingChunkMorphFile) {
   Tree tree({{"strata/s.morph",
               "name: s\nkind: stratum\nchunks:\n- name: a\n  morph: strata/s/a.morph\n"}});
-  auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(),
+  EXPECT_EQ(failure(tree, "strata/s.morph"),
             "strata/s.morph:4: chunk entry names missing morph file \"strata/s/a.morph\"");
 }
 
 TEST(DefinitionsErrors, MissingStratumAndSystemMorphFiles) {
   Tree strata(
       {{"strata/s.morph", "name: s\nkind: stratum\nbuild-depends:\n- morph: strata/gone.morph\n"}});
-  auto a = strata.load();
-  ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(),
+  EXPECT_EQ(failure(strata, "strata/s.morph"),
             "strata/s.morph:4: build-depends names missing morph file \"strata/gone.morph\"");
   Tree systems({{"systems/x.morph",
                  "name: x\nkind: system\narch: x86_64\nstrata:\n- morph: strata/gone.morph\n"}});
-  auto b = systems.load();
-  ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(),
+  EXPECT_EQ(failure(systems, "systems/x.morph"),
             "systems/x.morph:5: strata entry names missing morph file \"strata/gone.morph\"");
 }
 
@@ -356,9 +364,7 @@ TEST(DefinitionsErrors, BuildDependsOnUnknownChunk) {
   Tree tree({{"strata/s.morph",
               "name: s\nkind: stratum\nchunks:\n- name: libfoo\n- name: app\n"
               "  build-depends: [libfop]\n"}});
-  auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(),
+  EXPECT_EQ(failure(tree, "strata/s.morph"),
             "strata/s.morph:5: chunk \"app\" build-depends on unknown chunk \"libfop\" (did you "
             "mean \"libfoo\"?) (not in stratum \"s\")");
 }
@@ -369,83 +375,134 @@ TEST(DefinitionsErrors, ChunkCycleIsPrintedAsTheCycle) {
               "- name: a\n  build-depends: [b]\n"
               "- name: b\n  build-depends: [c]\n"
               "- name: c\n  build-depends: [a]\n"}});
-  auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(), "strata/s.morph:4: dependency cycle: a -> b -> c -> a");
+  EXPECT_EQ(failure(tree, "strata/s.morph"),
+            "strata/s.morph:4: dependency cycle: a -> b -> c -> a");
 }
 
 TEST(DefinitionsErrors, StratumCycleIsPrintedAsTheCycle) {
   Tree tree(
       {{"strata/a.morph", "name: a\nkind: stratum\nbuild-depends:\n- morph: strata/b.morph\n"},
-       {"strata/b.morph", "name: b\nkind: stratum\nbuild-depends:\n- morph: strata/a.morph\n"}});
-  auto defs = tree.load();
-  ASSERT_FALSE(defs);
-  EXPECT_EQ(defs.error().to_string(), "strata/a.morph:1: dependency cycle: a -> b -> a");
+       {"strata/b.morph", "name: b\nkind: stratum\nbuild-depends:\n- morph: strata/a.morph\n"},
+       {"strata/c.morph", "name: c\nkind: stratum\nbuild-depends:\n- morph: strata/b.morph\n"}});
+  EXPECT_EQ(failure(tree, "strata/a.morph"), "strata/a.morph:1: dependency cycle: a -> b -> a");
+  EXPECT_EQ(failure(tree, "strata/b.morph"), "strata/a.morph:1: dependency cycle: a -> b -> a");
+  EXPECT_EQ(failure(tree, "strata/c.morph"), "strata/a.morph:1: dependency cycle: a -> b -> a");
 }
 
-TEST(DefinitionsErrors, DuplicateNames) {
+TEST(DefinitionsErrors, DuplicateChunkNamesBreakTheStratum) {
   Tree chunks({{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n- name: a\n"}});
-  auto a = chunks.load();
-  ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(),
+  EXPECT_EQ(failure(chunks, "strata/s.morph"),
             "strata/s.morph:5: duplicate chunk name \"a\" (first at line 4)");
+}
+
+TEST(DefinitionsErrors, DuplicateDefinitionNamesAreWarningsAndMakeBareNamesAmbiguous) {
   Tree strata({{"strata/s.morph", "name: s\nkind: stratum\n"},
                {"strata/t.morph", "kind: stratum\nname: s\n"}});
-  auto b = strata.load();
-  ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(),
+  auto defs = strata.load();
+  ASSERT_TRUE(defs) << defs.error().to_string();
+  ASSERT_EQ(defs->warnings.size(), 1u);
+  EXPECT_EQ(defs->warnings[0].to_string(),
             "strata/t.morph:2: duplicate stratum name \"s\" (also in strata/s.morph)");
+  EXPECT_TRUE(resolve_graph(*defs, "strata/t.morph", "x86_64"));
+  auto ambiguous = resolve_graph(*defs, "s", "x86_64");
+  ASSERT_FALSE(ambiguous);
+  EXPECT_TRUE(ambiguous.error().message.starts_with("\"s\" names several definitions"));
 }
 
 TEST(DefinitionsErrors, WrongTypes) {
   Tree list({{"strata/s.morph",
               "name: s\nkind: stratum\nchunks:\n- name: a\n- name: b\n  build-depends: a\n"}});
-  auto a = list.load();
-  ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(),
+  EXPECT_EQ(failure(list, "strata/s.morph"),
             "strata/s.morph:6: \"build-depends\" must be a list, not a string");
   Tree steps({{"strata/s/c.morph", "name: c\nkind: chunk\ninstall-commands:\n  x: y\n"}});
-  auto b = steps.load();
-  ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(),
+  EXPECT_EQ(failure(steps, "strata/s/c.morph"),
             "strata/s/c.morph:4: \"install-commands\" must be a list, not a mapping");
   Tree jobs({{"strata/s/c.morph", "name: c\nkind: chunk\nmax-jobs: lots\n"}});
-  auto c = jobs.load();
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().to_string(), "strata/s/c.morph:3: \"max-jobs\" must be a positive number");
+  EXPECT_EQ(failure(jobs, "strata/s/c.morph"),
+            "strata/s/c.morph:3: \"max-jobs\" must be a positive number");
 }
 
 TEST(DefinitionsErrors, UnknownKindBuildModeAndBuildSystemSuggestFixes) {
   Tree kind({{"strata/s.morph", "name: s\nkind: stratun\n"}});
-  auto a = kind.load();
-  ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(),
+  EXPECT_EQ(failure(kind, "strata/s.morph"),
             "strata/s.morph:2: unknown kind \"stratun\" (did you mean \"stratum\"?)");
   Tree mode(
       {{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-mode: bootstap\n"}});
-  auto b = mode.load();
-  ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(),
+  EXPECT_EQ(failure(mode, "strata/s.morph"),
             "strata/s.morph:5: unknown build-mode \"bootstap\" (did you mean \"bootstrap\"?) "
             "(expected staging, bootstrap or test)");
   Tree bs(
       {{"strata/s.morph", "name: s\nkind: stratum\nchunks:\n- name: a\n  build-system: cmak\n"}});
-  auto c = bs.load();
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().to_string(),
+  EXPECT_EQ(failure(bs, "strata/s.morph"),
             "strata/s.morph:4: unknown build-system \"cmak\" (did you mean \"cmake\"?)");
 }
 
 TEST(DefinitionsErrors, MissingNameAndKind) {
   Tree tree({{"strata/s.morph", "kind: stratum\n"}});
-  auto a = tree.load();
-  ASSERT_FALSE(a);
-  EXPECT_EQ(a.error().to_string(), "strata/s.morph:1: missing field \"name\"");
+  EXPECT_EQ(failure(tree, "strata/s.morph"), "strata/s.morph:1: missing field \"name\"");
   Tree scalar({{"strata/s.morph", "just a string\n"}});
-  auto b = scalar.load();
-  ASSERT_FALSE(b);
-  EXPECT_EQ(b.error().to_string(),
+  EXPECT_EQ(failure(scalar, "strata/s.morph"),
             "strata/s.morph:1: a definition must be a mapping, not a string");
+}
+
+// A real set always holds some broken files; they must not stop a target
+// that does not need them, and must still stop one that does, with their
+// own error rather than a "missing file" one.
+TEST(DefinitionsErrors, BrokenFilesFailOnlyTheTargetsThatNeedThem) {
+  const std::string system =
+      "name: x\nkind: system\narch: x86_64\nstrata:\n- morph: strata/good.morph\n";
+  Tree tree(
+      {{"strata/good.morph",
+        "name: good\nkind: stratum\nchunks:\n- name: a\n  morph: strata/good/a.morph\n"},
+       {"strata/good/a.morph", "name: a\nkind: chunk\nbuild-system: autotools\n"},
+       {"strata/bad.morph",
+        "name: bad\nkind: stratum\nchunks:\n- name: b\n  morph: strata/bad/gone.morph\n"},
+       {"strata/uses-bad-chunk.morph",
+        "name: uses-bad-chunk\nkind: stratum\nchunks:\n- name: c\n  morph: strata/bad/c.morph\n"},
+       {"strata/bad/c.morph", "name: c\nkind: chunk\nmax-jobs: many\n"},
+       {"strata/uses-bad.morph",
+        "name: uses-bad\nkind: stratum\nbuild-depends:\n- morph: strata/bad.morph\n"},
+       {"strata/uses-unparsable.morph",
+        "name: uses-unparsable\nkind: stratum\nbuild-depends:\n- morph: strata/yaml.morph\n"},
+       {"strata/yaml.morph", "name: [\n"},
+       {"systems/x.morph", system},
+       {"systems/arm.morph",
+        "name: arm\nkind: system\narch: armv8l64\nstrata:\n- morph: strata/gone.morph\n"},
+       {"systems/no-arch.morph", "name: no-arch\nkind: system\narch: [x86_64]\n"},
+       {"clusters/k.morph",
+        "name: k\nkind: cluster\nsystems:\n- morph: systems/x.morph\n"
+        "- morph: systems/arm.morph\n"},
+       {"clusters/k2.morph",
+        "name: k2\nkind: cluster\nsystems:\n- morph: systems/x.morph\n"
+        "- morph: systems/no-arch.morph\n"},
+       {"clusters/gone.morph",
+        "name: gone\nkind: cluster\nsystems:\n- morph: systems/gone.morph\n"}});
+  auto defs = tree.load();
+  ASSERT_TRUE(defs) << defs.error().to_string();
+  EXPECT_EQ(defs->warnings.size(), 6u);  // bad, bad/c, yaml, arm, no-arch, clusters/gone
+  auto x = resolve_graph(*defs, "x", "x86_64");
+  ASSERT_TRUE(x) << x.error().to_string();
+  EXPECT_EQ(x->totals().chunks, 1u);
+  // A cluster skips a broken system of another arch.
+  auto k = resolve_graph(*defs, "clusters/k.morph", "x86_64");
+  ASSERT_TRUE(k) << k.error().to_string();
+  EXPECT_EQ(k->totals().systems, 1u);
+  EXPECT_EQ(resolve_graph(*defs, "k", "armv8l64").error().to_string(),
+            "systems/arm.morph:5: strata entry names missing morph file \"strata/gone.morph\"");
+  // ... but not one whose arch is unknown.
+  EXPECT_EQ(resolve_graph(*defs, "k2", "x86_64").error().to_string(),
+            "systems/no-arch.morph:3: \"arch\" must be a string, not a list");
+  EXPECT_EQ(failure(tree, "clusters/gone.morph"),
+            "clusters/gone.morph:4: systems entry names missing morph file "
+            "\"systems/gone.morph\"");
+  // The first broken definition on the way is the one reported.
+  EXPECT_EQ(failure(tree, "uses-bad"),
+            "strata/bad.morph:4: chunk entry names missing morph file \"strata/bad/gone.morph\"");
+  EXPECT_EQ(failure(tree, "uses-bad-chunk"),
+            "strata/bad/c.morph:3: \"max-jobs\" must be a positive number");
+  const Error* yaml = defs->problem("strata/yaml.morph");
+  ASSERT_NE(yaml, nullptr);
+  EXPECT_EQ(failure(tree, "uses-unparsable"), yaml->to_string());
 }
 
 // --- small pieces ---------------------------------------------------------------
