@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <unordered_map>
 
 #include "definitions/suggest.hpp"
@@ -348,6 +349,26 @@ Result<BuildGraph> resolve_graph(const Definitions& defs, const std::string& tar
   auto index = builder.add(*ref);
   if (!index) return std::unexpected(index.error());
   graph.target_index = *index;
+  // Names identify components in logs, artifacts and `gang shell`: within
+  // one build, two different definitions of a kind may not share a name.
+  std::map<std::pair<Kind, std::string_view>, const Component*> seen;
+  for (const Component& c : graph.components) {
+    auto [it, fresh] = seen.emplace(std::pair{c.kind, std::string_view(c.name)}, &c);
+    if (fresh) continue;
+    auto where = [](const Component& x) {
+      if (x.chunk_def) return x.chunk_def->where;
+      if (x.stratum_def) return x.stratum_def->where;
+      if (x.system_def) return x.system_def->where;
+      return x.cluster_def->where;
+    };
+    Location here = where(c);
+    Location there = where(*it->second);
+    return make_error_at(here.file, here.line,
+                         "duplicate " + std::string(to_string(c.kind)) + " name \"" + c.name +
+                             "\" in this build (also " + there.file + ":" +
+                             std::to_string(there.line) + ")",
+                         "name");
+  }
   return graph;
 }
 

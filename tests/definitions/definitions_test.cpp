@@ -608,3 +608,27 @@ TEST(Arch, MapsKernelMachinesToBaserockNames) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST(DefinitionsErrors, DuplicateNamesWithinOneBuildAreAnError) {
+  Tree tree({{"strata/one.morph", "name: core\nkind: stratum\nchunks:\n- name: a\n  build-system: manual\n"},
+             {"strata/two.morph", "name: core\nkind: stratum\nchunks:\n- name: b\n  build-system: manual\n"},
+             {"systems/both.morph",
+              "name: both\nkind: system\narch: x86_64\nstrata:\n- morph: strata/one.morph\n"
+              "- morph: strata/two.morph\n"}});
+  auto defs = tree.load();
+  ASSERT_TRUE(defs) << defs.error().to_string();
+  EXPECT_FALSE(defs->warnings.empty()) << "the duplicate is reported at load";
+  EXPECT_TRUE(resolve_graph(*defs, "strata/one.morph", "x86_64")) << "one of them alone is fine";
+  auto both = resolve_graph(*defs, "systems/both.morph", "x86_64");
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error().file, "strata/two.morph");
+  EXPECT_NE(both.error().message.find("duplicate stratum name \"core\" in this build (also strata/one.morph"),
+            std::string::npos)
+      << both.error().to_string();
+}
+
+}  // namespace
+}  // namespace gang
