@@ -54,9 +54,14 @@ Result<Project> load_project(const ProjectOptions& options,
   auto defs = load_definitions(project.root, load_options);
   if (!defs) return std::unexpected(defs.error());
   project.defs = std::make_unique<Definitions>(std::move(*defs));
-  if (warn)
-    for (const auto& w : project.defs->warnings) warn(w);
   auto graph = resolve_graph(*project.defs, project.target, project.config.arch);
+  // Warnings after resolving, so that a broken file the target needs is
+  // reported once, as the error, not also as a warning.
+  if (warn) {
+    std::string fatal = graph ? std::string() : graph.error().to_string();
+    for (const auto& w : project.defs->warnings)
+      if (w.to_string() != fatal) warn(w);
+  }
   if (!graph) return std::unexpected(graph.error());
   project.graph = std::move(*graph);
   return project;
