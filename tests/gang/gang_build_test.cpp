@@ -10,7 +10,9 @@
 #include "definitions/cache_key.hpp"
 #include "gang/project.hpp"
 #include "tests/gang/gang_process.hpp"
+#include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
+#include "util/sha256.hpp"
 
 namespace gang {
 namespace {
@@ -212,14 +214,9 @@ TEST_F(GangBuild, SigintStopsEveryWorkerAndLeavesNoClaimOrSandbox) {
   EXPECT_FALSE(survivor);
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 // Runs a shell command line; returns its exit status.
-int sh(const std::string& command) { return std::system(command.c_str()); }
+int sh(const std::string& command) { return testing::run_command(command).status; }
 
 TEST_F(GangBuild, ASourceStackBuildsOnceAndANewCommitChangesTheKeys) {
   // Two git repositories: a library and a program that links it.
@@ -274,11 +271,6 @@ TEST_F(GangBuild, ASourceStackBuildsOnceAndANewCommitChangesTheKeys) {
   EXPECT_EQ(count_lines_with(show_after.output, "\"state\": \"cached\""), 3) << show_after.output;
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 TEST_F(GangBuild, ARunningBuildTheTargetNoLongerNeedsIsStoppedWhenTheTargetAppears) {
   testing::write_tree(defs, {{"slow", {}, 18.88}});
@@ -309,13 +301,6 @@ TEST_F(GangBuild, ARunningBuildTheTargetNoLongerNeedsIsStoppedWhenTheTargetAppea
   EXPECT_FALSE(claim->has_value()) << "the claim was released";
 }
 
-}  // namespace
-}  // namespace gang
-
-#include "util/sha256.hpp"
-
-namespace gang {
-namespace {
 
 TEST_F(GangBuild, ACorruptDependencyIsRebuiltNotStaged) {
   testing::write_tree(defs, {{"dep", {}, 0}, {"user", {"dep"}, 0}});

@@ -192,11 +192,6 @@ TEST(Worker, ExitsAtOnceWhenTheTargetIsAlreadyCached) {
   EXPECT_TRUE(backend.built.empty());
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 TEST(Worker, PrefersComponentsOnTheLongestChain) {
   // "chain1 -> chain2 -> chain3 -> t" is the critical path; the leaves l0..l5
@@ -217,11 +212,6 @@ TEST(Worker, PrefersComponentsOnTheLongestChain) {
   }
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 // A backend whose builds are abandoned a given number of times first.
 class AbandoningBackend : public FakeBackend {
@@ -259,11 +249,6 @@ TEST(Worker, GivesUpOnAComponentAbandonedTooOften) {
   EXPECT_EQ(rec.count(EventType::failed), 1);
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 TEST(Worker, RebuildsADependencyThatVanishedFromTheCache) {
   std::vector<WorkItem> items = {{"dep", "d", {}}, {"user", "u", {0}}};
