@@ -1,4 +1,9 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 
 #include "gang/event.hpp"
 #include "gang/gang_view.hpp"
@@ -58,6 +63,60 @@ TEST(GangView, RendersYbdShapedLinesAndASummary) {
   EXPECT_NE(summary.find("Bah! 1 lost race, 2.0 s of work wasted"), std::string::npos);
   EXPECT_NE(summary.find("libbaz: build-commands failed (log: /l/baz.log)"), std::string::npos);
   EXPECT_EQ(view.bah_count(), 1);
+}
+
+
+TEST(EventWriter, NeverBlocksWhenTheReaderFallsBehindAndLosesNothing) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::fcntl(fds[1], F_SETPIPE_SZ, 4096);  // a small pipe fills at once
+  EventWriter writer(fds[1]);
+  Event e;
+  e.type = EventType::log;
+  e.message = std::string(200, 'x');
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) {
+    e.instance = i;
+    writer.send(e);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_TRUE(writer.pending()) << "the rest waits in memory, not in the pipe";
+
+  // The frontend catches up: every event arrives, in order.
+  int next = 0;
+  std::string buffer;
+  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (next < 2000 && std::chrono::steady_clock::now() < deadline) {
+    writer.flush();
+    char chunk[4096];
+    ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+    if (n > 0) buffer.append(chunk, static_cast<std::size_t>(n));
+    std::size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      auto parsed = parse_event(std::string_view(buffer).substr(0, nl));
+      ASSERT_TRUE(parsed);
+      EXPECT_EQ(parsed->instance, next++);
+      buffer.erase(0, nl + 1);
+    }
+  }
+  EXPECT_EQ(next, 2000);
+  EXPECT_FALSE(writer.pending());
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(EventWriter, DropsEverythingOnceTheReaderIsGone) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[0]);
+  ::signal(SIGPIPE, SIG_IGN);
+  EventWriter writer(fds[1]);
+  Event e;
+  e.message = std::string(200, 'x');
+  for (int i = 0; i < 2000; ++i) writer.send(e);  // far more than a pipe holds
+  EXPECT_FALSE(writer.pending()) << "nothing piles up for a frontend that is gone";
+  ::close(fds[1]);
 }
 
 }  // namespace
