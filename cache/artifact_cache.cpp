@@ -669,10 +669,10 @@ Result<std::optional<ClaimRecord>> ArtifactCache::claim_of(const std::string& ke
 }
 
 Result<void> ArtifactCache::mark_failed(const std::string& key, const std::string& log_path,
-                                        const std::string& reason) {
+                                        const std::string& reason, std::optional<Holder> by) {
   if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
   Impl& m = *m_impl;
-  FailureRecord record{log_path, reason, holder(), m.options.system->now_ms()};
+  FailureRecord record{log_path, reason, by ? std::move(*by) : holder(), m.options.system->now_ms()};
   auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
     auto put = txn.put(k_failures, key, encode_failure(record));
     if (!put) return pass(put);

@@ -159,8 +159,10 @@ class ArtifactCache {
   [[nodiscard]] Result<std::optional<ClaimRecord>> claim_of(const std::string& key);
 
   // Records that building key failed, so other instances do not retry it.
+  // `by` names the failing worker (default: this process as instance 0).
   [[nodiscard]] Result<void> mark_failed(const std::string& key, const std::string& log_path,
-                                         const std::string& reason);
+                                         const std::string& reason,
+                                         std::optional<Holder> by = std::nullopt);
   [[nodiscard]] Result<std::optional<FailureRecord>> failure(const std::string& key);
   // Removes key's failure record (for --retry-failed); fine if there is none.
   [[nodiscard]] Result<void> clear_failure(const std::string& key);

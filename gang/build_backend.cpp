@@ -147,11 +147,8 @@ BuildReport BuildBackend::build(std::size_t index) {
     return report;
   }
   auto published = assemble(index, log_path);
-  if (!published) {
-    std::string reason = published.error().to_string();
-    (void)m_cache.mark_failed(*c.cache_key, log_path, reason);
-    return {BuildOutcome::failed, seconds(), reason, log_path};
-  }
+  if (!published)  // a member vanished or the disk failed: not the definition's fault
+    return {BuildOutcome::abandoned, seconds(), published.error().to_string(), log_path};
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
           seconds(), {}, log_path};
@@ -162,6 +159,10 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   const std::string& key = *c.cache_key;
   auto start = std::chrono::steady_clock::now();
   const SandboxSpec* kept_spec = nullptr;
+  // Two kinds of trouble. fail(): the component itself failed (its commands
+  // or its source); recorded in the cache so that no instance retries it.
+  // abandon(): the machine failed (disk, sandbox set-up, a vanished
+  // dependency); nothing is recorded and the worker looks again later.
   auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
     if (!sandbox_dir.empty()) {
       if (kept_spec != nullptr) (void)save_spec(*kept_spec);
@@ -174,18 +175,22 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
         (void)remove_sandbox(sandbox_dir);
       }
     }
-    (void)m_cache.mark_failed(key, log_path, first_line(reason));
+    (void)m_cache.mark_failed(key, log_path, first_line(reason), m_holder);
     return {BuildOutcome::failed, 0, reason, log_path};
+  };
+  auto abandon = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+    if (!sandbox_dir.empty()) m_remover.add(sandbox_dir);
+    return {BuildOutcome::abandoned, 0, reason, log_path};
   };
   auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
     (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
     return {BuildOutcome::cancelled, 0, why, log_path};
   };
 
-  if (auto made = make_dirs(m_cache.logs_dir()); !made) return fail(made.error().to_string(), "");
+  if (auto made = make_dirs(m_cache.logs_dir()); !made) return abandon(made.error().to_string(), "");
   (void)write_file(log_path, "");  // a fresh log for this attempt
   auto sandbox_dir = m_cache.make_build_dir(c.name);
-  if (!sandbox_dir) return fail(sandbox_dir.error().to_string(), "");
+  if (!sandbox_dir) return abandon(sandbox_dir.error().to_string(), "");
   const std::string& dir = *sandbox_dir;
 
   SandboxSpec spec;
@@ -210,23 +215,21 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
       const Component& d = m_graph.components[dep];
       if (auto staged = m_cache.stage(*d.cache_key, staging, StageMode::hardlink, m_options.verify);
           !staged) {
-        // Not this component's fault: a damaged artifact is dropped by
-        // stage(), so the worker rebuilds the dependency and comes back.
-        m_remover.add(dir);
-        return {BuildOutcome::abandoned, 0,
-                "cannot stage " + d.name + ": " + staged.error().to_string(), log_path};
+        // A damaged artifact is dropped by stage(), so the worker rebuilds
+        // the dependency and comes back.
+        return abandon("cannot stage " + d.name + ": " + staged.error().to_string(), dir);
       }
     }
     spec.lower_layers.push_back(staging);
   }
-  if (auto made = make_dirs(spec.install_dir); !made) return fail(made.error().to_string(), dir);
+  if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
   if (!c.repo.empty()) {
     log(c.name, "Checking out " + c.repo + " " + c.ref +
                     (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
     auto checked = m_git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
     if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);
   } else if (auto made = make_dirs(spec.build_dir); !made) {
-    return fail(made.error().to_string(), dir);
+    return abandon(made.error().to_string(), dir);
   }
   kept_spec = &spec;  // saved for `gang shell` only if the build fails
 
@@ -243,7 +246,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   }
   if (!steps.empty()) {
     auto result = run_steps(spec, steps, log_path, step_options);
-    if (!result) return fail(steps.front().name + ": " + result.error().to_string(), dir);
+    if (!result) return abandon("cannot start the sandbox: " + result.error().to_string(), dir);
     if (result->cancelled)
       return cancelled(dir, m_stop.load() ? "stop requested" : "the target no longer needs it");
     if (!result->ok) return fail(result->describe(), dir);
@@ -256,7 +259,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
       std::chrono::steady_clock::now() - start);
   auto published = m_cache.insert(key, spec.install_dir, meta_for(duration), Ownership::take);
   m_remover.add(dir);
-  if (!published) return {BuildOutcome::failed, 0, "cannot publish: " + published.error().to_string(), log_path};
+  if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
           0, {}, log_path};

@@ -7,8 +7,11 @@
 //   system:  publish the union of its strata's chunk artifacts plus a .meta
 //            (split rules and system integration come with a later issue);
 //   cluster: publish a .meta naming its systems (deployment comes later).
-// A failed chunk keeps its sandbox at kept_sandbox_dir() for `gang shell`
-// and records the failure in the cache, so no instance retries it.
+// A chunk whose commands or source fail keeps its sandbox at
+// kept_sandbox_dir() for `gang shell` and records the failure in the cache,
+// so no instance retries it. Trouble that is the machine's, not the
+// component's (disk, sandbox set-up, a dependency that vanished), is
+// reported as `abandoned` and recorded nowhere.
 //
 // Concurrency: one per worker process; single-threaded. The stop flag is
 // set from a signal handler (only an atomic store happens there).

@@ -42,8 +42,9 @@ struct ClaimReply {
   std::string holder;  // who holds it (held_by_other) or failed it (failed)
 };
 
-// abandoned: not built for a reason outside the component (e.g. a
-// dependency's artifact turned out corrupt and was dropped); the worker looks
+// abandoned: not built for a reason outside the component (a dependency's
+// artifact turned out corrupt and was dropped, a full disk, a sandbox that
+// could not be set up); nothing is recorded in the cache, the worker looks
 // again, and gives up on the component after k_max_abandons attempts.
 enum class BuildOutcome { published, already_present, failed, cancelled, abandoned };
 constexpr int k_max_abandons = 3;

@@ -656,6 +656,13 @@ TEST_F(ArtifactCacheTest, ClaimReportsCachedArtifactsAndRecordedFailures) {
   ASSERT_TRUE(cache.clear_failure("broken"));
   EXPECT_FALSE(*cache.failure("broken"));
   EXPECT_EQ(cache.claim("broken", me)->kind, ClaimOutcome::Kind::won);
+
+  // A worker records itself, instance and gang included.
+  ASSERT_TRUE(cache.mark_failed("by-worker", "log", "why", cache.holder(3, "gang-7")));
+  auto record = cache.failure("by-worker");
+  ASSERT_TRUE(record && *record);
+  EXPECT_EQ((*record)->failed_by.instance, 3);
+  EXPECT_EQ((*record)->failed_by.gang_id, "gang-7");
 }
 
 TEST_F(ArtifactCacheTest, ForgetClearsArtifactClaimAndFailure) {
