@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -450,6 +451,49 @@ Result<void> ensure_symlink(const std::string& target, const std::string& path) 
   return {};
 }
 
+// With base `host`, the host's multiarch directories come before /usr/lib
+// and /usr/include in the compiler's, the linker's, pkg-config's and the
+// dynamic loader's search orders, so a staged library in /usr/lib would be
+// shadowed by the host's copy of the same name. Each such directory gets an
+// overlay of its own whose top layers are the staged layers' counterparts:
+// for /usr/lib/<T>, every layer's usr/lib/<T> and usr/lib (top first), then
+// the host's directory. `host_dirs` are the host directories mounted as
+// overlays (the multiarch dirs of a symlinked one are reached through the
+// symlink). Directories no staged layer provides are not mounted.
+struct MultiarchMount {
+  std::string target;                // absolute host path, e.g. /usr/lib/x86_64-linux-gnu
+  std::vector<std::string> lowers;   // top first; the host's directory last
+};
+
+std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
+                                             const std::vector<std::string>& host_dirs) {
+  std::vector<MultiarchMount> out;
+  const std::string triplet = host_multiarch_triplet();
+  if (triplet.empty()) return out;
+  auto mounted = [&](const char* name) {
+    return std::find(host_dirs.begin(), host_dirs.end(), name) != host_dirs.end();
+  };
+  struct Candidate {
+    const char* top;     // host top-level directory that must be an overlay
+    std::string parent;  // e.g. /usr/lib
+  };
+  std::vector<Candidate> candidates = {{"usr", "/usr/lib"}, {"usr", "/usr/include"}};
+  if (mounted("lib")) candidates.push_back({"lib", "/lib"});  // not merged-/usr
+  for (const auto& candidate : candidates) {
+    if (!mounted(candidate.top)) continue;
+    std::string target = candidate.parent + "/" + triplet;
+    if (!is_dir(target)) continue;
+    MultiarchMount mount{target, {}};
+    for (const auto& layer : spec.lower_layers)
+      for (const std::string& source : {layer + target, layer + candidate.parent})
+        if (is_dir(source)) mount.lowers.push_back(source);
+    if (mount.lowers.empty()) continue;
+    mount.lowers.push_back(target);
+    out.push_back(std::move(mount));
+  }
+  return out;
+}
+
 // Prepares the sandbox directory (skeleton, overlay upper/work dirs) and the
 // list of mount operations. See sandbox/README.md for the layout.
 Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Plan& plan) {
@@ -513,6 +557,17 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     if (auto ok = make_dirs(layer_dir + "/work"); !ok) return ok;
     auto op = overlay_op(dir_lowers, layer_dir + "/upper", layer_dir + "/work", root + host_path,
                          read_only, user_ns);
+    if (!op) return std::unexpected(op.error());
+    plan.ops.push_back(std::move(*op));
+  }
+  for (auto& multiarch : multiarch_mounts(spec, host_overlays)) {
+    std::string name = multiarch.target;  // /usr/lib/T -> multiarch_usr_lib_T
+    std::replace(name.begin(), name.end(), '/', '_');
+    std::string layer_dir = dir + "/overlay/multiarch" + name;
+    if (auto ok = make_dirs(layer_dir + "/upper"); !ok) return ok;
+    if (auto ok = make_dirs(layer_dir + "/work"); !ok) return ok;
+    auto op = overlay_op(multiarch.lowers, layer_dir + "/upper", layer_dir + "/work",
+                         root + multiarch.target, read_only, user_ns);
     if (!op) return std::unexpected(op.error());
     plan.ops.push_back(std::move(*op));
   }
@@ -639,6 +694,30 @@ class Stack {
 };
 
 }  // namespace
+
+const char* host_multiarch_triplet() {
+#if defined(__x86_64__) && defined(__ILP32__)
+  return "x86_64-linux-gnux32";
+#elif defined(__x86_64__)
+  return "x86_64-linux-gnu";
+#elif defined(__i386__)
+  return "i386-linux-gnu";
+#elif defined(__aarch64__)
+  return "aarch64-linux-gnu";
+#elif defined(__arm__) && defined(__ARM_PCS_VFP)
+  return "arm-linux-gnueabihf";
+#elif defined(__arm__)
+  return "arm-linux-gnueabi";
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return "powerpc64le-linux-gnu";
+#elif defined(__riscv) && __riscv_xlen == 64
+  return "riscv64-linux-gnu";
+#elif defined(__s390x__)
+  return "s390x-linux-gnu";
+#else
+  return "";
+#endif
+}
 
 Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const Invocation& what,
                                                 const StepControl& control) {

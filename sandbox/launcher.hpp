@@ -88,6 +88,13 @@ class Launcher {
 
 // The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
 // namespace (mapping the caller's uid/gid to root) when not running as root.
+// The host's Debian-style multiarch triplet (e.g. "x86_64-linux-gnu"), the
+// name of /usr/lib/<triplet> and /usr/include/<triplet>; "" when gang does
+// not know it for this architecture. With base `host`, the staged /usr/lib
+// and /usr/include are also mounted on top of those directories (see
+// sandbox/README.md, "Staged dependencies win over the host").
+[[nodiscard]] const char* host_multiarch_triplet();
+
 class NamespaceLauncher final : public Launcher {
  public:
   [[nodiscard]] Result<LaunchOutcome> launch(const SandboxSpec& spec, const Invocation& what,

@@ -517,6 +517,89 @@ TEST_F(SandboxTest, ManyLowerLayersStackTopFirst) {
   EXPECT_EQ(slurp(in_build("shared")), "0");  // the first layer is the top one
 }
 
+// Base `host` on a multiarch host: gcc, ld, ld.so and pkg-config search
+// /usr/lib/<triplet> and /usr/include/<triplet> before /usr/lib and
+// /usr/include. A staged libz.so.1 (the soname of the host's zlib, always
+// present on Debian) with an extra symbol, a staged zlib.h, a staged
+// ieee754.h (libc6-dev keeps the host's in the multiarch include directory)
+// and a staged zlib.pc must be the ones a build finds, links and runs with.
+TEST_F(SandboxTest, StagedLibrariesHeadersAndPkgConfigWinOverTheHostsMultiarchCopies) {
+  const std::string triplet = host_multiarch_triplet();
+  if (triplet.empty() || !path_exists("/usr/include/" + triplet + "/ieee754.h") ||
+      !path_exists("/usr/lib/" + triplet + "/libz.so.1") || std::system("cc --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs a multiarch host with cc, libc6-dev and zlib1g";
+  const std::string staged = m_root + "/staged";
+  ASSERT_TRUE(make_dirs(staged + "/usr/include"));
+  ASSERT_TRUE(make_dirs(staged + "/usr/lib/pkgconfig"));
+  ASSERT_TRUE(write_file_atomic(staged + "/usr/include/ieee754.h",
+                                "#define GANG_STAGED_IEEE754 1\n"));
+  ASSERT_TRUE(write_file_atomic(staged + "/usr/include/zlib.h",
+                                "#define ZLIB_VERSION \"9.9.9-gang\"\n"
+                                "const char *zlibVersion(void);\n"
+                                "const char *gang_staged_zlib(void);\n"));
+  ASSERT_TRUE(write_file_atomic(m_root + "/z.c",
+                                "const char *zlibVersion(void) { return \"9.9.9-gang\"; }\n"
+                                "const char *gang_staged_zlib(void) { return \"staged\"; }\n"));
+  ASSERT_EQ(std::system(("cc -shared -fPIC -Wl,-soname,libz.so.1 -o " + staged +
+                         "/usr/lib/libz.so.1 " + m_root + "/z.c")
+                            .c_str()),
+            0);
+  ASSERT_EQ(::symlink("libz.so.1", (staged + "/usr/lib/libz.so").c_str()), 0);
+  ASSERT_TRUE(write_file_atomic(staged + "/usr/lib/pkgconfig/zlib.pc",
+                                "prefix=/usr\nlibdir=${prefix}/lib\nincludedir=${prefix}/include\n"
+                                "Name: zlib\nDescription: staged\nVersion: 9.9.9-gang\n"
+                                "Libs: -L${libdir} -lz\nCflags: -I${includedir}\n"));
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
+                                "#include <ieee754.h>\n#include <zlib.h>\n#include <stdio.h>\n"
+                                "#ifndef GANG_STAGED_IEEE754\n#error the host's ieee754.h\n#endif\n"
+                                "int main(void) {\n"
+                                "  printf(\"%s %s %s\\n\", ZLIB_VERSION, zlibVersion(), gang_staged_zlib());\n"
+                                "  return 0;\n}\n"));
+  m_spec.base = "host";
+  // -lz finds libz.so; -l:libz.so.1 names the file the host certainly has in
+  // its multiarch directory (even without zlib1g-dev).
+  std::vector<std::string> commands = {"cc -o t-lz t.c -lz", "./t-lz > out-lz",
+                                       "cc -o t-soname t.c -l:libz.so.1",
+                                       "./t-soname > out-soname"};
+  const bool pkg_config = path_exists("/usr/bin/pkg-config");
+  if (pkg_config) commands.push_back("pkg-config --modversion zlib > out-pc");
+  auto result = run(commands);
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(slurp(in_build("out-lz")), "9.9.9-gang 9.9.9-gang staged\n");
+  EXPECT_EQ(slurp(in_build("out-soname")), "9.9.9-gang 9.9.9-gang staged\n");
+  if (pkg_config) {
+    EXPECT_EQ(slurp(in_build("out-pc")), "9.9.9-gang\n");
+  }
+  // Other host libraries (libm) still link beside the staged one.
+  m_spec.sandbox_dir = m_root + "/sandbox-plain";
+  auto plain = run({"cc -o t-m t.c -lz -lm", "./t-m > out-m"});
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  ASSERT_TRUE(plain->ok) << plain->describe();
+}
+
+// Nothing staged under /usr/lib or /usr/include: the host's multiarch
+// directories are used as they are (no extra overlay), and a build that
+// stages nothing links the host's own libraries.
+TEST_F(SandboxTest, WithNothingStagedTheHostsLibrariesAreUsedAsTheyAre) {
+  const std::string triplet = host_multiarch_triplet();
+  if (triplet.empty() || !path_exists("/usr/lib/" + triplet + "/libz.so.1") ||
+      std::system("cc --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs a multiarch host with cc and zlib1g";
+  m_spec.base = "host";
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
+                                "const char *zlibVersion(void);\n#include <stdio.h>\n"
+                                "int main(void) { printf(\"%s\\n\", zlibVersion()); return 0; }\n"));
+  auto result = run({"cc -o t t.c -l:libz.so.1", "./t > out", "ls /usr/lib/" + triplet + " > ls"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_NE(slurp(in_build("out")), "9.9.9-gang\n");
+  EXPECT_NE(slurp(in_build("ls")).find("libz.so.1"), std::string::npos);
+  EXPECT_FALSE(path_exists(m_spec.sandbox_dir + "/overlay/multiarch_usr_lib_" + triplet));
+}
+
 TEST_F(SandboxTest, BootstrapModeKeepsTheRootReadOnly) {
   m_spec.mode = SandboxMode::bootstrap;
   m_spec.base = "none";  // bootstrap always builds on the host
