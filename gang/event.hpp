@@ -38,7 +38,7 @@ struct Event {
   std::string message;
   std::string detail;
   double seconds = 0;
-  int done = 0;               // components cached, as this worker last counted
+  int done = 0;               // components cached (before or during this run), as this worker last counted
   int todo = 0;               // components this worker found to build when it started
   int total = 0;              // components in the graph
 };

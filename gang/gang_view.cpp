@@ -14,10 +14,20 @@ std::string format_elapsed(std::int64_t ms) {
   return buffer;
 }
 
+int GangView::done_this_run() const {
+  // What was cached before the first worker started is total - todo; every
+  // component cached beyond that was built or found by this run.
+  return std::clamp(m_cached - (m_total - m_todo), 0, m_todo);
+}
+
+std::string GangView::counter() const {
+  return "[" + std::to_string(done_this_run()) + "/" + std::to_string(m_todo) + "/" +
+         std::to_string(m_total) + "]";
+}
+
 std::string GangView::prefix(std::int64_t time_ms, int instance,
                              const std::string& component) const {
-  std::string out = format_elapsed(time_ms - m_start_ms) + " [" + std::to_string(m_done) + "/" +
-                    std::to_string(m_todo) + "/" + std::to_string(m_total) + "] [#" +
+  std::string out = format_elapsed(time_ms - m_start_ms) + " " + counter() + " [#" +
                     std::to_string(instance) + "]";
   if (!component.empty()) out += " [" + component + "]";
   return out + " ";
@@ -26,7 +36,9 @@ std::string GangView::prefix(std::int64_t time_ms, int instance,
 std::optional<std::string> GangView::on_event(const Event& e) {
   Instance& inst = m_instances[e.instance];
   if (e.total > 0) m_total = e.total;
-  m_done = std::max(m_done, e.done);
+  // The earliest worker saw the most to do; the cache only grows (an
+  // abandoned dependency is rebuilt, and counted once).
+  m_cached = std::max(m_cached, e.done);
   m_todo = std::max(m_todo, e.todo);
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.1f", e.seconds);
@@ -79,12 +91,11 @@ std::string GangView::raw_line(int instance, const std::string& text, std::int64
 }
 
 std::string GangView::frontend_line(const std::string& text, std::int64_t now) const {
-  return format_elapsed(now - m_start_ms) + " [" + std::to_string(m_done) + "/" +
-         std::to_string(m_todo) + "/" + std::to_string(m_total) + "] " + text;
+  return format_elapsed(now - m_start_ms) + " " + counter() + " " + text;
 }
 
 std::string GangView::status(std::int64_t now) const {
-  std::string out = "[" + std::to_string(m_done) + "/" + std::to_string(m_total) + "]";
+  std::string out = counter();
   std::string building;
   for (const auto& [number, inst] : m_instances) {
     if (inst.building.empty()) continue;

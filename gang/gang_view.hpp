@@ -32,7 +32,7 @@ class GangView {
   // A log line from the frontend itself.
   [[nodiscard]] std::string frontend_line(const std::string& text, std::int64_t now) const;
 
-  // "[done/total] building: a b | 12s | Bah! 3".
+  // "[done/todo/total] building: a b | 12s | Bah! 3".
   [[nodiscard]] std::string status(std::int64_t now) const;
 
   // The end-of-run summary, several lines, no trailing newline.
@@ -41,6 +41,17 @@ class GangView {
   [[nodiscard]] bool target_done() const { return m_target_done_ms.has_value(); }
   [[nodiscard]] std::optional<std::int64_t> target_done_ms() const { return m_target_done_ms; }
   [[nodiscard]] int bah_count() const { return m_bah_count; }
+
+  // The counter as ybd defines it: `todo` is what this run had to build (not
+  // cached when the first worker started), `done` how many of those this run
+  // has built or found built by another instance (0 <= done <= todo), `total`
+  // the components in the graph.
+  [[nodiscard]] int done_this_run() const;
+  [[nodiscard]] int todo() const { return m_todo; }
+  [[nodiscard]] int total() const { return m_total; }
+
+  // "[done/todo/total]".
+  [[nodiscard]] std::string counter() const;
   [[nodiscard]] const std::map<std::string, std::string>& failures() const { return m_failures; }
 
  private:
@@ -57,8 +68,8 @@ class GangView {
 
   std::int64_t m_start_ms;
   std::map<int, Instance> m_instances;
-  int m_done = 0;
-  int m_todo = 0;
+  int m_cached = 0;  // most components any worker has counted as cached
+  int m_todo = 0;    // most components any worker found to build when it started
   int m_total = 0;
   int m_bah_count = 0;
   double m_bah_seconds = 0;

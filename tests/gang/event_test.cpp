@@ -47,22 +47,70 @@ TEST(Event, RejectsLinesThatAreNotEvents) {
 
 TEST(GangView, RendersYbdShapedLinesAndASummary) {
   GangView view(1000);
-  Event hello{EventType::hello, 1, 1000, "", "42", "", 0, 0, 3, 4};
+  Event hello{EventType::hello, 1, 1000, "", "42", "", 0, 1, 3, 4};
   EXPECT_NE(view.on_event(hello)->find("seed 42"), std::string::npos);
   Event start{EventType::build_start, 1, 2000, "libfoo", "libfoo.abc", "", 0, 0, 3, 4};
   EXPECT_EQ(*view.on_event(start), "00:00:01 [0/3/4] [#1] [libfoo] Starting build (libfoo.abc)");
   EXPECT_NE(view.status(2500).find("libfoo(#1)"), std::string::npos);
-  Event done{EventType::build_done, 1, 63000, "libfoo", "", "", 61.0, 1, 3, 4};
+  Event done{EventType::build_done, 1, 63000, "libfoo", "", "", 61.0, 2, 3, 4};
   EXPECT_NE(view.on_event(done)->find("Elapsed time for build 00:01:01"), std::string::npos);
-  Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 1, 3, 4};
+  Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 2, 2, 4};
   EXPECT_NE(view.on_event(bah)->find("[#2] [libbar] Bah! claimed by host:1 #1"), std::string::npos);
-  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed", "/l/baz.log", 0, 1, 3, 4};
+  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed", "/l/baz.log", 0, 2, 2, 4};
   (void)view.on_event(failed);
   std::string summary = view.summary(70000);
   EXPECT_NE(summary.find("instance 1: built 1 component in 61.0 s, seed 42: libfoo"), std::string::npos);
   EXPECT_NE(summary.find("Bah! 1 lost race, 2.0 s of work wasted"), std::string::npos);
   EXPECT_NE(summary.find("libbaz: build-commands failed (log: /l/baz.log)"), std::string::npos);
   EXPECT_EQ(view.bah_count(), 1);
+}
+
+// ybd's counter: todo is what this run has to build, done what it built or
+// found out of todo. On a partly cached cache (18 of 21 cached), with a
+// second worker starting after the first built something, it never shows
+// done > todo nor counts what was cached before the run.
+TEST(GangView, CounterCountsOnlyThisRunsWorkOutOfTodo) {
+  GangView view(0, 21);
+  auto event = [](EventType type, int instance, const char* component, int done, int todo) {
+    Event e;
+    e.type = type;
+    e.instance = instance;
+    e.time_ms = 1000;
+    e.component = component;
+    e.done = done;
+    e.todo = todo;
+    e.total = 21;
+    return e;
+  };
+  EXPECT_EQ(view.counter(), "[0/0/21]") << "before any worker reported";
+  EXPECT_EQ(view.on_event(event(EventType::hello, 1, "", 18, 3))->substr(9, 9), "[0/3/21] ");
+  (void)view.on_event(event(EventType::build_start, 1, "a", 18, 3));
+  EXPECT_EQ(view.on_event(event(EventType::build_done, 1, "a", 19, 3))->substr(9, 9), "[1/3/21] ");
+  // Worker 2 starts now: it finds 19 cached and 2 to do; the gang's todo stays 3.
+  (void)view.on_event(event(EventType::hello, 2, "", 19, 2));
+  EXPECT_EQ(view.counter(), "[1/3/21]");
+  (void)view.on_event(event(EventType::build_done, 2, "b", 20, 2));
+  EXPECT_EQ(view.counter(), "[2/3/21]");
+  // Worker 1 finds b built by worker 2: counted once, not twice.
+  EXPECT_FALSE(view.on_event(event(EventType::cached, 1, "b", 20, 3)));
+  EXPECT_EQ(view.counter(), "[2/3/21]");
+  (void)view.on_event(event(EventType::build_done, 1, "c", 21, 3));
+  EXPECT_EQ(view.counter(), "[3/3/21]");
+  EXPECT_EQ(view.done_this_run(), 3);
+  EXPECT_EQ(view.todo(), 3);
+  EXPECT_EQ(view.status(2000).substr(0, 8), "[3/3/21]");
+  EXPECT_EQ(view.frontend_line("x", 2000), "00:00:02 [3/3/21] x");
+}
+
+TEST(GangView, AFullyCachedTargetShowsNothingToDo) {
+  GangView view(0, 5);
+  Event hello;
+  hello.type = EventType::hello;
+  hello.done = 5;
+  hello.todo = 0;
+  hello.total = 5;
+  (void)view.on_event(hello);
+  EXPECT_EQ(view.counter(), "[0/0/5]");
 }
 
 
