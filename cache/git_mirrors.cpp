@@ -156,7 +156,27 @@ int remove_stale_git_locks(const std::string& mirror) {
   return removed;
 }
 
-Result<void> fetch_origin(git_repository* repo, const std::string& url) {
+// What one clone or fetch has received so far, for a FetchObserver.
+struct TransferWatch {
+  const FetchObserver* observer = nullptr;
+  const std::string* url = nullptr;
+  std::uint64_t bytes = 0;
+  std::chrono::steady_clock::time_point last_report{};
+};
+
+int on_transfer_progress(const git_indexer_progress* stats, void* payload) {
+  auto* watch = static_cast<TransferWatch*>(payload);
+  watch->bytes = std::max<std::uint64_t>(watch->bytes, stats->received_bytes);
+  if (watch->observer == nullptr || !watch->observer->progress) return 0;
+  auto now = std::chrono::steady_clock::now();
+  if (now - watch->last_report < std::chrono::milliseconds(k_fetch_progress_interval_ms)) return 0;
+  watch->last_report = now;
+  watch->observer->progress(*watch->url, watch->bytes);
+  return 0;
+}
+
+Result<void> fetch_origin(git_repository* repo, const std::string& url,
+                          TransferWatch* watch = nullptr) {
   git_remote* raw = nullptr;
   int rc = git_remote_lookup(&raw, repo, "origin");
   if (rc < 0) return libgit2_error("mirror of " + url + " has no origin remote", rc);
@@ -164,9 +184,17 @@ Result<void> fetch_origin(git_repository* repo, const std::string& url) {
   git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
   options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
   options.update_fetchhead = 0;
+  if (watch != nullptr) {
+    options.callbacks.transfer_progress = on_transfer_progress;
+    options.callbacks.payload = watch;
+  }
   auto fetch = [&] { return git_remote_fetch(remote.get(), nullptr, &options, "gang: fetch"); };
   rc = retry_while_locked(fetch);
   if (is_lock_failure(rc) && remove_stale_git_locks(git_repository_path(repo)) > 0) rc = fetch();
+  if (watch != nullptr) {
+    if (const git_indexer_progress* stats = git_remote_stats(remote.get()))
+      watch->bytes = std::max<std::uint64_t>(watch->bytes, stats->received_bytes);
+  }
   if (rc < 0) return libgit2_error("cannot fetch " + url, rc);
   return {};
 }
@@ -203,7 +231,8 @@ void remove_stale_temporaries(const std::string& gits_dir, const std::string& na
   for (const auto& path : stale) (void)remove_tree(path);
 }
 
-Result<void> clone_mirror(const std::string& gits_dir, const std::string& name, const std::string& url) {
+Result<void> clone_mirror(const std::string& gits_dir, const std::string& name, const std::string& url,
+                          TransferWatch* watch) {
   remove_stale_temporaries(gits_dir, name);
   auto tmp = make_temp_dir(gits_dir, name + ".tmp-");
   if (!tmp) return std::unexpected(tmp.error());
@@ -225,7 +254,7 @@ Result<void> clone_mirror(const std::string& gits_dir, const std::string& name, 
       GitPtr<git_config> config(config_raw);
       (void)git_config_set_bool(config.get(), "remote.origin.mirror", 1);
     }
-    auto fetched = fetch_origin(repo.get(), url);
+    auto fetched = fetch_origin(repo.get(), url, watch);
     if (!fetched) return fail(fetched.error());
     settle_head(repo.get());
   }
@@ -316,14 +345,34 @@ Result<std::string> GitMirrors::mirror_path(const std::string& repo) const {
 
 Result<void> GitMirrors::fetch_url(const std::string& url) const {
   if (m_offline == Offline::yes) return make_error("cannot fetch " + url + ": gang is offline");
+  auto lock = MirrorLock::acquire(mirror_path_for_url(url) + ".gang-lock");
+  if (!lock) return std::unexpected(lock.error());
+  return clone_or_fetch_locked(url);
+}
+
+Result<void> GitMirrors::clone_or_fetch_locked(const std::string& url) const {
   std::string name = mirror_name(url);
   std::string mirror = m_gits_dir + "/" + name;
-  auto lock = MirrorLock::acquire(mirror + ".gang-lock");
-  if (!lock) return std::unexpected(lock.error());
-  if (!path_exists(mirror)) return clone_mirror(m_gits_dir, name, url);
-  auto repo = open_repository(mirror);
-  if (!repo) return std::unexpected(repo.error());
-  return fetch_origin(repo->get(), url);
+  const bool cloning = !path_exists(mirror);
+  const FetchObserver* observer = m_observer.get();
+  TransferWatch watch{observer, &url, 0, std::chrono::steady_clock::now()};
+  if (observer != nullptr && observer->started) observer->started(url, cloning);
+  auto start = std::chrono::steady_clock::now();
+  auto result = [&]() -> Result<void> {
+    if (cloning) return clone_mirror(m_gits_dir, name, url, &watch);
+    auto repo = open_repository(mirror);
+    if (!repo) return std::unexpected(repo.error());
+    return fetch_origin(repo->get(), url, &watch);
+  }();
+  if (observer != nullptr && observer->finished) {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    observer->finished(url, cloning, watch.bytes, took.count(), result.has_value());
+  }
+  return result;
+}
+
+void GitMirrors::set_fetch_observer(FetchObserver observer) {
+  m_observer = std::make_shared<const FetchObserver>(std::move(observer));
 }
 
 Result<void> GitMirrors::update(const std::string& repo) const {
@@ -347,19 +396,12 @@ Result<Resolution> GitMirrors::resolve_url(const std::string& url, const std::st
   {
     // Another process may have fetched the ref while we waited for the lock;
     // look again under it before fetching.
-    std::string name = mirror_name(url);
     auto lock = MirrorLock::acquire(mirror + ".gang-lock");
     if (!lock) return std::unexpected(lock.error());
     auto again = lookup(mirror, ref);
     if (!again) return std::unexpected(again.error());
     if (*again) return **again;
-    if (!path_exists(mirror)) {
-      if (auto cloned = clone_mirror(m_gits_dir, name, url); !cloned) return std::unexpected(cloned.error());
-    } else {
-      auto repo = open_repository(mirror);
-      if (!repo) return std::unexpected(repo.error());
-      if (auto fetched = fetch_origin(repo->get(), url); !fetched) return std::unexpected(fetched.error());
-    }
+    if (auto fetched = clone_or_fetch_locked(url); !fetched) return std::unexpected(fetched.error());
   }
   auto fetched = lookup(mirror, ref);
   if (!fetched) return std::unexpected(fetched.error());

@@ -20,7 +20,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -37,6 +39,23 @@ struct Resolution {
   std::string tree;         // 40 hex digits
   std::int64_t commit_time; // seconds since the epoch (SOURCE_DATE_EPOCH)
   friend bool operator==(const Resolution&, const Resolution&) = default;
+};
+
+// How often FetchObserver::progress is called, at most, during one transfer.
+inline constexpr int k_fetch_progress_interval_ms = 500;
+
+// Watches the clones and fetches of mirrors, for progress output. Any member
+// may be empty. They run on the thread that fetches, while it holds the
+// mirror's lock, and must not call back into GitMirrors.
+struct FetchObserver {
+  // A clone of a new mirror (cloning) or a fetch into an existing one starts.
+  std::function<void(const std::string& url, bool cloning)> started;
+  // Bytes received so far (every k_fetch_progress_interval_ms at most).
+  std::function<void(const std::string& url, std::uint64_t bytes)> progress;
+  // It ended: bytes received, seconds taken, and whether it succeeded.
+  std::function<void(const std::string& url, bool cloning, std::uint64_t bytes, double seconds,
+                     bool ok)>
+      finished;
 };
 
 class GitMirrors {
@@ -86,12 +105,18 @@ class GitMirrors {
 
   [[nodiscard]] const std::string& gits_dir() const { return m_gits_dir; }
 
+  // Reports every later clone or fetch to `observer`. Call before the
+  // object is shared between threads (it is the one mutation after open()).
+  void set_fetch_observer(FetchObserver observer);
+
  private:
   GitMirrors(std::string gits_dir, std::map<std::string, std::string> aliases, Offline offline,
              std::string base_dir);
 
   [[nodiscard]] Result<Resolution> resolve_url(const std::string& url, const std::string& ref) const;
   [[nodiscard]] Result<void> fetch_url(const std::string& url) const;
+  // Clones the mirror of `url`, or fetches into it, with the mirror's lock held.
+  [[nodiscard]] Result<void> clone_or_fetch_locked(const std::string& url) const;
   [[nodiscard]] Result<void> checkout_url(const std::string& url, const std::string& commit,
                                           const std::string& dest_dir,
                                           const std::map<std::string, std::string>& submodule_urls,
@@ -102,6 +127,7 @@ class GitMirrors {
   std::map<std::string, std::string> m_aliases;
   Offline m_offline;
   std::string m_base_dir;
+  std::shared_ptr<const FetchObserver> m_observer;
 };
 
 }  // namespace gang

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <random>
 
 #include "gang/commands.hpp"
@@ -12,11 +13,17 @@
 #include "gang/config.hpp"
 #include "gang/event.hpp"
 #include "gang/frontend.hpp"
+#include "gang/gang_view.hpp"
+#include "gang/mirror_progress.hpp"
 #include "gang/project.hpp"
+#include "gang/status_printer.hpp"
 
 namespace gang {
 
 int cmd_build(const Args& args) {
+  // The run starts now: mirroring before the workers start counts in the
+  // summary's total elapsed.
+  const std::int64_t start_ms = now_ms();
   cxxopts::Options options("gang build", "Build TARGET with a gang of racing worker instances.");
   options.positional_help("TARGET");
   options.add_options()
@@ -61,16 +68,35 @@ int cmd_build(const Args& args) {
   }
   if (parsed.count("offline")) project->config.offline = true;
   // Bring branch and tag refs up to date once, here, so that every worker
-  // resolves the same commits from the mirrors without fetching again.
+  // resolves the same commits from the mirrors without fetching again. Each
+  // clone or fetch is logged (and shown on the status line while it runs)
+  // in the frontend's line shape, and to --log.
   {
     auto git = open_git_mirrors(*project);
     if (!git) {
       std::fprintf(stderr, "gang: error: %s\n", git.error().to_string().c_str());
       return 1;
     }
+    GangView view(start_ms, static_cast<int>(project->graph.components.size()));
+    StatusPrinter printer(stdout, StatusPrinter::is_smart_terminal(stdout));
+    std::ofstream log;
+    if (parsed.count("log")) log.open(parsed["log"].as<std::string>(), std::ios::app);
+    MirrorProgress progress(
+        MirrorProgress::repo_names(project->graph, *git),
+        {[&](const std::string& text) {
+           std::string line = view.frontend_line(text, now_ms());
+           printer.print_line(line);
+           if (log) log << line << '\n' << std::flush;
+         },
+         [&](const std::string& text) {
+           printer.set_status(text + " | " + format_elapsed(now_ms() - start_ms));
+         }});
+    git->set_fetch_observer(progress.observer());
     GitSourceResolver resolver(*git, project->config.offline ? GitSourceResolver::Mode::fetch
                                                              : GitSourceResolver::Mode::refresh);
-    if (auto keyed = compute_keys(project->graph, resolver); !keyed) {
+    auto keyed = compute_keys(project->graph, resolver);
+    printer.clear_status();
+    if (!keyed) {
       std::fprintf(stderr, "gang: error: %s\n", keyed.error().to_string().c_str());
       return 1;
     }
@@ -90,6 +116,7 @@ int cmd_build(const Args& args) {
   gang.instances = *instances;
   gang.total = static_cast<int>(project->graph.components.size());
   gang.seed = seed;
+  gang.start_ms = start_ms;
   if (parsed.count("log")) gang.log_file = parsed["log"].as<std::string>();
   gang.worker_argv = {self_executable(), "worker",   project->target,
                       "--definitions",  project->root, "--arch", project->config.arch,

@@ -16,6 +16,7 @@
 #include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/event.hpp"
+#include "gang/mirror_progress.hpp"
 #include "gang/project.hpp"
 #include "gang/worker.hpp"
 
@@ -112,6 +113,11 @@ int cmd_worker(const Args& args) {
   if (!cache) return fatal(cache.error().to_string());
   auto git = open_git_mirrors(*project);
   if (!git) return fatal(git.error().to_string());
+  // A worker fetches only what the frontend left missing (a submodule's
+  // commit, a ref that appeared since); it says so, as log events.
+  MirrorProgress progress(MirrorProgress::repo_names(project->graph, *git),
+                          {[&](const std::string& line) { say(EventType::log, "", line); }, {}});
+  git->set_fetch_observer(progress.observer());
   GitSourceResolver resolver(*git, GitSourceResolver::Mode::fetch);
   if (auto keyed = compute_keys(project->graph, resolver); !keyed) return fatal(keyed.error().to_string());
 

@@ -103,7 +103,7 @@ class Frontend {
  public:
   explicit Frontend(const GangOptions& options)
       : m_options(options),
-        m_view(now_ms(), options.total),
+        m_view(options.start_ms > 0 ? options.start_ms : now_ms(), options.total),
         m_printer(stdout, StatusPrinter::is_smart_terminal(stdout)) {}
 
   int run();

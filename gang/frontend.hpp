@@ -26,6 +26,7 @@ struct GangOptions {
   std::string log_file;     // when set, every event's line also goes here
   std::string target;       // for messages only
   int total = 0;            // components in the graph, until workers report
+  std::int64_t start_ms = 0;  // when the run started (ms since the epoch); 0: now
 };
 
 // Runs the gang to completion and returns the process exit status: 0 when
