@@ -456,8 +456,10 @@ Result<void> ensure_symlink(const std::string& target, const std::string& path) 
 // dynamic loader's search orders, so a staged library in /usr/lib would be
 // shadowed by the host's copy of the same name. Each such directory gets an
 // overlay of its own whose top layers are the staged layers' counterparts:
-// for /usr/lib/<T>, every layer's usr/lib/<T> and usr/lib (top first), then
-// the host's directory. `host_dirs` are the host directories mounted as
+// for /usr/lib/<T>, every layer's usr/lib/<T>, usr/lib and usr/local/lib (top
+// first), then the host's directory (/usr/local/lib is in ld's own search
+// path, but after the -L/usr/lib/<T> gcc passes, and not in the loader's).
+// `host_dirs` are the host directories mounted as
 // overlays (the multiarch dirs of a symlinked one are reached through the
 // symlink). Directories no staged layer provides are not mounted.
 struct MultiarchMount {
@@ -476,17 +478,20 @@ std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
   struct Candidate {
     const char* top;     // host top-level directory that must be an overlay
     std::string parent;  // e.g. /usr/lib
+    std::string extra;   // another staged directory to show there, or ""
   };
-  std::vector<Candidate> candidates = {{"usr", "/usr/lib"}, {"usr", "/usr/include"}};
-  if (mounted("lib")) candidates.push_back({"lib", "/lib"});  // not merged-/usr
+  std::vector<Candidate> candidates = {{"usr", "/usr/lib", "/usr/local/lib"},
+                                       {"usr", "/usr/include", ""}};
+  if (mounted("lib")) candidates.push_back({"lib", "/lib", ""});  // not merged-/usr
   for (const auto& candidate : candidates) {
     if (!mounted(candidate.top)) continue;
     std::string target = candidate.parent + "/" + triplet;
     if (!is_dir(target)) continue;
     MultiarchMount mount{target, {}};
     for (const auto& layer : spec.lower_layers)
-      for (const std::string& source : {layer + target, layer + candidate.parent})
-        if (is_dir(source)) mount.lowers.push_back(source);
+      for (const std::string& source : {layer + target, layer + candidate.parent,
+                                        candidate.extra.empty() ? "" : layer + candidate.extra})
+        if (!source.empty() && is_dir(source)) mount.lowers.push_back(source);
     if (mount.lowers.empty()) continue;
     mount.lowers.push_back(target);
     out.push_back(std::move(mount));

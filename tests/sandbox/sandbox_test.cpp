@@ -579,6 +579,38 @@ TEST_F(SandboxTest, StagedLibrariesHeadersAndPkgConfigWinOverTheHostsMultiarchCo
   ASSERT_TRUE(plain->ok) << plain->describe();
 }
 
+// A dependency staged under PREFIX=/usr/local: gcc and pkg-config already
+// look in /usr/local/include and /usr/local/lib/pkgconfig first, but the
+// linker meets /usr/lib/<triplet> before /usr/local/lib, and the loader never
+// looks there; the staged library must still win.
+TEST_F(SandboxTest, ALibraryStagedUnderUsrLocalWinsToo) {
+  const std::string triplet = host_multiarch_triplet();
+  if (triplet.empty() || !path_exists("/usr/lib/" + triplet + "/libz.so.1") ||
+      std::system("cc --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs a multiarch host with cc and zlib1g";
+  const std::string staged = m_root + "/staged";
+  ASSERT_TRUE(make_dirs(staged + "/usr/local/lib"));
+  ASSERT_TRUE(make_dirs(staged + "/usr/local/include"));
+  ASSERT_TRUE(write_file_atomic(staged + "/usr/local/include/zlib.h",
+                                "const char *gang_staged_zlib(void);\n"));
+  ASSERT_TRUE(write_file_atomic(m_root + "/z.c",
+                                "const char *gang_staged_zlib(void) { return \"local\"; }\n"));
+  ASSERT_EQ(std::system(("cc -shared -fPIC -Wl,-soname,libz.so.1 -o " + staged +
+                         "/usr/local/lib/libz.so.1 " + m_root + "/z.c")
+                            .c_str()),
+            0);
+  ASSERT_TRUE(make_dirs(m_spec.build_dir));
+  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
+                                "#include <zlib.h>\n#include <stdio.h>\n"
+                                "int main(void) { printf(\"%s\\n\", gang_staged_zlib()); return 0; }\n"));
+  m_spec.base = "host";
+  m_spec.prefix = "/usr/local";
+  auto result = run({"cc -o t t.c -l:libz.so.1", "./t > out"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(slurp(in_build("out")), "local\n");
+}
+
 // Nothing staged under /usr/lib or /usr/include: the host's multiarch
 // directories are used as they are (no extra overlay), and a build that
 // stages nothing links the host's own libraries.
