@@ -231,8 +231,8 @@ void remove_stale_temporaries(const std::string& gits_dir, const std::string& na
   for (const auto& path : stale) (void)remove_tree(path);
 }
 
-Result<void> clone_mirror(const std::string& gits_dir, const std::string& name, const std::string& url,
-                          TransferWatch* watch) {
+Result<void> clone_mirror(const std::string& gits_dir, const std::string& name,
+                          const std::string& url, TransferWatch* watch) {
   remove_stale_temporaries(gits_dir, name);
   auto tmp = make_temp_dir(gits_dir, name + ".tmp-");
   if (!tmp) return std::unexpected(tmp.error());
@@ -401,7 +401,8 @@ Result<Resolution> GitMirrors::resolve_url(const std::string& url, const std::st
     auto again = lookup(mirror, ref);
     if (!again) return std::unexpected(again.error());
     if (*again) return **again;
-    if (auto fetched = clone_or_fetch_locked(url); !fetched) return std::unexpected(fetched.error());
+    if (auto fetched = clone_or_fetch_locked(url); !fetched)
+      return std::unexpected(fetched.error());
   }
   auto fetched = lookup(mirror, ref);
   if (!fetched) return std::unexpected(fetched.error());

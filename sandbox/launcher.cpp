@@ -463,8 +463,8 @@ Result<void> ensure_symlink(const std::string& target, const std::string& path) 
 // overlays (the multiarch dirs of a symlinked one are reached through the
 // symlink). Directories no staged layer provides are not mounted.
 struct MultiarchMount {
-  std::string target;                // absolute host path, e.g. /usr/lib/x86_64-linux-gnu
-  std::vector<std::string> lowers;   // top first; the host's directory last
+  std::string target;               // absolute host path, e.g. /usr/lib/x86_64-linux-gnu
+  std::vector<std::string> lowers;  // top first; the host's directory last
 };
 
 std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,

@@ -61,7 +61,8 @@ TEST_F(MirrorProgressTest, ACloneAndARefreshAreLoggedPerRepositoryWithBytesAndTi
   ASSERT_TRUE(resolved) << resolved.error().to_string();
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0], "Mirroring test:lib");
-  EXPECT_TRUE(std::regex_match(lines[1], std::regex(R"(Mirrored test:lib: [0-9.]+ KiB in [0-9]+\.[0-9] s)")))
+  EXPECT_TRUE(std::regex_match(lines[1],
+                               std::regex(R"(Mirrored test:lib: [0-9.]+ KiB in [0-9]+\.[0-9] s)")))
       << lines[1];
   EXPECT_GE(progress.bytes(), 512u * 1024) << "the random blob was transferred";
 
@@ -102,19 +103,20 @@ TEST_F(MirrorProgressTest, GangBuildLogsMirroringAndCountsItInTheTotalElapsed) {
   ASSERT_TRUE(write_file_atomic(defs + "/VERSION", "version: 9\n"));
   ASSERT_TRUE(write_file_atomic(defs + "/DEFAULTS", "build-systems:\n  manual: {}\n"));
   ASSERT_TRUE(write_file_atomic(defs + "/gang.conf", "aliases:\n  test: " + repos + "/\n"));
-  ASSERT_TRUE(write_file_atomic(defs + "/strata/s.morph",
-                                "name: s\nkind: stratum\nchunks:\n"
-                                "- name: big\n  repo: test:big\n  ref: master\n"
-                                "  install-commands:\n"
-                                "  - mkdir -p \"$DESTDIR$PREFIX/share\" && cp file \"$DESTDIR$PREFIX/share/\"\n"));
+  ASSERT_TRUE(write_file_atomic(
+      defs + "/strata/s.morph",
+      "name: s\nkind: stratum\nchunks:\n"
+      "- name: big\n  repo: test:big\n  ref: master\n"
+      "  install-commands:\n"
+      "  - mkdir -p \"$DESTDIR$PREFIX/share\" && cp file \"$DESTDIR$PREFIX/share/\"\n"));
   const std::string log = root + "/gang.log";
   auto run = testing::run_gang({"build", defs + "/strata/s.morph", "--cache", root + "/cache",
                                 "--instances", "1", "--max-jobs", "1", "--log", log},
                                root);
   ASSERT_EQ(run.status, 0) << run.output;
   std::smatch mirrored;
-  ASSERT_TRUE(std::regex_search(run.output, mirrored,
-                                std::regex(R"(\] Mirrored test:big: ([0-9.]+) MiB in ([0-9.]+) s)")))
+  ASSERT_TRUE(std::regex_search(
+      run.output, mirrored, std::regex(R"(\] Mirrored test:big: ([0-9.]+) MiB in ([0-9.]+) s)")))
       << run.output;
   EXPECT_GE(std::stod(mirrored[1]), 8.0);
   const double mirror_seconds = std::stod(mirrored[2]);
@@ -122,10 +124,11 @@ TEST_F(MirrorProgressTest, GangBuildLogsMirroringAndCountsItInTheTotalElapsed) {
   ASSERT_NE(mirroring_at, std::string::npos) << run.output;
   EXPECT_LT(mirroring_at, run.output.find("Worker started")) << "mirrored before the workers start";
   std::smatch total, built;
-  ASSERT_TRUE(std::regex_search(run.output, total, std::regex(R"(total elapsed \S+ \(([0-9.]+) s\))")))
+  ASSERT_TRUE(
+      std::regex_search(run.output, total, std::regex(R"(total elapsed \S+ \(([0-9.]+) s\))")))
       << run.output;
-  ASSERT_TRUE(std::regex_search(run.output, built,
-                                std::regex(R"(instance 1: built [0-9]+ components? in ([0-9.]+) s)")))
+  ASSERT_TRUE(std::regex_search(
+      run.output, built, std::regex(R"(instance 1: built [0-9]+ components? in ([0-9.]+) s)")))
       << run.output;
   // Mirroring and building happened one after the other within the run
   // (each figure is rounded to 0.1 s).

@@ -81,7 +81,8 @@ chunks:
     return run.output.substr(at, run.output.find(')', at) - at);
   };
   const std::string staged = dir.path() + "/staged";
-  auto stage = testing::run_gang({"cache", "stage", key("app"), staged, "--cache", cache}, dir.path());
+  auto stage =
+      testing::run_gang({"cache", "stage", key("app"), staged, "--cache", cache}, dir.path());
   ASSERT_EQ(stage.status, 0) << stage.output << run.output;
   EXPECT_EQ(testing::slurp(staged + "/usr/share/app.out"),
             "9.9.9-gang 9.9.9-gang staged\n9.9.9-gang 9.9.9-gang staged\n");

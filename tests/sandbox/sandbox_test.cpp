@@ -526,13 +526,14 @@ TEST_F(SandboxTest, ManyLowerLayersStackTopFirst) {
 TEST_F(SandboxTest, StagedLibrariesHeadersAndPkgConfigWinOverTheHostsMultiarchCopies) {
   const std::string triplet = host_multiarch_triplet();
   if (triplet.empty() || !path_exists("/usr/include/" + triplet + "/ieee754.h") ||
-      !path_exists("/usr/lib/" + triplet + "/libz.so.1") || std::system("cc --version >/dev/null 2>&1") != 0)
+      !path_exists("/usr/lib/" + triplet + "/libz.so.1") ||
+      std::system("cc --version >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "needs a multiarch host with cc, libc6-dev and zlib1g";
   const std::string staged = m_root + "/staged";
   ASSERT_TRUE(make_dirs(staged + "/usr/include"));
   ASSERT_TRUE(make_dirs(staged + "/usr/lib/pkgconfig"));
-  ASSERT_TRUE(write_file_atomic(staged + "/usr/include/ieee754.h",
-                                "#define GANG_STAGED_IEEE754 1\n"));
+  ASSERT_TRUE(
+      write_file_atomic(staged + "/usr/include/ieee754.h", "#define GANG_STAGED_IEEE754 1\n"));
   ASSERT_TRUE(write_file_atomic(staged + "/usr/include/zlib.h",
                                 "#define ZLIB_VERSION \"9.9.9-gang\"\n"
                                 "const char *zlibVersion(void);\n"
@@ -550,12 +551,13 @@ TEST_F(SandboxTest, StagedLibrariesHeadersAndPkgConfigWinOverTheHostsMultiarchCo
                                 "Name: zlib\nDescription: staged\nVersion: 9.9.9-gang\n"
                                 "Libs: -L${libdir} -lz\nCflags: -I${includedir}\n"));
   ASSERT_TRUE(make_dirs(m_spec.build_dir));
-  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
-                                "#include <ieee754.h>\n#include <zlib.h>\n#include <stdio.h>\n"
-                                "#ifndef GANG_STAGED_IEEE754\n#error the host's ieee754.h\n#endif\n"
-                                "int main(void) {\n"
-                                "  printf(\"%s %s %s\\n\", ZLIB_VERSION, zlibVersion(), gang_staged_zlib());\n"
-                                "  return 0;\n}\n"));
+  ASSERT_TRUE(write_file_atomic(
+      in_build("t.c"),
+      "#include <ieee754.h>\n#include <zlib.h>\n#include <stdio.h>\n"
+      "#ifndef GANG_STAGED_IEEE754\n#error the host's ieee754.h\n#endif\n"
+      "int main(void) {\n"
+      "  printf(\"%s %s %s\\n\", ZLIB_VERSION, zlibVersion(), gang_staged_zlib());\n"
+      "  return 0;\n}\n"));
   m_spec.base = "host";
   // -lz finds libz.so; -l:libz.so.1 names the file the host certainly has in
   // its multiarch directory (even without zlib1g-dev).
@@ -600,9 +602,10 @@ TEST_F(SandboxTest, ALibraryStagedUnderUsrLocalWinsToo) {
                             .c_str()),
             0);
   ASSERT_TRUE(make_dirs(m_spec.build_dir));
-  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
-                                "#include <zlib.h>\n#include <stdio.h>\n"
-                                "int main(void) { printf(\"%s\\n\", gang_staged_zlib()); return 0; }\n"));
+  ASSERT_TRUE(
+      write_file_atomic(in_build("t.c"),
+                        "#include <zlib.h>\n#include <stdio.h>\n"
+                        "int main(void) { printf(\"%s\\n\", gang_staged_zlib()); return 0; }\n"));
   m_spec.base = "host";
   m_spec.prefix = "/usr/local";
   auto result = run({"cc -o t t.c -l:libz.so.1", "./t > out"});
@@ -621,9 +624,10 @@ TEST_F(SandboxTest, WithNothingStagedTheHostsLibrariesAreUsedAsTheyAre) {
     GTEST_SKIP() << "needs a multiarch host with cc and zlib1g";
   m_spec.base = "host";
   ASSERT_TRUE(make_dirs(m_spec.build_dir));
-  ASSERT_TRUE(write_file_atomic(in_build("t.c"),
-                                "const char *zlibVersion(void);\n#include <stdio.h>\n"
-                                "int main(void) { printf(\"%s\\n\", zlibVersion()); return 0; }\n"));
+  ASSERT_TRUE(
+      write_file_atomic(in_build("t.c"),
+                        "const char *zlibVersion(void);\n#include <stdio.h>\n"
+                        "int main(void) { printf(\"%s\\n\", zlibVersion()); return 0; }\n"));
   auto result = run({"cc -o t t.c -l:libz.so.1", "./t > out", "ls /usr/lib/" + triplet + " > ls"});
   ASSERT_TRUE(result) << result.error().to_string();
   ASSERT_TRUE(result->ok) << result->describe();
