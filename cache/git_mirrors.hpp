@@ -15,8 +15,10 @@
 // they were left by a writer that died, and are removed. Readers (resolve
 // without fetch, checkout) take no lock: git updates refs atomically and
 // objects are written before the refs naming them. A
-// GitMirrors object itself is immutable after open() and safe to share
-// between threads. libgit2 state must not cross fork(): exec first.
+// GitMirrors object itself is immutable after open() (and an optional
+// set_fetch_observer() before it is shared) and safe to share between
+// threads; the observer is called on whichever thread fetches. libgit2
+// state must not cross fork(): exec first.
 #pragma once
 
 #include <cstdint>

@@ -14,9 +14,10 @@
 // the frontend prints them through its StatusPrinter, a worker sends them as
 // events.
 //
-// Concurrency: one MirrorProgress per process, called from the fetching
-// thread(s); the sinks are called on that thread. It must outlive every fetch
-// made through the GitMirrors it observes.
+// Concurrency: single-threaded, like the frontend and a worker (a GitMirrors
+// shared between threads needs a MirrorProgress whose sinks lock). The sinks
+// are called on the fetching thread. It must outlive every fetch made
+// through the GitMirrors it observes.
 #pragma once
 
 #include <cstdint>
