@@ -89,7 +89,11 @@ int cmd_build(const Args& args) {
            if (log) log << line << '\n' << std::flush;
          },
          [&](const std::string& text) {
-           printer.set_status(text + " | " + format_elapsed(now_ms() - start_ms));
+           if (text.empty()) {
+             printer.clear_status();
+           } else {
+             printer.set_status(text + " | " + format_elapsed(now_ms() - start_ms));
+           }
          }});
     git->set_fetch_observer(progress.observer());
     GitSourceResolver resolver(*git, project->config.offline ? GitSourceResolver::Mode::fetch

@@ -39,6 +39,7 @@ FetchObserver MirrorProgress::observer() {
                              double seconds, bool ok) {
     ++m_transfers;
     m_bytes += bytes;
+    if (m_sink.status) m_sink.status("");
     if (!m_sink.line) return;
     char took[64];
     std::snprintf(took, sizeof took, "%s in %.1f s", format_bytes(bytes).c_str(), seconds);

@@ -34,7 +34,9 @@ class MirrorProgress {
  public:
   struct Sink {
     std::function<void(const std::string& line)> line;      // one finished log line
-    std::function<void(const std::string& status)> status;  // transient; may be empty
+    // Transient text for a status line ("" when a transfer ends: clear it);
+    // may be empty.
+    std::function<void(const std::string& status)> status;
   };
 
   // `names` maps a repository's expanded URL to the name to show (see

@@ -53,8 +53,10 @@ TEST_F(MirrorProgressTest, ACloneAndARefreshAreLoggedPerRepositoryWithBytesAndTi
   std::vector<std::string> lines;
   auto url = git->expand_url("test:lib");
   ASSERT_TRUE(url);
+  std::vector<std::string> statuses;
   MirrorProgress progress({{*url, "test:lib"}},
-                          {[&](const std::string& line) { lines.push_back(line); }, {}});
+                          {[&](const std::string& line) { lines.push_back(line); },
+                           [&](const std::string& status) { statuses.push_back(status); }});
   git->set_fetch_observer(progress.observer());
 
   auto resolved = git->resolve("test:lib", "master");
@@ -65,6 +67,11 @@ TEST_F(MirrorProgressTest, ACloneAndARefreshAreLoggedPerRepositoryWithBytesAndTi
                                std::regex(R"(Mirrored test:lib: [0-9.]+ KiB in [0-9]+\.[0-9] s)")))
       << lines[1];
   EXPECT_GE(progress.bytes(), 512u * 1024) << "the random blob was transferred";
+  // The status line shows the bytes so far while it runs, and is cleared at the end.
+  ASSERT_FALSE(statuses.empty());
+  EXPECT_EQ(statuses.back(), "");
+  for (std::size_t i = 0; i + 1 < statuses.size(); ++i)
+    EXPECT_TRUE(statuses[i].starts_with("Mirroring test:lib: ")) << statuses[i];
 
   // Resolving again needs no fetch and logs nothing.
   ASSERT_TRUE(git->resolve("test:lib", "master"));
