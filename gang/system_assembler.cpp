@@ -89,8 +89,9 @@ Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c, cons
 }
 
 // Installs one stratum's selected products into root (see the header).
-Outcome<void> install_stratum(const BuildContext& ctx, const SystemMember& member,
-                           const std::string& root, const std::string& log_path) {
+Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
+                              const SystemMember& member, const std::string& root,
+                              const std::string& log_path) {
   const Component& s = ctx.graph.components[member.component];
   auto stratum_meta = read_meta(ctx, s);
   if (!stratum_meta) return std::unexpected(stratum_meta.error());
@@ -113,7 +114,7 @@ Outcome<void> install_stratum(const BuildContext& ctx, const SystemMember& membe
     std::fprintf(log, "%s\n", note.c_str());
     std::fclose(log);
   }
-  ctx.log(s.name, note);
+  ctx.log(system.name, note);
 
   for (std::size_t index : s.chunks) {
     const Component& m = ctx.graph.components[index];
@@ -288,7 +289,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
       case Kind::system: break;
     }
     for (const SystemMember& member : c.strata)
-      if (auto installed = install_stratum(ctx, member, root, log_path); !installed)
+      if (auto installed = install_stratum(ctx, c, member, root, log_path); !installed)
         return installed;
     return run_integration(ctx, c, root, *dir + "/sandbox", log_path);
   }();
