@@ -14,15 +14,24 @@ namespace {
 // no equivalent.
 std::optional<std::string> escape_outside(char c) {
   switch (c) {
-    case 'd': return "[0-9]";
-    case 'D': return "[^0-9]";
-    case 'w': return "[[:alnum:]_]";
-    case 'W': return "[^[:alnum:]_]";
-    case 's': return "[[:space:]]";
-    case 'S': return "[^[:space:]]";
-    case 'n': return "\n";
-    case 't': return "\t";
-    default: break;
+    case 'd':
+      return "[0-9]";
+    case 'D':
+      return "[^0-9]";
+    case 'w':
+      return "[[:alnum:]_]";
+    case 'W':
+      return "[^[:alnum:]_]";
+    case 's':
+      return "[[:space:]]";
+    case 'S':
+      return "[^[:space:]]";
+    case 'n':
+      return "\n";
+    case 't':
+      return "\t";
+    default:
+      break;
   }
   if (std::isalnum(static_cast<unsigned char>(c))) return std::nullopt;
   if (std::string_view(".[]()*+?{}|^$\\").find(c) != std::string_view::npos)
@@ -75,14 +84,30 @@ Result<std::string> python_regex_to_posix(std::string_view p) {
         }
         if (++j >= p.size()) return unsupported("a trailing backslash");
         switch (p[j]) {
-          case 'd': body += "0-9"; break;
-          case 'w': body += "[:alnum:]_"; break;
-          case 's': body += "[:space:]"; break;
-          case 'n': body += '\n'; break;
-          case 't': body += '\t'; break;
-          case ']': rbracket = true; break;
-          case '^': caret = true; break;
-          case '-': dash = true; break;
+          case 'd':
+            body += "0-9";
+            break;
+          case 'w':
+            body += "[:alnum:]_";
+            break;
+          case 's':
+            body += "[:space:]";
+            break;
+          case 'n':
+            body += '\n';
+            break;
+          case 't':
+            body += '\t';
+            break;
+          case ']':
+            rbracket = true;
+            break;
+          case '^':
+            caret = true;
+            break;
+          case '-':
+            dash = true;
+            break;
           default:
             if (std::isalnum(static_cast<unsigned char>(p[j])))
               return unsupported(std::string("\\") + p[j] + " in a [...] set");
@@ -136,8 +161,7 @@ Result<SplitRuleSet> SplitRuleSet::compile(const std::string& name,
       std::string joined;
       for (const auto& pattern : rule.include) {
         auto posix = python_regex_to_posix(pattern);
-        if (!posix)
-          return make_error("split rule for " + artifact + ": " + posix.error().message);
+        if (!posix) return make_error("split rule for " + artifact + ": " + posix.error().message);
         joined += (joined.empty() ? "" : "|") + *posix;
       }
       auto compiled = std::make_shared<Compiled>();

@@ -24,9 +24,9 @@ struct BuildBackendOptions {
   std::int64_t retry_failed_before_ms = 0;  // failures recorded before this are retried
   int max_jobs = 1;
   std::string base = "host";
-  Verify verify = Verify::no;               // re-hash blobs when staging dependencies and members
+  Verify verify = Verify::no;  // re-hash blobs when staging dependencies and members
   std::string arch;
-  std::size_t target = 0;                   // index of the target in the graph
+  std::size_t target = 0;  // index of the target in the graph
   // Progress lines about a component ("Checking out ...").
   std::function<void(const std::string& component, const std::string& message)> log;
 };

@@ -10,10 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "gang/baserock_meta.hpp"
 #include "sandbox/sandbox.hpp"
@@ -58,16 +57,18 @@ Outcome<BaserockMeta> read_meta(const BuildContext& ctx, const Component& m) {
   return std::move(*meta);
 }
 
-Result<void> write_meta(const std::string& root, const std::string& name, const BaserockMeta& meta) {
+Result<void> write_meta(const std::string& root, const std::string& name,
+                        const BaserockMeta& meta) {
   if (auto made = make_dirs(root + "/baserock"); !made) return made;
   return write_file(root + "/" + baserock_meta_path(name), encode_baserock_meta(meta));
 }
 
-Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c, const std::string& root) {
+Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c,
+                               const std::string& root) {
   static const std::vector<SplitRule> k_none;
-  auto rules = SplitRuleSet::compile(definition_name(c),
-                                     c.stratum_def ? c.stratum_def->products : k_none,
-                                     ctx.graph.split_rules ? ctx.graph.split_rules->stratum : k_none);
+  auto rules =
+      SplitRuleSet::compile(definition_name(c), c.stratum_def ? c.stratum_def->products : k_none,
+                            ctx.graph.split_rules ? ctx.graph.split_rules->stratum : k_none);
   if (!rules) return failed(c.path + ": " + rules.error().message);
   std::vector<ChunkProducts> chunks;
   for (std::size_t member : c.chunks) {
@@ -129,8 +130,8 @@ Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
       kept.products.push_back(p);
     }
     if (kept.products.empty()) continue;
-    auto staged = ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy,
-                                        ctx.options.verify);
+    auto staged =
+        ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy, ctx.options.verify);
     if (!staged) {
       // The chunk is damaged (and now dropped) or gone: the stratum that
       // names it must be built again, which rebuilds the chunk first.
@@ -146,9 +147,9 @@ Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
 }
 
 Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const std::string& root,
-                           const std::string& sandbox_dir, const std::string& log_path) {
-  Commands commands = integration_commands(ctx.graph,
-                                           static_cast<std::size_t>(&c - ctx.graph.components.data()));
+                              const std::string& sandbox_dir, const std::string& log_path) {
+  Commands commands =
+      integration_commands(ctx.graph, static_cast<std::size_t>(&c - ctx.graph.components.data()));
   if (commands.empty()) return {};
   const std::string& name = definition_name(c);
   SandboxSpec spec;
@@ -164,7 +165,8 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   ctx.log(c.name, "Running " + std::to_string(commands.size()) + " system-integration commands");
   StepOptions options;
   options.control.should_stop = [&ctx] { return ctx.stop.load(); };
-  auto result = run_steps(spec, {{"system-integration", StepKind::other, commands}}, log_path, options);
+  auto result =
+      run_steps(spec, {{"system-integration", StepKind::other, commands}}, log_path, options);
   if (!result) return abandon("cannot start the sandbox: " + result.error().to_string());
   if (result->cancelled) return std::unexpected(Trouble{BuildOutcome::cancelled, "stop requested"});
   if (!result->ok) return failed(result->describe());
@@ -174,15 +176,16 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   return {};
 }
 
-Outcome<void> assemble_cluster(const Component& c, const BuildGraph& graph, const std::string& root) {
+Outcome<void> assemble_cluster(const Component& c, const BuildGraph& graph,
+                               const std::string& root) {
   nlohmann::ordered_json members = nlohmann::ordered_json::array();
   for (std::size_t dep : c.depends)
-    members.push_back({{"name", graph.components[dep].name},
-                       {"cache", *graph.components[dep].cache_key}});
+    members.push_back(
+        {{"name", graph.components[dep].name}, {"cache", *graph.components[dep].cache_key}});
   nlohmann::ordered_json meta{{"systems", members}, {"cache", *c.cache_key}};
   if (auto made = make_dirs(root + "/baserock"); !made) return abandon(made.error().to_string());
-  if (auto written = write_file(root + "/" + baserock_meta_path(definition_name(c)),
-                                meta.dump(2) + "\n");
+  if (auto written =
+          write_file(root + "/" + baserock_meta_path(definition_name(c)), meta.dump(2) + "\n");
       !written)
     return abandon(written.error().to_string());
   return {};
@@ -223,8 +226,8 @@ Result<void> merge_dir(const std::string& upper, const std::string& tree,
         if (::lgetxattr(from.c_str(), (std::string(prefix) + what).c_str(), nullptr, 0) >= 0)
           return make_error(to + ": overlayfs " + what + " entries are not supported");
     if (S_ISDIR(st.st_mode)) {
-      bool opaque = xattr(from, "trusted.overlay.opaque") == "y" ||
-                    xattr(from, "user.overlay.opaque") == "y";
+      bool opaque =
+          xattr(from, "trusted.overlay.opaque") == "y" || xattr(from, "user.overlay.opaque") == "y";
       if (exists && (opaque || !S_ISDIR(old.st_mode)))
         if (auto removed = remove_tree(to); !removed) return removed;
       if (!exists || opaque || !S_ISDIR(old.st_mode)) {
@@ -233,7 +236,8 @@ Result<void> merge_dir(const std::string& upper, const std::string& tree,
         ::chmod(to.c_str(), 0700 | (old.st_mode & 07777));  // writable while merging
       }
       if (auto merged = merge_dir(from, to, nullptr); !merged) return merged;
-      if (::chmod(to.c_str(), st.st_mode & 07777) != 0) return make_errno_error("cannot chmod " + to);
+      if (::chmod(to.c_str(), st.st_mode & 07777) != 0)
+        return make_errno_error("cannot chmod " + to);
     } else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
       if (exists)
         if (auto removed = remove_tree(to); !removed) return removed;
@@ -258,7 +262,8 @@ Commands integration_commands(const BuildGraph& graph, std::size_t index) {
     }
   }
   Commands out;
-  for (const auto& [key, commands] : keyed) out.insert(out.end(), commands->begin(), commands->end());
+  for (const auto& [key, commands] : keyed)
+    out.insert(out.end(), commands->begin(), commands->end());
   return out;
 }
 
@@ -283,10 +288,14 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   auto assembled = [&]() -> Outcome<void> {
     if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
     switch (c.kind) {
-      case Kind::stratum: return assemble_stratum(ctx, c, root);
-      case Kind::cluster: return assemble_cluster(c, ctx.graph, root);
-      case Kind::chunk: return abandon("a chunk is built, not assembled");
-      case Kind::system: break;
+      case Kind::stratum:
+        return assemble_stratum(ctx, c, root);
+      case Kind::cluster:
+        return assemble_cluster(c, ctx.graph, root);
+      case Kind::chunk:
+        return abandon("a chunk is built, not assembled");
+      case Kind::system:
+        break;
     }
     for (const SystemMember& member : c.strata)
       if (auto installed = install_stratum(ctx, c, member, root, log_path); !installed)
@@ -305,10 +314,13 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
     meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
   auto published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
   if (!published)
-    return {BuildOutcome::abandoned, 0, "cannot publish: " + published.error().to_string(), log_path};
+    return {BuildOutcome::abandoned, 0, "cannot publish: " + published.error().to_string(),
+            log_path};
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
-          0, {}, log_path};
+          0,
+          {},
+          log_path};
 }
 
 }  // namespace gang

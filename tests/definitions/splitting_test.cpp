@@ -29,8 +29,10 @@ const std::vector<SplitRule> k_glibc_products = {
     {"glibc-gconv", {"(usr/)?lib/gconv/.*"}},
     {"glibc-libs", {"sbin/ldconfig", "lib(32|64)?/ld-.*", "(usr/)?lib(exec)?/pt_chown"}},
     {"glibc-bins",
-     {"(usr/)?s?bin/.*", "(usr/)?libexec/getconf/.*", R"((usr/)?lib(32|64)?/libSegFault\.so(\.\d+)*$)"}},
-    {"glibc-libs", {R"((usr/)?lib(32|64)?/lib[^/]*\.so(\.\d+)*$)", "etc/ld.so.conf", "etc/ld.so.conf.d"}},
+     {"(usr/)?s?bin/.*", "(usr/)?libexec/getconf/.*",
+      R"((usr/)?lib(32|64)?/libSegFault\.so(\.\d+)*$)"}},
+    {"glibc-libs",
+     {R"((usr/)?lib(32|64)?/lib[^/]*\.so(\.\d+)*$)", "etc/ld.so.conf", "etc/ld.so.conf.d"}},
     {"glibc-devel",
      {"(usr/)?include/.*", R"((usr/)?lib(32|64)?/lib.*\.a)", R"((usr/)?lib(32|64)?/lib.*\.la)",
       R"((usr/)?(lib(32|64)?|share)/pkgconfig/.*\.pc)", R"((usr/)?lib(32|64)?/.*\.o)"}},
@@ -84,13 +86,13 @@ TEST(Splitting, RealDefaultsClassifyPathsExactlyAsYbdDoes) {
   };
   for (const auto& [path, product] : expected) EXPECT_EQ(product_of(zlib, path), product) << path;
   EXPECT_EQ(zlib.artifacts(), (std::vector<std::string>{"zlib-bins", "zlib-libs", "zlib-devel",
-                                                         "zlib-doc", "zlib-locale", "zlib-misc"}));
+                                                        "zlib-doc", "zlib-locale", "zlib-misc"}));
 }
 
 TEST(Splitting, ChunkProductsComeFirstAndTheFirstMatchWins) {
   SplitRuleSet glibc = compile("glibc", k_glibc_products);
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"sbin/ldconfig", "glibc-libs"},       // own rule before the default -bins
+      {"sbin/ldconfig", "glibc-libs"},  // own rule before the default -bins
       {"sbin", "glibc-bins"},
       {"usr/lib/libSegFault.so", "glibc-bins"},  // bins before the second libs rule
       {"usr/lib/libnss_files.so.2", "glibc-nss"},
@@ -158,9 +160,9 @@ TEST(Splitting, UnsupportedOrBrokenPatternsAreClearErrors) {
 
 TEST(Splitting, StrataGroupChunkProductsAndHonourArtifactsMaps) {
   // build-essential's own products, then the DEFAULTS for strata.
-  SplitRuleSet rules = compile("build-essential",
-                               {{"build-essential-minimal", {"fhs-dirs-.*", "busybox-.*", "glibc-nss"}}},
-                               k_stratum_defaults);
+  SplitRuleSet rules = compile(
+      "build-essential", {{"build-essential-minimal", {"fhs-dirs-.*", "busybox-.*", "glibc-nss"}}},
+      k_stratum_defaults);
   std::vector<ChunkProducts> chunks = {
       {{"glibc-nss", "glibc-libs", "glibc-devel", "glibc-misc"},
        {{"glibc-libs", "build-essential-minimal"}, {"glibc-nss", "build-essential-runtime"}}},

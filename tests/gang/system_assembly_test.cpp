@@ -25,7 +25,8 @@ namespace {
 using testing::count_lines_with;
 using testing::run_gang;
 
-const char* const k_integration_order = "00-first\n05-extra\n10-shell\n20-late-extra\n20-late-modes\n";
+const char* const k_integration_order =
+    "00-first\n05-extra\n10-shell\n20-late-extra\n20-late-modes\n";
 
 class SystemAssembly : public ::testing::Test {
  protected:
@@ -39,8 +40,8 @@ class SystemAssembly : public ::testing::Test {
     if (HasFailure()) dir.keep();
   }
   testing::Run build(const std::string& target, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"build", defs + "/" + target, "--cache", cache,
-                                  "--instances", "1", "--max-jobs", "1"};
+    std::vector<std::string> args{"build", defs + "/" + target, "--cache", cache, "--instances",
+                                  "1",     "--max-jobs",        "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_gang(args, dir.path(), std::chrono::seconds(120));
   }
@@ -84,7 +85,8 @@ class SystemAssembly : public ::testing::Test {
     for (const auto& p : meta.products) out.push_back(p.artifact);
     return out;
   }
-  static std::vector<std::string> components(const BaserockMeta& meta, const std::string& artifact) {
+  static std::vector<std::string> components(const BaserockMeta& meta,
+                                             const std::string& artifact) {
     for (const auto& p : meta.products)
       if (p.artifact == artifact) return p.components;
     ADD_FAILURE() << "no product " << artifact;
@@ -102,9 +104,9 @@ TEST_F(SystemAssembly, AChunkRecordsItsProductsInItsArtifact) {
   BaserockMeta modes = meta_of(k["modes"], "modes");
   EXPECT_EQ(modes.cache, k["modes"]);
   // Own products first, then DEFAULTS, each '-' expanded; empty ones too.
-  EXPECT_EQ(artifacts(modes), (std::vector<std::string>{"modes-tools", "modes-bins", "modes-libs",
-                                                         "modes-devel", "modes-doc", "modes-locale",
-                                                         "modes-misc"}));
+  EXPECT_EQ(artifacts(modes),
+            (std::vector<std::string>{"modes-tools", "modes-bins", "modes-libs", "modes-devel",
+                                      "modes-doc", "modes-locale", "modes-misc"}));
   EXPECT_EQ(components(modes, "modes-tools"),
             (std::vector<std::string>{"opt", "opt/modes", "opt/modes/tool-data"}));
   EXPECT_EQ(components(modes, "modes-bins"),
@@ -116,15 +118,17 @@ TEST_F(SystemAssembly, AChunkRecordsItsProductsInItsArtifact) {
                                       "usr/share/doc/modes/README"}));
   EXPECT_TRUE(components(modes, "modes-locale").empty());
   EXPECT_EQ(components(modes, "modes-misc"),
-            (std::vector<std::string>{"etc", "etc/config", "etc/same-a", "etc/same-b",
-                                      "etc/secret", "usr", "usr/lib", "usr/share"}));
+            (std::vector<std::string>{"etc", "etc/config", "etc/same-a", "etc/same-b", "etc/secret",
+                                      "usr", "usr/lib", "usr/share"}));
 
   // The stratum groups chunk products: its own rule and extra's artifacts
   // map feed core-minimal; the DEFAULTS split the rest.
   BaserockMeta core = meta_of(k["core"], "core");
   EXPECT_EQ(core.cache, k["core"]);
-  EXPECT_EQ(artifacts(core), (std::vector<std::string>{"core-minimal", "core-devel", "core-runtime"}));
-  EXPECT_EQ(components(core, "core-minimal"), (std::vector<std::string>{"extra-devel", "modes-bins"}));
+  EXPECT_EQ(artifacts(core),
+            (std::vector<std::string>{"core-minimal", "core-devel", "core-runtime"}));
+  EXPECT_EQ(components(core, "core-minimal"),
+            (std::vector<std::string>{"extra-devel", "modes-bins"}));
   EXPECT_EQ(components(core, "core-devel"),
             (std::vector<std::string>{"extra-devel", "extra-doc", "modes-devel", "modes-doc"}));
   EXPECT_EQ(components(core, "core-runtime"),
@@ -197,15 +201,18 @@ TEST_F(SystemAssembly, ASystemHoldsOnlyTheStratumProductsItSelects) {
   // core-minimal: modes-bins by rule, extra-devel by extra's artifacts map.
   for (const char* kept : {"usr/bin/tool", "usr/bin/tool-link", "usr/include/extra.h", "bin/sh"})
     EXPECT_TRUE(m.contains(kept)) << kept;
-  for (const char* left : {"usr/bin/extra", "etc/secret", "etc/config", "usr/include/modes.h",
-                           "opt/modes/tool-data", "usr/share/doc/modes/README",
-                           "usr/lib/libmodes.so.1"})
+  for (const char* left :
+       {"usr/bin/extra", "etc/secret", "etc/config", "usr/include/modes.h", "opt/modes/tool-data",
+        "usr/share/doc/modes/README", "usr/lib/libmodes.so.1"})
     EXPECT_FALSE(m.contains(left)) << left;
   EXPECT_EQ(m["usr/bin/tool-link"].type, ManifestEntry::Type::hardlink);
   // The metadata records only what was installed.
-  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "core")), std::vector<std::string>{"core-minimal"});
-  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "modes")), std::vector<std::string>{"modes-bins"});
-  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "extra")), std::vector<std::string>{"extra-devel"});
+  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "core")),
+            std::vector<std::string>{"core-minimal"});
+  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "modes")),
+            std::vector<std::string>{"modes-bins"});
+  EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "extra")),
+            std::vector<std::string>{"extra-devel"});
   EXPECT_EQ(artifacts(meta_of(k["minimal-x86_64"], "shell")).size(), 2u);
   // ybd runs every chunk's integration commands, selected or not.
   EXPECT_EQ(file_of(k["minimal-x86_64"], "integration.log"), k_integration_order);
@@ -252,12 +259,14 @@ TEST_F(SystemAssembly, VerifyAppliesToAssemblyACorruptMemberIsRebuilt) {
   ASSERT_TRUE(path_exists(blob)) << blob;
   ::chmod(blob.c_str(), 0644);
   ASSERT_TRUE(write_file(blob, "tampered\n"));
-  ASSERT_EQ(run_gang({"cache", "forget", k["full-x86_64"], "--cache", cache}, dir.path()).status, 0);
+  ASSERT_EQ(run_gang({"cache", "forget", k["full-x86_64"], "--cache", cache}, dir.path()).status,
+            0);
 
   auto again = build("systems/full-x86_64.morph", {"--verify"});
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_EQ(count_lines_with(again.output, "[modes] Starting build"), 1)
-      << "the damaged chunk was dropped and rebuilt:\n" << again.output;
+      << "the damaged chunk was dropped and rebuilt:\n"
+      << again.output;
   EXPECT_EQ(file_of(k["full-x86_64"], "etc/config"), "config of modes\n");
 }
 
