@@ -25,8 +25,9 @@ namespace {
 using testing::count_lines_with;
 using testing::run_gang;
 
+// Every chunk's commands, bootstrap chunks' included, as ybd gathers them.
 const char* const k_integration_order =
-    "00-first\n05-extra\n10-shell\n20-late-extra\n20-late-modes\n";
+    "00-first\n05-extra\n10-shell\n20-late-extra\n20-late-modes\n30-stage1\n";
 
 class SystemAssembly : public ::testing::Test {
  protected:
@@ -134,8 +135,12 @@ TEST_F(SystemAssembly, AChunkRecordsItsProductsInItsArtifact) {
   EXPECT_EQ(components(core, "core-runtime"),
             (std::vector<std::string>{"extra-bins", "extra-libs", "extra-locale", "extra-misc",
                                       "modes-libs", "modes-locale", "modes-misc", "modes-tools"}));
+  // Bootstrap chunks are left out of strata, as ybd does.
+  for (const auto& p : core.products)
+    for (const auto& c : p.components) EXPECT_FALSE(c.starts_with("stage1")) << c;
   // A stratum records; it holds no chunk files.
   auto stratum = manifest(k["core"]);
+  EXPECT_FALSE(stratum.contains("baserock/stage1.meta"));
   EXPECT_TRUE(stratum.contains("baserock/modes.meta"));
   EXPECT_TRUE(stratum.contains("baserock/extra.meta"));
   EXPECT_FALSE(stratum.contains("usr/bin/tool"));
@@ -164,6 +169,7 @@ TEST_F(SystemAssembly, ASystemKeepsModesSymlinksAndHardLinksExactlyAsBuilt) {
   for (const char* meta : {"baserock/shell.meta", "baserock/dash.meta", "baserock/core.meta",
                            "baserock/modes.meta", "baserock/extra.meta"})
     EXPECT_TRUE(m.contains(meta)) << meta;
+  EXPECT_FALSE(m.contains("usr/bin/stage1-tool")) << "bootstrap chunks are not installed";
   for (const char* scratch : {"full-x86_64.build", "full-x86_64.inst", "proc", "dev", "tmp"})
     EXPECT_FALSE(m.contains(scratch)) << scratch << " is the sandbox's, not the system's";
 
