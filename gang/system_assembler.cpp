@@ -111,17 +111,31 @@ Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
   }
   std::string note = "Installing " + definition_name(s) + " artifacts:";
   for (const auto& a : selected) note += " " + a;
+  for (const auto& a : selected)
+    if (std::none_of(split.products.begin(), split.products.end(),
+                     [&](const Product& p) { return p.artifact == a; }))
+      note += " (WARNING: " + definition_name(s) + " has no artifact " + a + ")";
   if (std::FILE* log = std::fopen(log_path.c_str(), "a")) {
     std::fprintf(log, "%s\n", note.c_str());
     std::fclose(log);
   }
   ctx.log(system.name, note);
 
+  // A chunk damaged (and so dropped) or gone: the stratum that names it
+  // must be built again, which rebuilds the chunk first.
+  auto member_trouble = [&](const Component& m, const std::string& reason) {
+    if (!ctx.cache.contains(*m.cache_key)) (void)ctx.cache.forget(*s.cache_key);
+    return abandon("cannot install " + m.name + ": " + reason);
+  };
   for (std::size_t index : s.chunks) {
     const Component& m = ctx.graph.components[index];
     if (m.build_mode == BuildMode::bootstrap) continue;
+    if (ctx.should_stop())
+      return std::unexpected(Trouble{BuildOutcome::cancelled, ctx.stop.load()
+                                                                  ? "stop requested"
+                                                                  : "the target no longer needs it"});
     auto meta = read_meta(ctx, m);
-    if (!meta) return std::unexpected(meta.error());
+    if (!meta) return member_trouble(m, meta.error().reason);
     BaserockMeta kept{{}, meta->repo, meta->ref, meta->cache};
     std::unordered_set<std::string> paths;
     for (const auto& p : meta->products) {
@@ -132,12 +146,7 @@ Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
     if (kept.products.empty()) continue;
     auto staged =
         ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy, ctx.options.verify);
-    if (!staged) {
-      // The chunk is damaged (and now dropped) or gone: the stratum that
-      // names it must be built again, which rebuilds the chunk first.
-      if (!ctx.cache.contains(*m.cache_key)) (void)ctx.cache.forget(*s.cache_key);
-      return abandon("cannot install " + m.name + ": " + staged.error().to_string());
-    }
+    if (!staged) return member_trouble(m, staged.error().to_string());
     if (auto written = write_meta(root, definition_name(m), kept); !written)
       return abandon(written.error().to_string());
   }
@@ -164,11 +173,14 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   spec.log_path = log_path;
   ctx.log(c.name, "Running " + std::to_string(commands.size()) + " system-integration commands");
   StepOptions options;
-  options.control.should_stop = [&ctx] { return ctx.stop.load(); };
+  options.control.should_stop = ctx.should_stop;
   auto result =
       run_steps(spec, {{"system-integration", StepKind::other, commands}}, log_path, options);
   if (!result) return abandon("cannot start the sandbox: " + result.error().to_string());
-  if (result->cancelled) return std::unexpected(Trouble{BuildOutcome::cancelled, "stop requested"});
+  if (result->cancelled)
+    return std::unexpected(Trouble{BuildOutcome::cancelled, ctx.stop.load()
+                                                                ? "stop requested"
+                                                                : "the target no longer needs it"});
   if (!result->ok) return failed(result->describe());
   auto merged = merge_overlay_upper(sandbox_dir + "/overlay/root/upper", root,
                                     {"proc", "dev", "tmp", name + ".build", name + ".inst"});
