@@ -38,11 +38,4 @@ namespace gang {
 // earlier one's), sorted by key, concatenated.
 [[nodiscard]] Commands integration_commands(const BuildGraph& graph, std::size_t index);
 
-// Applies an overlayfs upper layer to `tree`: upper files, links and
-// directories replace what is at their path, whiteouts remove it, opaque
-// directories replace the whole directory. Top-level names in `skip` are
-// ignored unless `tree` has them (the sandbox's own mount points).
-[[nodiscard]] Result<void> merge_overlay_upper(const std::string& upper, const std::string& tree,
-                                               const std::vector<std::string>& skip = {});
-
 }  // namespace gang

@@ -14,6 +14,7 @@
 #include "definitions/cache_key.hpp"
 #include "gang/baserock_meta.hpp"
 #include "gang/project.hpp"
+#include "gang/overlay_upper.hpp"
 #include "gang/system_assembler.hpp"
 #include "tests/gang/gang_process.hpp"
 #include "util/fs.hpp"
