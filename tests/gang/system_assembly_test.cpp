@@ -13,8 +13,8 @@
 #include "cache/artifact_cache.hpp"
 #include "definitions/cache_key.hpp"
 #include "gang/baserock_meta.hpp"
-#include "gang/project.hpp"
 #include "gang/overlay_upper.hpp"
+#include "gang/project.hpp"
 #include "gang/system_assembler.hpp"
 #include "tests/gang/gang_process.hpp"
 #include "util/fs.hpp"
@@ -120,8 +120,8 @@ TEST_F(SystemAssembly, AChunkRecordsItsProductsInItsArtifact) {
                                       "usr/share/doc/modes/README"}));
   EXPECT_TRUE(components(modes, "modes-locale").empty());
   EXPECT_EQ(components(modes, "modes-misc"),
-            (std::vector<std::string>{"etc", "etc/config", "etc/same-a", "etc/same-b", "etc/secret",
-                                      "usr", "usr/lib", "usr/share"}));
+            (std::vector<std::string>{"etc", "etc/config", "etc/remove-me", "etc/same-a",
+                                      "etc/same-b", "etc/secret", "usr", "usr/lib", "usr/share"}));
 
   // The stratum groups chunk products: its own rule and extra's artifacts
   // map feed core-minimal; the DEFAULTS split the rest.
@@ -197,7 +197,14 @@ TEST_F(SystemAssembly, IntegrationCommandsRunInTheSystemSortedByNameAcrossIt) {
   // Declared as 10 (shell/dash), 00 and 20 (core/modes), 05 and 20
   // (core/extra); run sorted by NAME-PRODUCT, with the system as root.
   EXPECT_EQ(file_of(k["full-x86_64"], "integration.log"), k_integration_order);
-  EXPECT_EQ(manifest(k["full-x86_64"])["integration.log"].mode, 0644u);
+  auto m = manifest(k["full-x86_64"]);
+  EXPECT_EQ(m["integration.log"].mode, 0644u);
+  // What the commands changed or removed in the assembled tree is kept.
+  EXPECT_EQ(file_of(k["full-x86_64"], "usr/include/extra.h"),
+            "extra header\nchanged by integration\n");
+  EXPECT_EQ(m["usr/include/extra.h"].mode, 0644u);
+  EXPECT_FALSE(m.contains("etc/remove-me"));
+  EXPECT_TRUE(m.contains("etc/secret"));
 }
 
 TEST_F(SystemAssembly, ASystemHoldsOnlyTheStratumProductsItSelects) {
