@@ -400,6 +400,41 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
 
 Result<void> ArtifactCache::stage(const std::string& key, const std::string& dest, StageMode mode,
                                   Verify verify) {
+  return stage_selected(key, nullptr, dest, mode, verify);
+}
+
+Result<void> ArtifactCache::stage_paths(const std::string& key,
+                                        const std::unordered_set<std::string>& paths,
+                                        const std::string& dest, StageMode mode, Verify verify) {
+  return stage_selected(key, &paths, dest, mode, verify);
+}
+
+Result<std::optional<std::string>> ArtifactCache::read_file(const std::string& key,
+                                                            const std::string& path) {
+  auto manifest = this->manifest(key);
+  if (!manifest) return pass(manifest);
+  std::string wanted = path;
+  for (const auto& e : manifest->entries) {
+    if (e.path != wanted) continue;
+    if (e.type == ManifestEntry::Type::hardlink) {
+      wanted = e.target;  // the first path of the inode comes earlier: search again
+      for (const auto& f : manifest->entries)
+        if (f.path == wanted && f.type == ManifestEntry::Type::file) return read_file(key, wanted);
+      return std::nullopt;
+    }
+    if (e.type != ManifestEntry::Type::file) return std::nullopt;
+    auto bytes = gang::read_file(m_impl->blobs.path(BlobId{e.digest, (e.mode & 0111) != 0}));
+    if (!bytes) return pass(bytes);
+    if (sha256_hex(*bytes) != e.digest)
+      return make_error("blob for " + path + " in " + key + " is corrupt (hash mismatch)");
+    return std::optional<std::string>(std::move(*bytes));
+  }
+  return std::nullopt;
+}
+
+Result<void> ArtifactCache::stage_selected(const std::string& key,
+                                           const std::unordered_set<std::string>* paths,
+                                           const std::string& dest, StageMode mode, Verify verify) {
   if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
   Impl& m = *m_impl;
   auto lock = FileLock::acquire(m.key_lock_path(key), FileLock::Kind::shared, FileLock::Wait::block);
@@ -417,7 +452,9 @@ Result<void> ArtifactCache::stage(const std::string& key, const std::string& des
     return make_error("artifact " + key + " is damaged: " + manifest.error().to_string());
   }
   std::vector<BlobId> bad;
-  auto staged = stage_tree(*manifest, m.blobs, dest, mode, verify, &bad);
+  auto staged = paths != nullptr
+                    ? stage_tree(select_paths(*manifest, *paths), m.blobs, dest, mode, verify, &bad)
+                    : stage_tree(*manifest, m.blobs, dest, mode, verify, &bad);
   if (!staged && !bad.empty()) {
     m.warn(staged.error().to_string() + "; dropping artifact " + key + " from the cache");
     for (const auto& id : bad) (void)m.blobs.remove(id);

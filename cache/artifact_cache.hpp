@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/blob_store.hpp"
@@ -137,6 +138,16 @@ class ArtifactCache {
   // warning, the artifact is dropped from the index, and an error returned.
   [[nodiscard]] Result<void> stage(const std::string& key, const std::string& dest,
                                    StageMode mode = StageMode::hardlink, Verify verify = Verify::no);
+  // Like stage(), but materialises only the entries at `paths` and the
+  // directories above them (select_paths in manifest.hpp).
+  [[nodiscard]] Result<void> stage_paths(const std::string& key,
+                                         const std::unordered_set<std::string>& paths,
+                                         const std::string& dest, StageMode mode, Verify verify);
+  // The contents of the file at `path` (relative to the artifact's root) in
+  // key's artifact, checked against its hash; nullopt if the artifact has no
+  // such file. An error if key is not cached or the file's blob is damaged.
+  [[nodiscard]] Result<std::optional<std::string>> read_file(const std::string& key,
+                                                             const std::string& path);
 
   // Re-hashes every blob; drops damaged blobs and the artifacts that need them.
   [[nodiscard]] Result<VerifyReport> verify();
@@ -184,6 +195,9 @@ class ArtifactCache {
  private:
   struct Impl;
   explicit ArtifactCache(std::unique_ptr<Impl> impl);
+  [[nodiscard]] Result<void> stage_selected(const std::string& key,
+                                            const std::unordered_set<std::string>* paths,
+                                            const std::string& dest, StageMode mode, Verify verify);
   std::unique_ptr<Impl> m_impl;
 };
 

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <unordered_map>
 
 namespace gang {
 
@@ -178,6 +179,44 @@ Result<Manifest> Manifest::decode(std::string_view text) {
     m.entries.push_back(std::move(e));
   }
   return m;
+}
+
+Manifest select_paths(const Manifest& manifest, const std::unordered_set<std::string>& paths) {
+  std::unordered_set<std::string> parents;
+  for (const auto& e : manifest.entries) {
+    if (!paths.contains(e.path)) continue;
+    for (auto slash = e.path.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = e.path.rfind('/', slash - 1)) {
+      if (!parents.insert(e.path.substr(0, slash)).second) break;
+    }
+  }
+  Manifest out;
+  std::unordered_map<std::string, const ManifestEntry*> files;  // every file, by path
+  std::unordered_map<std::string, std::string> first_kept;      // file path -> kept link
+  for (const auto& e : manifest.entries) {
+    if (e.type == ManifestEntry::Type::file) files.emplace(e.path, &e);
+    bool wanted = paths.contains(e.path) ||
+                  (e.type == ManifestEntry::Type::directory && parents.contains(e.path));
+    if (!wanted) continue;
+    if (e.type == ManifestEntry::Type::hardlink) {
+      if (auto kept = first_kept.find(e.target); kept != first_kept.end()) {
+        ManifestEntry link = e;
+        link.target = kept->second;
+        out.entries.push_back(std::move(link));
+        continue;
+      }
+      auto original = files.find(e.target);
+      if (original == files.end()) continue;  // a link to nothing: not in a valid manifest
+      ManifestEntry file = *original->second;
+      file.path = e.path;
+      first_kept.emplace(e.target, e.path);
+      out.entries.push_back(std::move(file));
+      continue;
+    }
+    if (e.type == ManifestEntry::Type::file) first_kept.emplace(e.path, e.path);
+    out.entries.push_back(e);
+  }
+  return out;
 }
 
 }  // namespace gang

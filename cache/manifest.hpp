@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "util/error.hpp"
@@ -42,5 +43,13 @@ struct Manifest {
   [[nodiscard]] std::string encode() const;
   [[nodiscard]] static Result<Manifest> decode(std::string_view text);
 };
+
+// The part of `manifest` at `paths`, in the same order: the entries whose
+// path is listed, plus the directories above them (with their recorded
+// modes). A kept hard link whose first path is not kept becomes the file
+// (same blob and mode) and later kept links of that inode link to it, so
+// the selection stages exactly the kept paths, links intact.
+[[nodiscard]] Manifest select_paths(const Manifest& manifest,
+                                    const std::unordered_set<std::string>& paths);
 
 }  // namespace gang

@@ -328,6 +328,7 @@ Result<BuildGraph> resolve_graph(const Definitions& defs, const std::string& tar
   if (!ref) return std::unexpected(ref.error());
   BuildGraph graph;
   graph.arch = arch;
+  graph.split_rules = &defs.split_rules;
   switch (ref->kind) {
     case Kind::chunk: {
       const StratumDef& s = defs.strata[ref->index];

@@ -76,6 +76,7 @@ struct BuildGraph {
   std::string arch;
   std::vector<Component> components;  // build order
   std::size_t target_index = 0;       // the target itself (the last component)
+  const SplitRules* split_rules = nullptr;  // DEFAULTS split-rules (points into the Definitions)
 
   struct Totals {
     std::size_t chunks = 0, strata = 0, systems = 0, clusters = 0;

@@ -85,6 +85,8 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
       canon.strings("depends", dep_keys);
       if (c.chunk_def != nullptr) {
         canon.split_rules("products", c.chunk_def->products);
+        if (graph.split_rules != nullptr)
+          canon.split_rules("default-split-rules", graph.split_rules->chunk);
         canon.number("system-integration",
                      static_cast<long long>(c.chunk_def->system_integration.size()));
         for (const auto& [product, steps] : c.chunk_def->system_integration) {
@@ -115,6 +117,8 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
                          m->chunk_def != nullptr ? m->chunk_def->artifacts : k_no_artifacts);
       }
       if (c.stratum_def != nullptr) canon.split_rules("products", c.stratum_def->products);
+      if (graph.split_rules != nullptr)
+        canon.split_rules("default-split-rules", graph.split_rules->stratum);
       break;
     }
     case Kind::system: {

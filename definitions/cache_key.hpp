@@ -23,7 +23,7 @@ namespace gang {
 
 // Bumped whenever gang changes how it builds or packs artifacts, so that old
 // artifacts are not reused.
-inline constexpr int k_artifact_version = 1;
+inline constexpr int k_artifact_version = 2;
 
 // Fills cache_key (and source, for chunks with a repo) of every component,
 // in build order, asking `resolver` at most once per distinct (repo, ref).

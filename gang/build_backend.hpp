@@ -1,17 +1,10 @@
 // build_backend.hpp: the real WorkerBackend. It answers the worker's
 // questions from the artifact cache (cached? failed? claim, release, wait for
-// a change) and builds one component under a claim:
-//   chunk:   stage its dependencies (hard links into one tree), check its
-//            source out, run its build steps in the sandbox, publish DESTDIR;
-//   stratum: publish baserock/<name>.meta recording its chunks' metadata;
-//   system:  publish the union of its strata's chunk artifacts plus a .meta
-//            (split rules and system integration come with a later issue);
-//   cluster: publish a .meta naming its systems (deployment comes later).
-// A chunk whose commands or source fail keeps its sandbox at
-// kept_sandbox_dir() for `gang shell` and records the failure in the cache,
-// so no instance retries it. Trouble that is the machine's, not the
-// component's (disk, sandbox set-up, a dependency that vanished), is
-// reported as `abandoned` and recorded nowhere.
+// a change) and builds one component under a claim: a chunk with the chunk
+// builder (chunk_builder.hpp), a stratum, system or cluster with the system
+// assembler (system_assembler.hpp). Both report trouble that is the
+// component's as `failed` (recorded, so no instance retries it) and trouble
+// that is the machine's as `abandoned` (recorded nowhere).
 //
 // Concurrency: one per worker process; single-threaded. The stop flag is
 // set from a signal handler (only an atomic store happens there).
@@ -26,23 +19,11 @@
 #include "cache/git_mirrors.hpp"
 #include "definitions/build_graph.hpp"
 #include "gang/background_remover.hpp"
+#include "gang/build_context.hpp"
 #include "gang/config.hpp"
 #include "gang/worker.hpp"
 
 namespace gang {
-
-struct BuildBackendOptions {
-  int instance = 1;
-  std::string gang_id;
-  std::int64_t retry_failed_before_ms = 0;  // failures recorded before this are retried
-  int max_jobs = 1;
-  std::string base = "host";
-  Verify verify = Verify::no;               // re-hash blobs when staging dependencies
-  std::string arch;
-  std::size_t target = 0;                   // index of the target in the graph
-  // Progress lines about a component ("Checking out ...").
-  std::function<void(const std::string& component, const std::string& message)> log;
-};
 
 class BuildBackend final : public WorkerBackend {
  public:
@@ -58,10 +39,7 @@ class BuildBackend final : public WorkerBackend {
   bool stop_requested() override { return m_stop.load(); }
 
  private:
-  BuildReport build_chunk(std::size_t index, const std::string& log_path);
-  Result<PublishOutcome> assemble(std::size_t index, const std::string& log_path);
   [[nodiscard]] bool should_stop();
-  [[nodiscard]] ArtifactMeta meta_for(std::chrono::milliseconds duration) const;
   void log(const std::string& component, const std::string& message) {
     if (m_options.log) m_options.log(component, message);
   }

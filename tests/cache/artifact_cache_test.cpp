@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+
+#include <unordered_set>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -530,6 +532,47 @@ TEST_F(ArtifactCacheTest, StagingSeveralArtifactsOverlaysLaterOnesOnEarlierOnes)
     ASSERT_GT(::readlink((out + "/bin/link").c_str(), target, sizeof target), 0);
     EXPECT_STREQ(target, "only-b");
   }
+}
+
+TEST_F(ArtifactCacheTest, StagingSelectedPathsKeepsModesLinksAndOnlyThosePaths) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"usr/bin/tool", "tool"}, {"etc/secret", "secret"}, {"etc/other", "other"},
+                   {"usr/share/doc/README", "doc"}});
+  ::chmod((src + "/etc/secret").c_str(), 0600);
+  ::chmod((src + "/usr/share/doc").c_str(), 0700);
+  // A hard-linked trio whose first path (walk order) is not selected.
+  ASSERT_EQ(::link((src + "/usr/bin/tool").c_str(), (src + "/usr/bin/x-link").c_str()), 0);
+  ASSERT_EQ(::link((src + "/usr/bin/tool").c_str(), (src + "/usr/bin/y-link").c_str()), 0);
+  ASSERT_EQ(::symlink("tool", (src + "/usr/bin/sym").c_str()), 0);
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("x", src, meta()));
+
+  std::unordered_set<std::string> keep{"usr/bin/x-link", "usr/bin/y-link", "usr/bin/sym",
+                                       "etc/secret", "usr/share/doc/README"};
+  auto selected = select_paths(*cache.manifest("x"), keep);
+  std::vector<std::string> paths;
+  for (const auto& e : selected.entries) paths.push_back(e.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"etc", "etc/secret", "usr", "usr/bin", "usr/bin/sym",
+                                             "usr/bin/x-link", "usr/bin/y-link", "usr/share",
+                                             "usr/share/doc", "usr/share/doc/README"}));
+  std::string out = dir.path() + "/out";
+  ASSERT_TRUE(cache.stage_paths("x", keep, out, StageMode::copy, Verify::yes));
+  EXPECT_FALSE(path_exists(out + "/usr/bin/tool"));
+  EXPECT_FALSE(path_exists(out + "/etc/other"));
+  EXPECT_EQ(read(out + "/usr/bin/x-link"), "tool");
+  EXPECT_EQ(stat_of(out + "/usr/bin/x-link").st_ino, stat_of(out + "/usr/bin/y-link").st_ino)
+      << "the kept links of one inode stay linked";
+  EXPECT_EQ(stat_of(out + "/etc/secret").st_mode & 07777, 0600u);
+  EXPECT_EQ(stat_of(out + "/usr/share/doc").st_mode & 07777, 0700u) << "parents keep their modes";
+  EXPECT_TRUE(S_ISLNK(stat_of(out + "/usr/bin/sym").st_mode));
+
+  auto text = cache.read_file("x", "usr/bin/y-link");
+  ASSERT_TRUE(text && *text);
+  EXPECT_EQ(**text, "tool");
+  auto none = cache.read_file("x", "no/such/file");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(cache.read_file("not-cached", "etc/secret"));
 }
 
 TEST_F(ArtifactCacheTest, CorruptBlobIsAMissWithAWarningAndVerifyDropsIt) {

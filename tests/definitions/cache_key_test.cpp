@@ -95,7 +95,7 @@ TEST(CacheKey, IsAStableDocumentedSha256) {
   // Golden value: this key only changes when the documented recipe changes
   // (then bump k_artifact_version and update it here and in cache_key.md).
   EXPECT_EQ(*a.at("stage1-gcc"),
-            "stage1-gcc.5422de9272137d6209db4f9741d0cffa533e853b3f5ad336f8f7c46ef3f9843c");
+            "stage1-gcc.6937c8e62129052518c741bb30b04a813478678ede9bea59837df299248d63f9");
 }
 
 TEST(CacheKey, DependsOnArch) {
@@ -126,6 +126,21 @@ TEST(CacheKey, ChangingADependencyChangesEveryDependant) {
   EXPECT_NE(before.at("leaf"), after.at("leaf"));
   EXPECT_NE(before.at("s"), after.at("s"));
   EXPECT_EQ(before.at("other"), after.at("other"));  // not a dependant
+}
+
+TEST(CacheKey, DefaultSplitRulesAreInChunkAndStratumKeys) {
+  Tree tree({{"strata/s.morph", k_stratum}, {"strata/s/base.morph", k_base}});
+  Keys before = keys_of(tree.root(), "s");
+  tree.write("DEFAULTS", std::string(testing::k_minimal_defaults) +
+                             "  stratum:\n  - artifact: -runtime\n    include: ['.*']\n");
+  Keys stratum_rules = keys_of(tree.root(), "s");
+  EXPECT_EQ(before.at("base"), stratum_rules.at("base"));
+  EXPECT_NE(before.at("s"), stratum_rules.at("s"));
+  tree.write("DEFAULTS", std::string(testing::k_minimal_defaults) +
+                             "  - artifact: -bins\n    include: ['bin/.*']\n");
+  Keys chunk_rules = keys_of(tree.root(), "s");
+  EXPECT_NE(before.at("base"), chunk_rules.at("base"));
+  EXPECT_NE(before.at("s"), chunk_rules.at("s"));
 }
 
 TEST(CacheKey, StratumDependencyChangesTheChunksOfDependentStrata) {
@@ -218,7 +233,7 @@ TEST(CacheKey, InputTextIsCanonicalAndReadable) {
   auto text = cache_key_input(*graph, graph->target_index);
   ASSERT_TRUE(text);
   EXPECT_TRUE(
-      text->starts_with("gang-cache-key 1:1\nartifact-version 1\nkind 5:chunk\n"
+      text->starts_with("gang-cache-key 1:1\nartifact-version 2\nkind 5:chunk\n"
                         "name 10:stage1-gcc\narch 6:x86_64\ntree 4:none\n"))
       << *text;
   EXPECT_NE(text->find("prefix 6:/tools\n"), std::string::npos);

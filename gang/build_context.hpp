@@ -1,0 +1,54 @@
+// build_context.hpp: what the chunk builder and the system assembler share
+// while a worker builds one component under its claim: the graph, the
+// cache, the build options, this worker's identity as a builder, and how to
+// log, to check for a stop and to remove a sandbox in the background.
+//
+// Concurrency: one per worker process; single-threaded.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "cache/artifact_cache.hpp"
+#include "definitions/build_graph.hpp"
+#include "gang/background_remover.hpp"
+
+namespace gang {
+
+struct BuildBackendOptions {
+  int instance = 1;
+  std::string gang_id;
+  std::int64_t retry_failed_before_ms = 0;  // failures recorded before this are retried
+  int max_jobs = 1;
+  std::string base = "host";
+  Verify verify = Verify::no;  // re-hash blobs when staging dependencies and members
+  std::string arch;
+  std::size_t target = 0;  // index of the target in the graph
+  // Progress lines about a component ("Checking out ...").
+  std::function<void(const std::string& component, const std::string& message)> log;
+};
+
+struct BuildContext {
+  const BuildGraph& graph;
+  ArtifactCache& cache;
+  const BuildBackendOptions& options;
+  const Holder& holder;
+  BackgroundRemover& remover;
+  const std::atomic<bool>& stop;      // a stop was requested (signal)
+  std::function<bool()> should_stop;  // stop, or the target appeared; renews the claim
+
+  void log(const std::string& component, const std::string& message) const {
+    if (options.log) options.log(component, message);
+  }
+  [[nodiscard]] ArtifactMeta meta_for(std::chrono::milliseconds duration) const {
+    ArtifactMeta meta;
+    meta.build_duration = duration;
+    meta.built_by = holder;
+    return meta;
+  }
+};
+
+}  // namespace gang

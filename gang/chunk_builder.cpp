@@ -1,0 +1,201 @@
+#include "gang/chunk_builder.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include "gang/baserock_meta.hpp"
+#include "sandbox/sandbox.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+bool is_build_step(std::string_view step) {
+  return step == "pre-build-commands" || step == "build-commands" || step == "post-build-commands";
+}
+
+SandboxMode sandbox_mode(BuildMode mode) {
+  switch (mode) {
+    case BuildMode::bootstrap: return SandboxMode::bootstrap;
+    case BuildMode::test: return SandboxMode::test;
+    case BuildMode::staging: break;
+  }
+  return SandboxMode::staging;
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+Result<void> list_into(const std::string& dir, const std::string& prefix,
+                       std::vector<std::string>& out) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return make_errno_error("cannot read " + dir);
+  std::vector<std::pair<std::string, bool>> entries;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir = ::lstat((dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    entries.emplace_back(std::string(name), is_dir);
+  }
+  ::closedir(d);
+  for (const auto& [name, is_dir] : entries) {
+    std::string rel = prefix.empty() ? name : prefix + "/" + name;
+    out.push_back(rel);
+    if (is_dir)
+      if (auto listed = list_into(dir + "/" + name, rel, out); !listed) return listed;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> list_tree(const std::string& dir) {
+  std::vector<std::string> out;
+  if (auto listed = list_into(dir, "", out); !listed) return std::unexpected(listed.error());
+  return out;
+}
+
+Result<void> record_products(const Component& c, const SplitRules& defaults,
+                             const std::string& install_dir) {
+  const std::string& name = c.chunk_def != nullptr ? c.chunk_def->name : c.name;
+  static const std::vector<SplitRule> k_none;
+  auto rules = SplitRuleSet::compile(name, c.chunk_def != nullptr ? c.chunk_def->products : k_none,
+                                     defaults.chunk);
+  if (!rules) {
+    Error e = rules.error();
+    if (c.chunk_def != nullptr && e.file.empty()) {
+      e.file = c.chunk_def->where.file;
+      e.line = c.chunk_def->where.line;
+    }
+    return std::unexpected(e);
+  }
+  auto paths = list_tree(install_dir);
+  if (!paths) return std::unexpected(paths.error());
+  BaserockMeta meta{split_paths(*rules, *paths), c.repo, c.ref, c.cache_key.value_or("")};
+  if (auto made = make_dirs(install_dir + "/baserock"); !made) return made;
+  return write_file(install_dir + "/" + baserock_meta_path(name), encode_baserock_meta(meta));
+}
+
+BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
+                        const std::string& log_path) {
+  const Component& c = ctx.graph.components[index];
+  const std::string& key = *c.cache_key;
+  auto start = std::chrono::steady_clock::now();
+  const SandboxSpec* kept_spec = nullptr;
+  // Two kinds of trouble. fail(): the component itself failed (its commands
+  // or its source); recorded in the cache so that no instance retries it.
+  // abandon(): the machine failed (disk, sandbox set-up, a vanished
+  // dependency); nothing is recorded and the worker looks again later.
+  auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+    if (!sandbox_dir.empty()) {
+      if (kept_spec != nullptr) (void)save_spec(*kept_spec);
+      // Keep the sandbox for `gang shell`; an older kept one is replaced.
+      std::string kept = kept_sandbox_dir(ctx.cache.root(), c.name);
+      (void)remove_sandbox(kept);
+      if (make_dirs(ctx.cache.root() + "/failed") && ::rename(sandbox_dir.c_str(), kept.c_str()) == 0) {
+        ctx.log(c.name, "Sandbox kept at " + kept + " (gang shell " + c.name + ")");
+      } else {
+        (void)remove_sandbox(sandbox_dir);
+      }
+    }
+    (void)ctx.cache.mark_failed(key, log_path, first_line(reason), ctx.holder);
+    return {BuildOutcome::failed, 0, reason, log_path};
+  };
+  auto abandon = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+    if (!sandbox_dir.empty()) ctx.remover.add(sandbox_dir);
+    return {BuildOutcome::abandoned, 0, reason, log_path};
+  };
+  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
+    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
+    return {BuildOutcome::cancelled, 0, why, log_path};
+  };
+
+  if (auto made = make_dirs(ctx.cache.logs_dir()); !made) return abandon(made.error().to_string(), "");
+  (void)write_file(log_path, "");  // a fresh log for this attempt
+  auto sandbox_dir = ctx.cache.make_build_dir(c.name);
+  if (!sandbox_dir) return abandon(sandbox_dir.error().to_string(), "");
+  const std::string& dir = *sandbox_dir;
+
+  SandboxSpec spec;
+  spec.name = c.name;
+  spec.sandbox_dir = dir;
+  spec.base = ctx.options.base;
+  spec.build_dir = dir + "/" + c.name + ".build";
+  spec.install_dir = dir + "/" + c.name + ".inst";
+  spec.prefix = c.prefix;
+  spec.arch = ctx.options.arch;
+  spec.max_jobs = c.max_jobs ? *c.max_jobs : ctx.options.max_jobs;
+  spec.mode = sandbox_mode(c.build_mode);
+  spec.log_path = log_path;
+  if (c.source) spec.source_date_epoch = c.source->commit_time;
+
+  // Stage the dependencies into one tree, mounted read-only as the top layer.
+  std::vector<std::size_t> stage = staging_set(ctx.graph, index);
+  if (!stage.empty()) {
+    std::string staging = dir + "/staging";
+    ctx.log(c.name, "Staging " + std::to_string(stage.size()) + " dependencies");
+    for (std::size_t dep : stage) {
+      const Component& d = ctx.graph.components[dep];
+      if (auto staged = ctx.cache.stage(*d.cache_key, staging, StageMode::hardlink, ctx.options.verify);
+          !staged) {
+        // A damaged artifact is dropped by stage(), so the worker rebuilds
+        // the dependency and comes back.
+        return abandon("cannot stage " + d.name + ": " + staged.error().to_string(), dir);
+      }
+    }
+    spec.lower_layers.push_back(staging);
+  }
+  if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
+  if (!c.repo.empty()) {
+    ctx.log(c.name, "Checking out " + c.repo + " " + c.ref +
+                    (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
+    auto checked = git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
+    if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);
+  } else if (auto made = make_dirs(spec.build_dir); !made) {
+    return abandon(made.error().to_string(), dir);
+  }
+  kept_spec = &spec;  // saved for `gang shell` only if the build fails
+
+  StepOptions step_options;
+  step_options.control.should_stop = ctx.should_stop;
+  // Every step runs in one sandbox (one set of namespaces and mounts).
+  std::vector<Step> steps;
+  for (std::size_t step = 0; step < k_step_count; ++step) {
+    const Commands& commands = c.steps[step];
+    if (commands.empty()) continue;
+    std::string step_name(k_step_names[step]);
+    StepKind kind = is_build_step(step_name) ? StepKind::build : StepKind::other;
+    steps.push_back({std::move(step_name), kind, commands});
+  }
+  if (!steps.empty()) {
+    auto result = run_steps(spec, steps, log_path, step_options);
+    if (!result) return abandon("cannot start the sandbox: " + result.error().to_string(), dir);
+    if (result->cancelled)
+      return cancelled(dir, ctx.stop.load() ? "stop requested" : "the target no longer needs it");
+    if (!result->ok) return fail(result->describe(), dir);
+  }
+  if (c.chunk_def != nullptr && ctx.graph.split_rules != nullptr) {
+    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split)
+      return fail("cannot split the artifact: " + split.error().to_string(), dir);
+  }
+  // A build that finished is published even if the target appeared
+  // meanwhile (it may serve another target); only a stop request drops it.
+  if (ctx.stop.load()) return cancelled(dir, "stop requested");
+
+  auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration), Ownership::take);
+  ctx.remover.add(dir);
+  if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
+  return {*published == PublishOutcome::inserted ? BuildOutcome::published
+                                                 : BuildOutcome::already_present,
+          0, {}, log_path};
+}
+
+}  // namespace gang

@@ -1,0 +1,270 @@
+#include "gang/system_assembler.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_set>
+
+#include "gang/baserock_meta.hpp"
+#include "gang/overlay_upper.hpp"
+#include "sandbox/sandbox.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+
+namespace {
+
+// Why an assembly did not publish: the definition's fault (failed) or the
+// machine's (abandoned), as in the chunk builder.
+struct Trouble {
+  BuildOutcome outcome;
+  std::string reason;
+};
+template <typename T>
+using Outcome = std::expected<T, Trouble>;
+
+std::unexpected<Trouble> abandon(const std::string& reason) {
+  return std::unexpected(Trouble{BuildOutcome::abandoned, reason});
+}
+std::unexpected<Trouble> failed(const std::string& reason) {
+  return std::unexpected(Trouble{BuildOutcome::failed, reason});
+}
+
+const std::string& definition_name(const Component& c) {
+  if (c.chunk_def != nullptr) return c.chunk_def->name;
+  if (c.stratum_def != nullptr) return c.stratum_def->name;
+  if (c.system_def != nullptr) return c.system_def->name;
+  if (c.cluster_def != nullptr) return c.cluster_def->name;
+  return c.name;
+}
+
+// A member's recorded .meta. A missing artifact is the machine's trouble.
+Outcome<BaserockMeta> read_meta(const BuildContext& ctx, const Component& m) {
+  std::string path = baserock_meta_path(definition_name(m));
+  auto text = ctx.cache.read_file(*m.cache_key, path);
+  if (!text) return abandon(m.name + ": " + text.error().to_string());
+  if (!*text) return BaserockMeta{{}, m.repo, m.ref, *m.cache_key};  // inserted by hand
+  auto meta = decode_baserock_meta(**text, *m.cache_key + ":" + path);
+  if (!meta) return abandon(meta.error().to_string());
+  return std::move(*meta);
+}
+
+Result<void> write_meta(const std::string& root, const std::string& name,
+                        const BaserockMeta& meta) {
+  if (auto made = make_dirs(root + "/baserock"); !made) return made;
+  return write_file(root + "/" + baserock_meta_path(name), encode_baserock_meta(meta));
+}
+
+Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c,
+                               const std::string& root) {
+  static const std::vector<SplitRule> k_none;
+  auto rules =
+      SplitRuleSet::compile(definition_name(c), c.stratum_def ? c.stratum_def->products : k_none,
+                            ctx.graph.split_rules ? ctx.graph.split_rules->stratum : k_none);
+  if (!rules) return failed(c.path + ": " + rules.error().message);
+  std::vector<ChunkProducts> chunks;
+  for (std::size_t member : c.chunks) {
+    const Component& m = ctx.graph.components[member];
+    if (m.build_mode == BuildMode::bootstrap) continue;
+    auto meta = read_meta(ctx, m);
+    if (!meta) return std::unexpected(meta.error());
+    ChunkProducts products;
+    for (const auto& p : meta->products) products.products.push_back(p.artifact);
+    if (m.chunk_def != nullptr) products.artifacts = m.chunk_def->artifacts;
+    chunks.push_back(std::move(products));
+    if (auto written = write_meta(root, definition_name(m), *meta); !written)
+      return abandon(written.error().to_string());
+  }
+  BaserockMeta meta{split_stratum(*rules, chunks), {}, {}, *c.cache_key};
+  if (auto written = write_meta(root, definition_name(c), meta); !written)
+    return abandon(written.error().to_string());
+  return {};
+}
+
+// Installs one stratum's selected products into root (see the header).
+Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
+                              const SystemMember& member, const std::string& root,
+                              const std::string& log_path) {
+  const Component& s = ctx.graph.components[member.component];
+  auto stratum_meta = read_meta(ctx, s);
+  if (!stratum_meta) return std::unexpected(stratum_meta.error());
+  std::set<std::string> selected;
+  if (member.artifacts) {
+    selected.insert(member.artifacts->begin(), member.artifacts->end());
+  } else {
+    for (const auto& p : stratum_meta->products) selected.insert(p.artifact);
+  }
+  BaserockMeta split{{}, {}, {}, *s.cache_key};
+  std::unordered_set<std::string> to_keep;  // chunk products
+  for (const auto& p : stratum_meta->products) {
+    if (!selected.contains(p.artifact)) continue;
+    to_keep.insert(p.components.begin(), p.components.end());
+    split.products.push_back(p);
+  }
+  std::string note = "Installing " + definition_name(s) + " artifacts:";
+  for (const auto& a : selected) note += " " + a;
+  for (const auto& a : selected)
+    if (std::none_of(split.products.begin(), split.products.end(),
+                     [&](const Product& p) { return p.artifact == a; }))
+      note += " (WARNING: " + definition_name(s) + " has no artifact " + a + ")";
+  if (std::FILE* log = std::fopen(log_path.c_str(), "a")) {
+    std::fprintf(log, "%s\n", note.c_str());
+    std::fclose(log);
+  }
+  ctx.log(system.name, note);
+
+  // A chunk damaged (and so dropped) or gone: the stratum that names it
+  // must be built again, which rebuilds the chunk first.
+  auto member_trouble = [&](const Component& m, const std::string& reason) {
+    if (!ctx.cache.contains(*m.cache_key)) (void)ctx.cache.forget(*s.cache_key);
+    return abandon("cannot install " + m.name + ": " + reason);
+  };
+  for (std::size_t index : s.chunks) {
+    const Component& m = ctx.graph.components[index];
+    if (m.build_mode == BuildMode::bootstrap) continue;
+    if (ctx.should_stop())
+      return std::unexpected(
+          Trouble{BuildOutcome::cancelled,
+                  ctx.stop.load() ? "stop requested" : "the target no longer needs it"});
+    auto meta = read_meta(ctx, m);
+    if (!meta) return member_trouble(m, meta.error().reason);
+    BaserockMeta kept{{}, meta->repo, meta->ref, meta->cache};
+    std::unordered_set<std::string> paths;
+    for (const auto& p : meta->products) {
+      if (!to_keep.contains(p.artifact)) continue;
+      paths.insert(p.components.begin(), p.components.end());
+      kept.products.push_back(p);
+    }
+    if (kept.products.empty()) continue;
+    auto staged =
+        ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy, ctx.options.verify);
+    if (!staged) return member_trouble(m, staged.error().to_string());
+    if (auto written = write_meta(root, definition_name(m), kept); !written)
+      return abandon(written.error().to_string());
+  }
+  if (auto written = write_meta(root, definition_name(s), split); !written)
+    return abandon(written.error().to_string());
+  return {};
+}
+
+Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const std::string& root,
+                              const std::string& sandbox_dir, const std::string& log_path) {
+  Commands commands =
+      integration_commands(ctx.graph, static_cast<std::size_t>(&c - ctx.graph.components.data()));
+  if (commands.empty()) return {};
+  const std::string& name = definition_name(c);
+  SandboxSpec spec;
+  spec.name = name;
+  spec.sandbox_dir = sandbox_dir;
+  spec.base = "none";
+  spec.lower_layers = {root};
+  spec.build_dir = sandbox_dir + "/" + name + ".build";
+  spec.install_dir = sandbox_dir + "/" + name + ".inst";
+  spec.arch = ctx.options.arch;
+  spec.max_jobs = ctx.options.max_jobs;
+  spec.log_path = log_path;
+  ctx.log(c.name, "Running " + std::to_string(commands.size()) + " system-integration commands");
+  StepOptions options;
+  options.control.should_stop = ctx.should_stop;
+  auto result =
+      run_steps(spec, {{"system-integration", StepKind::other, commands}}, log_path, options);
+  if (!result) return abandon("cannot start the sandbox: " + result.error().to_string());
+  if (result->cancelled)
+    return std::unexpected(Trouble{BuildOutcome::cancelled, ctx.stop.load()
+                                                                ? "stop requested"
+                                                                : "the target no longer needs it"});
+  if (!result->ok) return failed(result->describe());
+  auto merged = merge_overlay_upper(sandbox_dir + "/overlay/root/upper", root,
+                                    {"proc", "dev", "tmp", name + ".build", name + ".inst"});
+  if (!merged) return failed("system integration: " + merged.error().to_string());
+  return {};
+}
+
+Outcome<void> assemble_cluster(const Component& c, const BuildGraph& graph,
+                               const std::string& root) {
+  nlohmann::ordered_json members = nlohmann::ordered_json::array();
+  for (std::size_t dep : c.depends)
+    members.push_back(
+        {{"name", graph.components[dep].name}, {"cache", *graph.components[dep].cache_key}});
+  nlohmann::ordered_json meta{{"systems", members}, {"cache", *c.cache_key}};
+  if (auto made = make_dirs(root + "/baserock"); !made) return abandon(made.error().to_string());
+  if (auto written =
+          write_file(root + "/" + baserock_meta_path(definition_name(c)), meta.dump(2) + "\n");
+      !written)
+    return abandon(written.error().to_string());
+  return {};
+}
+
+}  // namespace
+
+Commands integration_commands(const BuildGraph& graph, std::size_t index) {
+  std::map<std::string, const Commands*> keyed;
+  for (const SystemMember& member : graph.components[index].strata) {
+    for (std::size_t chunk : graph.components[member.component].chunks) {
+      const ChunkDef* def = graph.components[chunk].chunk_def;
+      if (def == nullptr) continue;
+      for (const auto& [product, steps] : def->system_integration)
+        for (const auto& [name, commands] : steps) keyed[name + "-" + product] = &commands;
+    }
+  }
+  Commands out;
+  for (const auto& [key, commands] : keyed)
+    out.insert(out.end(), commands->begin(), commands->end());
+  return out;
+}
+
+BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::string& log_path) {
+  const Component& c = ctx.graph.components[index];
+  auto start = std::chrono::steady_clock::now();
+  auto dir = ctx.cache.make_build_dir(c.name);
+  if (!dir) return {BuildOutcome::abandoned, 0, dir.error().to_string(), log_path};
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { (void)remove_sandbox(path); }
+  } cleanup{*dir};
+  (void)make_dirs(ctx.cache.logs_dir());
+  (void)write_file(log_path, "");
+
+  std::string root = *dir + "/" + std::string(to_string(c.kind));
+  auto assembled = [&]() -> Outcome<void> {
+    if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
+    switch (c.kind) {
+      case Kind::stratum:
+        return assemble_stratum(ctx, c, root);
+      case Kind::cluster:
+        return assemble_cluster(c, ctx.graph, root);
+      case Kind::chunk:
+        return abandon("a chunk is built, not assembled");
+      case Kind::system:
+        break;
+    }
+    for (const SystemMember& member : c.strata)
+      if (auto installed = install_stratum(ctx, c, member, root, log_path); !installed)
+        return installed;
+    return run_integration(ctx, c, root, *dir + "/sandbox", log_path);
+  }();
+  if (!assembled) {
+    if (assembled.error().outcome == BuildOutcome::failed)
+      (void)ctx.cache.mark_failed(*c.cache_key, log_path, assembled.error().reason, ctx.holder);
+    return {assembled.error().outcome, 0, assembled.error().reason, log_path};
+  }
+  auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  ArtifactMeta meta = ctx.meta_for(duration);
+  for (std::size_t dep : c.depends)
+    meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
+  auto published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
+  if (!published)
+    return {BuildOutcome::abandoned, 0, "cannot publish: " + published.error().to_string(),
+            log_path};
+  return {*published == PublishOutcome::inserted ? BuildOutcome::published
+                                                 : BuildOutcome::already_present,
+          0,
+          {},
+          log_path};
+}
+
+}  // namespace gang
