@@ -121,6 +121,8 @@ struct SystemDef {
   Location where;
 };
 
+// Deploy parameters may be any YAML value; each is kept as the text a
+// deployment extension sees in its environment (deploy_value.hpp).
 struct Deployment {
   std::string label;
   std::map<std::string, std::string> settings;  // type, location, UPPERCASE keys...
@@ -128,7 +130,7 @@ struct Deployment {
 
 struct ClusterSystem {
   std::size_t system = 0;  // index into Definitions::systems
-  std::map<std::string, std::string> deploy_defaults;
+  std::map<std::string, std::string> deploy_defaults;  // rendered as Deployment::settings
   std::vector<Deployment> deploy;
   std::vector<ClusterSystem> subsystems;
   Location where;

@@ -30,6 +30,7 @@ struct YamlNode {
   int line = 0;                    // 1-based
   int column = 0;                  // 1-based
   std::string scalar;              // Type::scalar
+  bool plain = false;              // Type::scalar written unquoted (so YAML may read it as a number, bool, null)
   std::vector<YamlNode> items;     // Type::sequence
   std::vector<YamlEntry> entries;  // Type::map
 

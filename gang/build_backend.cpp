@@ -167,10 +167,10 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
     if (!sandbox_dir.empty()) {
       if (kept_spec != nullptr) (void)save_spec(*kept_spec);
       // Keep the sandbox for `gang shell`; an older kept one is replaced.
-      std::string kept = kept_sandbox_dir(m_cache.root(), c.name);
+      std::string kept = kept_sandbox_dir(m_cache.root(), c.id);
       (void)remove_sandbox(kept);
       if (make_dirs(m_cache.root() + "/failed") && ::rename(sandbox_dir.c_str(), kept.c_str()) == 0) {
-        log(c.name, "Sandbox kept at " + kept + " (gang shell " + c.name + ")");
+        log(c.id, "Sandbox kept at " + kept + " (gang shell " + c.id + ")");
       } else {
         (void)remove_sandbox(sandbox_dir);
       }
@@ -210,7 +210,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   std::vector<std::size_t> stage = staging_set(m_graph, index);
   if (!stage.empty()) {
     std::string staging = dir + "/staging";
-    log(c.name, "Staging " + std::to_string(stage.size()) + " dependencies");
+    log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies");
     for (std::size_t dep : stage) {
       const Component& d = m_graph.components[dep];
       if (auto staged = m_cache.stage(*d.cache_key, staging, StageMode::hardlink, m_options.verify);
@@ -224,7 +224,7 @@ BuildReport BuildBackend::build_chunk(std::size_t index, const std::string& log_
   }
   if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
   if (!c.repo.empty()) {
-    log(c.name, "Checking out " + c.repo + " " + c.ref +
+    log(c.id, "Checking out " + c.repo + " " + c.ref +
                     (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
     auto checked = m_git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
     if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);

@@ -95,7 +95,7 @@ TEST(CacheKey, IsAStableDocumentedSha256) {
   // Golden value: this key only changes when the documented recipe changes
   // (then bump k_artifact_version and update it here and in cache_key.md).
   EXPECT_EQ(*a.at("stage1-gcc"),
-            "stage1-gcc.5422de9272137d6209db4f9741d0cffa533e853b3f5ad336f8f7c46ef3f9843c");
+            "stage1-gcc.bd9c344c55e3e404895aa53e81e50c7ec84c312252f030c28b404ade0e5afadc");
 }
 
 TEST(CacheKey, DependsOnArch) {
@@ -218,8 +218,9 @@ TEST(CacheKey, InputTextIsCanonicalAndReadable) {
   auto text = cache_key_input(*graph, graph->target_index);
   ASSERT_TRUE(text);
   EXPECT_TRUE(
-      text->starts_with("gang-cache-key 1:1\nartifact-version 1\nkind 5:chunk\n"
-                        "name 10:stage1-gcc\narch 6:x86_64\ntree 4:none\n"))
+      text->starts_with("gang-cache-key 1:1\nartifact-version 2\nkind 5:chunk\n"
+                        "name 10:stage1-gcc\narch 6:x86_64\nbase 4:none\nbase-identity 0:\n"
+                        "stratum 15:build-essential\ntree 4:none\n"))
       << *text;
   EXPECT_NE(text->find("prefix 6:/tools\n"), std::string::npos);
 }

@@ -218,9 +218,9 @@ TEST(DefinitionsTargets, AmbiguousBareNameListsTheCandidates) {
   auto t = find_target(*defs, "gcc");
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message,
-            "\"gcc\" names several definitions; give a path instead:\n"
-            "  chunk gcc (in strata/a.morph:4)\n"
-            "  chunk gcc (in strata/b.morph:5)");
+            "\"gcc\" names several definitions; give STRATUM/NAME or a path instead:\n"
+            "  chunk a/gcc (strata/a.morph:4)\n"
+            "  chunk b/gcc (strata/b.morph:5)");
 }
 
 TEST(DefinitionsVersion, AcceptsSevenEightAndNine) {
