@@ -225,5 +225,60 @@ TEST(CacheKey, InputTextIsCanonicalAndReadable) {
   EXPECT_NE(text->find("prefix 6:/tools\n"), std::string::npos);
 }
 
+TEST(CacheKey, TheSandboxBaseKindAndIdentityEnterEveryKey) {
+  auto defs = load_definitions(fixture("basic"));
+  ASSERT_TRUE(defs);
+  auto keys_for = [&](BaseIdentity base) {
+    auto graph = resolve_graph(*defs, "systems/minimal-x86_64.morph", "x86_64");
+    EXPECT_TRUE(graph);
+    graph->base = std::move(base);
+    UnresolvedSources none;
+    EXPECT_TRUE(compute_keys(*graph, none));
+    std::map<std::string, std::string> out;
+    for (const auto& c : graph->components) out[c.id] = c.cache_key.value_or("pending");
+    return out;
+  };
+  auto none = keys_for({"none", ""});
+  auto host_a = keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.2.0\n"});
+  auto host_b = keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.3.0\n"});
+  auto sysroot = keys_for({"sysroot", "sha256:00 entries 3"});
+  EXPECT_EQ(none, keys_for({"none", ""}));
+  EXPECT_EQ(host_a, keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.2.0\n"}));
+  ASSERT_FALSE(none.empty());
+  for (const auto& [id, key] : none) {
+    EXPECT_NE(key, host_a.at(id)) << id;
+    EXPECT_NE(host_a.at(id), host_b.at(id)) << id;  // another compiler: another artifact
+    EXPECT_NE(key, sysroot.at(id)) << id;
+    EXPECT_NE(host_a.at(id), sysroot.at(id)) << id;
+  }
+}
+
+TEST(CacheKey, PendingComponentsSayWhy) {
+  auto defs = load_definitions(fixture("basic"));
+  ASSERT_TRUE(defs);
+  auto graph = resolve_graph(*defs, "sourced", "x86_64");
+  ASSERT_TRUE(graph);
+  FakeResolver resolver;
+  resolver.fail = true;
+  ASSERT_TRUE(compute_keys(*graph, resolver, SourceErrors::pending));
+  for (const auto& c : graph->components) {
+    if (c.name == "fetched") {
+      EXPECT_FALSE(c.cache_key);
+      EXPECT_EQ(c.pending_reason,
+                "strata/sourced.morph:6: chunk \"fetched\": cannot resolve upstream:fetched "
+                "0123456789abcdef0123456789abcdef01234567: no such ref");
+    } else if (c.name == "after-fetched" || c.name == "sourced") {
+      EXPECT_FALSE(c.cache_key);
+      EXPECT_EQ(c.pending_reason, "waits for chunk fetched") << c.name;
+    } else {
+      EXPECT_TRUE(c.cache_key) << c.name;
+      EXPECT_EQ(c.pending_reason, "") << c.name;
+    }
+  }
+  resolver.fail = false;  // not fetched yet: pending, no error
+  ASSERT_TRUE(compute_keys(*graph, resolver));
+  EXPECT_EQ(graph->components[graph->target_index].pending_reason, "waits for chunk fetched");
+}
+
 }  // namespace
 }  // namespace gang
