@@ -529,8 +529,8 @@ TEST(Yaml, KeepsLinesAliasesAndNulls) {
 }
 
 TEST(Yaml, ReadsAnAnchoredBlockScalarInABlockSequence) {
-  // Baserock's DEFAULTS anchors a strip command this way; yaml-cpp 0.7 alone
-  // rejects it unless the text is indented past the anchor.
+  // Baserock's DEFAULTS anchors a strip command this way; yaml-cpp 0.7 (once
+  // gang's parser) rejected it unless the text was indented past the anchor.
   const char* text =
       "strip-commands:\n"
       "  # comment\n"
