@@ -1,11 +1,11 @@
 #include "definitions/deploy_value.hpp"
 
 #include <array>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <regex>
 #include <string_view>
 

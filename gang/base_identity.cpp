@@ -150,10 +150,12 @@ Result<std::string> sysroot_identity(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    return make_error("sandbox base \"" + dir + "\" is not a directory (expected host, none or a sysroot)");
+    return make_error("sandbox base \"" + dir +
+                      "\" is not a directory (expected host, none or a sysroot)");
   std::vector<std::string> lines;
   fs::path root(dir);
-  for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec),
+       end;
        !ec && it != end; it.increment(ec)) {
     std::string path = it->path().string();
     struct stat st {};

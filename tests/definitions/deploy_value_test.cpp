@@ -23,7 +23,8 @@ TEST(DeployValue, TopLevelScalarsStayAsWritten) {
 TEST(DeployValue, ListsAndMappingsArePythonsRendering) {
   EXPECT_EQ(render("[a, 'b', \"c d\"]"), "['a', 'b', 'c d']");
   EXPECT_EQ(render("{ip: 10.0.0.1, weight: 100}"), "{'ip': '10.0.0.1', 'weight': 100}");
-  EXPECT_EQ(render("[yes, No, on, false, ~, null, '']"), "[True, False, True, False, None, None, '']");
+  EXPECT_EQ(render("[yes, No, on, false, ~, null, '']"),
+            "[True, False, True, False, None, None, '']");
   EXPECT_EQ(render("[0x1f, 017, -3, +4, 1_000]"), "[31, 15, -3, 4, 1000]");
   // PyYAML 1.1: a float needs a dot, so 1e+3 is a string.
   EXPECT_EQ(render("[1.5, 2., .5, 1.0e+3, 1e+3, .inf, -.Inf, .nan]"),
