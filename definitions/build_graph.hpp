@@ -75,7 +75,7 @@ struct Component {
   std::optional<std::string> cache_key;
   std::optional<ResolvedSource> source;
   // While pending: why (the source is not fetched yet, the resolver's
-  // error, or the id of the pending dependency it waits for).
+  // error, or "waits for KIND ID", the pending component it waits for).
   std::string pending_reason;
 };
 

@@ -189,10 +189,14 @@ Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver, SourceErr
       }
       c.source = **source;
     }
+    // Name the component whose source holds everything up, not the stratum
+    // in between.
     for (std::size_t dep : c.depends) {
-      if (graph.components[dep].cache_key) continue;
-      c.pending_reason = "waits for " + std::string(to_string(graph.components[dep].kind)) +
-                         " " + graph.components[dep].id;
+      const Component& d = graph.components[dep];
+      if (d.cache_key) continue;
+      c.pending_reason = d.pending_reason.starts_with("waits for ")
+                             ? d.pending_reason
+                             : "waits for " + std::string(to_string(d.kind)) + " " + d.id;
       break;
     }
     if (!c.pending_reason.empty()) continue;

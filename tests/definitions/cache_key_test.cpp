@@ -280,5 +280,29 @@ TEST(CacheKey, PendingComponentsSayWhy) {
   EXPECT_EQ(graph->components[graph->target_index].pending_reason, "waits for chunk fetched");
 }
 
+TEST(CacheKey, DependantsNameThePendingSourceNotTheStratumBetween) {
+  auto defs = load_definitions(fixture("twins"));
+  ASSERT_TRUE(defs);
+  auto graph = resolve_graph(*defs, "remote", "x86_64");
+  ASSERT_TRUE(graph);
+  // A system over remote: its stratum waits, and so the system waits for
+  // the chunk.
+  UnresolvedSources none;
+  ASSERT_TRUE(compute_keys(*graph, none));
+  EXPECT_EQ(graph->components[graph->target_index].pending_reason,
+            "waits for chunk from-upstream");
+  testing::Tree tree({{"strata/s.morph",
+                       "name: s\nkind: stratum\nchunks:\n- name: c\n  repo: upstream:c\n"
+                       "  ref: master\n"},
+                      {"systems/x.morph",
+                       "name: x\nkind: system\narch: x86_64\nstrata:\n- morph: strata/s.morph\n"}});
+  auto loaded = tree.load();
+  ASSERT_TRUE(loaded);
+  auto system = resolve_graph(*loaded, "systems/x.morph", "x86_64");
+  ASSERT_TRUE(system);
+  ASSERT_TRUE(compute_keys(*system, none));
+  EXPECT_EQ(system->components[system->target_index].pending_reason, "waits for chunk c");
+}
+
 }  // namespace
 }  // namespace gang
