@@ -130,7 +130,8 @@ std::optional<TargetRef> find_stratum_chunk(const Definitions& defs, const std::
   if (!index) return std::nullopt;
   const auto& chunks = defs.strata[*index].chunks;
   for (std::size_t c = 0; c < chunks.size(); ++c)
-    if (chunks[c].name == name) return TargetRef{Kind::chunk, *index, c};
+    if (chunks[c].name == name || chunks[c].artifact_name == name)
+      return TargetRef{Kind::chunk, *index, c};
   return std::nullopt;
 }
 
@@ -192,7 +193,7 @@ class GraphBuilder {
       if (!dep) return dep;
       c.depends.push_back(*dep);
     }
-    c.name = def.name;
+    c.name = def.artifact_name;
     c.kind = Kind::chunk;
     c.stratum = s.name;
     c.path = def.morph.empty() ? s.path : def.morph;
@@ -329,7 +330,9 @@ Result<TargetRef> find_target(const Definitions& defs, const std::string& target
   for (std::size_t i = 0; i < defs.strata.size(); ++i) {
     if (defs.strata[i].name == target) found.push_back({Kind::stratum, i, 0});
     for (std::size_t c = 0; c < defs.strata[i].chunks.size(); ++c)
-      if (defs.strata[i].chunks[c].name == target) found.push_back({Kind::chunk, i, c});
+      if (defs.strata[i].chunks[c].name == target ||
+          defs.strata[i].chunks[c].artifact_name == target)
+        found.push_back({Kind::chunk, i, c});
   }
   for (std::size_t i = 0; i < defs.systems.size(); ++i)
     if (defs.systems[i].name == target) found.push_back({Kind::system, i, 0});

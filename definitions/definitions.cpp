@@ -494,7 +494,9 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
         merged = it->second;
       }
     }
-    // Entry fields win over the chunk file's.
+    // Entry fields win over the chunk file's, except that the artifact is
+    // named as the file names it (see ChunkDef::artifact_name).
+    std::optional<std::string> file_name = merged.name;
     take(merged.name, std::move(entry->name));
     take(merged.morph, std::move(entry->morph));
     take(merged.repo, std::move(entry->repo));
@@ -516,6 +518,7 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
     if (!merged.name || merged.name->empty())
       return make_error_at(m_file, item.line, "chunk entry has no \"name\"", "name");
     chunk.name = std::move(*merged.name);
+    chunk.artifact_name = file_name && !file_name->empty() ? *file_name : chunk.name;
     if (auto [it, fresh] = seen.emplace(chunk.name, item.line); !fresh)
       return make_error_at(m_file, item.line,
                            "duplicate chunk name \"" + chunk.name + "\" (first at line " +

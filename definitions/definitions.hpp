@@ -79,7 +79,12 @@ using SystemIntegration = std::map<std::string, std::map<std::string, Commands>>
 // A chunk as its stratum builds it: the stratum entry merged over the chunk
 // file (for `morph:` entries) or the entry alone (inline chunks).
 struct ChunkDef {
-  std::string name;
+  std::string name;           // as the stratum entry names it; build-depends use it
+  // The component's name (key, artifact, DESTDIR): the chunk file's own name
+  // where the entry names a file, else `name`. They differ only where a
+  // stratum renames a chunk file (gstreamer-plugins-base@0.10 for the file
+  // gstreamer-plugins-base-0.10.morph); ybd names the artifact after the file.
+  std::string artifact_name;
   std::string morph;  // chunk file, relative to the root; empty for inline chunks
   std::string repo;   // as written (alias not expanded); empty: no source checkout
   std::string ref;

@@ -79,6 +79,28 @@ TEST_F(Twins, BuildDependsResolveWithinTheirOwnStratum) {
             members.end());
 }
 
+TEST_F(Twins, AChunkFileRenamedByItsStratumIsNamedAsTheFileNamesIt) {
+  // ybd names the component after the file; the stratum's build-depends
+  // still use the entry's name.
+  auto graph = resolve_graph(defs, "systems/desktop-x86_64.morph", "x86_64");
+  ASSERT_TRUE(graph) << graph.error().to_string();
+  const Component* extras = find(*graph, "wnck-extras-2");
+  ASSERT_NE(extras, nullptr);
+  EXPECT_EQ(extras->name, "wnck-extras-2");
+  EXPECT_EQ(extras->chunk_def->name, "wnck-extras@2");
+  const Component* panel = find(*graph, "panel");
+  ASSERT_NE(panel, nullptr);
+  EXPECT_EQ(dep_ids(*graph, *panel), (std::vector<std::string>{"base", "wnck-extras-2"}));
+  for (const char* target : {"wnck-extras@2", "wnck-extras-2", "gnome/wnck-extras@2"}) {
+    auto found = find_target(defs, target);
+    ASSERT_TRUE(found) << target << ": " << found.error().to_string();
+    EXPECT_EQ(defs.strata[found->index].chunks[found->chunk_index].artifact_name, "wnck-extras-2");
+  }
+  UnresolvedSources none;
+  ASSERT_TRUE(compute_keys(*graph, none));
+  EXPECT_TRUE(extras->cache_key->starts_with("wnck-extras-2."));
+}
+
 TEST_F(Twins, KeysTellTheTwinsApartAndStaySafeFileNames) {
   auto graph = resolve_graph(defs, "systems/desktop-x86_64.morph", "x86_64");
   ASSERT_TRUE(graph);
