@@ -236,7 +236,9 @@ Result<YamlNode> parse_once(std::string_view text, const std::string& file) {
       if (yaml_parser_parse(parser.get(), event.get()) == 0) {
         const yaml_parser_t* p = parser.get();
         std::string message = p->problem != nullptr ? p->problem : "invalid YAML";
-        if (p->context != nullptr) message = std::string(p->context) + ": " + message;
+        if (p->context != nullptr)
+          message = std::string(p->context) + " started at line " +
+                    std::to_string(p->context_mark.line + 1) + ": " + message;
         return make_error_at(file, static_cast<int>(p->problem_mark.line) + 1, message, {},
                              static_cast<int>(p->problem_mark.column) + 1);
       }

@@ -526,6 +526,11 @@ TEST(Yaml, KeepsLinesAliasesAndNulls) {
   auto bad = parse_yaml("a: [\n", "f");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().file, "f");
+  auto unclosed = parse_yaml("x: 1\na: [b\n- c: d\n", "f");
+  ASSERT_FALSE(unclosed);
+  EXPECT_EQ(unclosed.error().to_string(),
+            "f:3:4: while parsing a flow sequence started at line 2: did not find expected ',' or "
+            "']'");
 }
 
 TEST(Yaml, ReadsAnAnchoredBlockScalarInABlockSequence) {
