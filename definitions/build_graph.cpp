@@ -91,7 +91,8 @@ std::string describe_candidates(const Definitions& defs, const std::vector<Targe
       case Kind::chunk: {
         const StratumDef& s = defs.strata[r.index];
         const ChunkDef& c = s.chunks[r.chunk_index];
-        out += "chunk " + c.name + " (in " + s.path + ":" + std::to_string(c.where.line) + ")";
+        out += "chunk " + s.name + "/" + c.name + " (" + s.path + ":" +
+               std::to_string(c.where.line) + ")";
         break;
       }
       case Kind::stratum:
@@ -106,6 +107,32 @@ std::string describe_candidates(const Definitions& defs, const std::vector<Targe
     }
   }
   return out;
+}
+
+// "STRATUM/NAME": a chunk of the stratum named STRATUM, or of the stratum
+// file STRATUM.morph (ybd's "strata/xfce/libwnck").
+std::optional<TargetRef> find_stratum_chunk(const Definitions& defs, const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos || path.ends_with(".morph")) return std::nullopt;
+  std::string stratum = path.substr(0, slash);
+  std::string name = path.substr(slash + 1);
+  std::optional<std::size_t> index;
+  if (auto it = defs.by_path.find(stratum + ".morph");
+      it != defs.by_path.end() && it->second.kind == Kind::stratum) {
+    index = it->second.index;
+  } else {
+    for (std::size_t i = 0; i < defs.strata.size(); ++i) {
+      if (defs.strata[i].name != stratum) continue;
+      if (index) return std::nullopt;  // two strata of that name: give the path
+      index = i;
+    }
+  }
+  if (!index) return std::nullopt;
+  const auto& chunks = defs.strata[*index].chunks;
+  for (std::size_t c = 0; c < chunks.size(); ++c)
+    if (chunks[c].name == name || chunks[c].artifact_name == name)
+      return TargetRef{Kind::chunk, *index, c};
+  return std::nullopt;
 }
 
 class GraphBuilder {
@@ -166,7 +193,7 @@ class GraphBuilder {
       if (!dep) return dep;
       c.depends.push_back(*dep);
     }
-    c.name = def.name;
+    c.name = def.artifact_name;
     c.kind = Kind::chunk;
     c.stratum = s.name;
     c.path = def.morph.empty() ? s.path : def.morph;
@@ -283,6 +310,7 @@ Result<TargetRef> find_target(const Definitions& defs, const std::string& target
     auto it = defs.by_path.find(path);
     if (it == defs.by_path.end()) {
       if (const Error* problem = defs.problem(path)) return std::unexpected(*problem);
+      if (auto chunk = find_stratum_chunk(defs, path)) return *chunk;
       return make_error("no definition file \"" + path + "\" in " + defs.root);
     }
     if (const Error* problem = defs.problem(path)) return std::unexpected(*problem);
@@ -302,7 +330,9 @@ Result<TargetRef> find_target(const Definitions& defs, const std::string& target
   for (std::size_t i = 0; i < defs.strata.size(); ++i) {
     if (defs.strata[i].name == target) found.push_back({Kind::stratum, i, 0});
     for (std::size_t c = 0; c < defs.strata[i].chunks.size(); ++c)
-      if (defs.strata[i].chunks[c].name == target) found.push_back({Kind::chunk, i, c});
+      if (defs.strata[i].chunks[c].name == target ||
+          defs.strata[i].chunks[c].artifact_name == target)
+        found.push_back({Kind::chunk, i, c});
   }
   for (std::size_t i = 0; i < defs.systems.size(); ++i)
     if (defs.systems[i].name == target) found.push_back({Kind::system, i, 0});
@@ -310,7 +340,8 @@ Result<TargetRef> find_target(const Definitions& defs, const std::string& target
     if (defs.clusters[i].name == target) found.push_back({Kind::cluster, i, 0});
   if (found.size() == 1) return found.front();
   if (found.size() > 1)
-    return make_error("\"" + target + "\" names several definitions; give a path instead:" +
+    return make_error("\"" + target +
+                      "\" names several definitions; give STRATUM/NAME or a path instead:" +
                       describe_candidates(defs, found));
   std::vector<std::string_view> names;
   for (const auto& s : defs.strata) {
@@ -350,10 +381,16 @@ Result<BuildGraph> resolve_graph(const Definitions& defs, const std::string& tar
   auto index = builder.add(*ref);
   if (!index) return std::unexpected(index.error());
   graph.target_index = *index;
-  // Names identify components in logs, artifacts and `gang shell`: within
-  // one build, two different definitions of a kind may not share a name.
+  // Ids name components in logs, events and `gang shell`. Chunks of one name
+  // in two strata are told apart as STRATUM/NAME; two strata, systems or
+  // clusters of one name in one build are an error.
+  std::unordered_map<std::string_view, std::size_t> chunk_names;
+  for (const Component& c : graph.components)
+    if (c.kind == Kind::chunk) ++chunk_names[c.name];
   std::map<std::pair<Kind, std::string_view>, const Component*> seen;
-  for (const Component& c : graph.components) {
+  for (Component& c : graph.components) {
+    c.id = c.kind == Kind::chunk && chunk_names[c.name] > 1 ? c.stratum + "/" + c.name : c.name;
+    if (c.kind == Kind::chunk) continue;
     auto [it, fresh] = seen.emplace(std::pair{c.kind, std::string_view(c.name)}, &c);
     if (fresh) continue;
     auto where = [](const Component& x) {

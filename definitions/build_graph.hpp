@@ -34,9 +34,14 @@ struct SystemMember {
 };
 
 struct Component {
-  std::string name;
+  std::string name;     // the definition's name (DESTDIR /NAME.inst, baserock/NAME.meta)
   Kind kind = Kind::chunk;
   std::string stratum;  // chunks: the stratum that builds them
+  // How logs, events and `gang shell` name the component: unique among the
+  // graph's components of its kind. The name, except for an inline or chunk
+  // file entry whose name another chunk of the graph shares: "STRATUM/NAME"
+  // (two strata may each build a chunk called libwnck).
+  std::string id;
   std::string path;     // the morph file (the stratum's file for inline chunks)
 
   // Direct dependencies, as indices of earlier components. A chunk depends on
@@ -69,6 +74,16 @@ struct Component {
   // dependency). source is the chunk's resolved repo/ref, when resolved.
   std::optional<std::string> cache_key;
   std::optional<ResolvedSource> source;
+  // While pending: why (the source is not fetched yet, the resolver's
+  // error, or "waits for KIND ID", the pending component it waits for).
+  std::string pending_reason;
+};
+
+// What the builds run on (the sandbox base), as it enters every cache key:
+// an artifact built on one base is never reused on another.
+struct BaseIdentity {
+  std::string kind = "none";  // "host", "none" or "sysroot"
+  std::string identity;       // host: OS, compiler and libc versions; sysroot: content hash
 };
 
 struct BuildGraph {
@@ -77,6 +92,7 @@ struct BuildGraph {
   std::vector<Component> components;  // build order
   std::size_t target_index = 0;       // the target itself (the last component)
   const SplitRules* split_rules = nullptr;  // DEFAULTS split-rules (points into the Definitions)
+  BaseIdentity base;                  // set before compute_keys (gang/base_identity.hpp)
 
   struct Totals {
     std::size_t chunks = 0, strata = 0, systems = 0, clusters = 0;
@@ -85,7 +101,9 @@ struct BuildGraph {
 };
 
 // A target found in the definitions: a morph path (a stratum, system or
-// cluster file, or a chunk file used by exactly one stratum) or a bare name.
+// cluster file, or a chunk file used by exactly one stratum), a chunk as
+// STRATUM/NAME (the stratum's name or its path without ".morph", as ybd
+// writes it: "xfce/libwnck", "strata/xfce/libwnck"), or a bare name.
 struct TargetRef {
   Kind kind = Kind::chunk;
   std::size_t index = 0;        // into strata, systems or clusters; for chunks the stratum
@@ -98,11 +116,16 @@ struct TargetRef {
 [[nodiscard]] std::vector<std::size_t> staging_set(const BuildGraph& graph, std::size_t component);
 
 // Finds `target`: a path relative to the root (an absolute path or one
-// starting with the root is made relative), or a bare definition name. A
-// bare name must be unique; otherwise the error lists the candidates.
+// starting with the root is made relative), STRATUM/NAME, or a bare
+// definition name. A bare name must be unique; otherwise the error lists
+// the candidates, chunks as STRATUM/NAME.
 [[nodiscard]] Result<TargetRef> find_target(const Definitions& defs, const std::string& target);
 
-// Resolves `target` for `arch` into a BuildGraph (see find_target).
+// Resolves `target` for `arch` into a BuildGraph (see find_target). A
+// cluster includes every system it lists for `arch`, subsystems included,
+// at any depth. Two strata may each build a chunk of one name: they are two
+// components (see Component::id); two strata, systems or clusters of one
+// name in one build are an error.
 [[nodiscard]] Result<BuildGraph> resolve_graph(const Definitions& defs, const std::string& target,
                                                const std::string& arch);
 

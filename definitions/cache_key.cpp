@@ -62,6 +62,8 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
   canon.text("kind", to_string(c.kind));
   canon.text("name", c.name);
   canon.text("arch", graph.arch);
+  canon.text("base", graph.base.kind);
+  canon.text("base-identity", graph.base.identity);
 
   // Dependencies: sorted keys, so list order in the YAML does not matter.
   std::vector<std::string> dep_keys;
@@ -77,6 +79,7 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
   switch (c.kind) {
     case Kind::chunk: {
       if (!c.repo.empty() && !c.source) return std::nullopt;
+      canon.text("stratum", c.stratum);
       canon.text("tree", c.repo.empty() ? std::string_view("none") : c.source->tree);
       canon.string_map("submodules", c.submodules);
       canon.text("build-mode", to_string(c.build_mode));
@@ -160,30 +163,47 @@ std::optional<std::string> cache_key_input(const BuildGraph& graph, std::size_t 
   return canon.take();
 }
 
-Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver) {
-  std::map<std::pair<std::string, std::string>, std::optional<ResolvedSource>> resolved;
+Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver, SourceErrors errors) {
+  std::map<std::pair<std::string, std::string>, Result<std::optional<ResolvedSource>>> resolved;
   for (std::size_t i = 0; i < graph.components.size(); ++i) {
     Component& c = graph.components[i];
     c.cache_key.reset();
+    c.source.reset();
+    c.pending_reason.clear();
     if (c.kind == Kind::chunk && !c.repo.empty()) {
       auto key = std::pair{c.repo, c.ref};
       auto it = resolved.find(key);
-      if (it == resolved.end()) {
-        auto source = resolver.resolve(c.repo, c.ref);
-        if (!source) {
-          Error e = source.error();
-          if (e.file.empty() && c.chunk_def != nullptr) {
-            e.file = c.chunk_def->where.file;
-            e.line = c.chunk_def->where.line;
-          }
-          e.message =
-              "chunk \"" + c.name + "\": cannot resolve " + c.repo + " " + c.ref + ": " + e.message;
-          return std::unexpected(std::move(e));
+      if (it == resolved.end()) it = resolved.emplace(key, resolver.resolve(c.repo, c.ref)).first;
+      const auto& source = it->second;
+      if (!source) {
+        Error e = source.error();
+        if (e.file.empty() && c.chunk_def != nullptr) {
+          e.file = c.chunk_def->where.file;
+          e.line = c.chunk_def->where.line;
         }
-        it = resolved.emplace(std::move(key), std::move(*source)).first;
+        e.message = "chunk \"" + c.id + "\": cannot resolve " + c.repo + " " + c.ref + ": " +
+                    e.message;
+        if (errors == SourceErrors::fail) return std::unexpected(std::move(e));
+        c.pending_reason = e.to_string();
+        continue;
       }
-      c.source = it->second;
+      if (!*source) {
+        c.pending_reason = "source " + c.repo + " " + c.ref + " not fetched yet";
+        continue;
+      }
+      c.source = **source;
     }
+    // Name the component whose source holds everything up, not the stratum
+    // in between.
+    for (std::size_t dep : c.depends) {
+      const Component& d = graph.components[dep];
+      if (d.cache_key) continue;
+      c.pending_reason = d.pending_reason.starts_with("waits for ")
+                             ? d.pending_reason
+                             : "waits for " + std::string(to_string(d.kind)) + " " + d.id;
+      break;
+    }
+    if (!c.pending_reason.empty()) continue;
     auto input = cache_key_input(graph, i);
     if (input) c.cache_key = c.name + "." + sha256_hex(*input);
   }

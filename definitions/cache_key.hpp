@@ -25,10 +25,18 @@ namespace gang {
 // artifacts are not reused.
 inline constexpr int k_artifact_version = 2;
 
+// What compute_keys does when the resolver fails for a source (an unknown
+// repo alias, a bad ref, a corrupt mirror): fail (a build needs the source)
+// or leave the key pending with the error as its reason (gang show).
+enum class SourceErrors { fail, pending };
+
 // Fills cache_key (and source, for chunks with a repo) of every component,
 // in build order, asking `resolver` at most once per distinct (repo, ref).
-// Fails only if the resolver fails; unresolved sources leave keys pending.
-[[nodiscard]] Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver);
+// Sources the resolver does not know yet leave keys pending, with a
+// pending_reason on each pending component. With SourceErrors::fail, fails
+// on the first resolver error; with ::pending, never fails.
+[[nodiscard]] Result<void> compute_keys(BuildGraph& graph, SourceResolver& resolver,
+                                        SourceErrors errors = SourceErrors::fail);
 
 // The canonical text hashed for component `index`, or nullopt while the
 // component is pending. Requires the keys of its dependencies (call after

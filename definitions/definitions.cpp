@@ -7,6 +7,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "definitions/deploy_value.hpp"
 #include "definitions/suggest.hpp"
 #include "definitions/yaml.hpp"
 #include "util/fs.hpp"
@@ -210,6 +211,16 @@ class Loader {
       if (!entry.value.is_scalar()) return type_error(entry.value, entry.key, "a string");
       out[entry.key] = entry.value.scalar;
     }
+    return out;
+  }
+
+  // Deploy parameters: any YAML value, kept as the text an extension sees.
+  Result<std::map<std::string, std::string>> deploy_settings(const YamlNode& n,
+                                                             std::string_view field) {
+    std::map<std::string, std::string> out;
+    if (n.is_null()) return out;
+    if (!n.is_map()) return type_error(n, field, "a mapping");
+    for (const auto& entry : n.entries) out[entry.key] = render_deploy_value(entry.value);
     return out;
   }
 
@@ -483,7 +494,9 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
         merged = it->second;
       }
     }
-    // Entry fields win over the chunk file's.
+    // Entry fields win over the chunk file's, except that the artifact is
+    // named as the file names it (see ChunkDef::artifact_name).
+    std::optional<std::string> file_name = merged.name;
     take(merged.name, std::move(entry->name));
     take(merged.morph, std::move(entry->morph));
     take(merged.repo, std::move(entry->repo));
@@ -505,6 +518,7 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
     if (!merged.name || merged.name->empty())
       return make_error_at(m_file, item.line, "chunk entry has no \"name\"", "name");
     chunk.name = std::move(*merged.name);
+    chunk.artifact_name = file_name && !file_name->empty() ? *file_name : chunk.name;
     if (auto [it, fresh] = seen.emplace(chunk.name, item.line); !fresh)
       return make_error_at(m_file, item.line,
                            "duplicate chunk name \"" + chunk.name + "\" (first at line " +
@@ -677,14 +691,14 @@ Result<void> Loader::parse_cluster_systems(const YamlNode& list, std::vector<Clu
     cs.system = *index;
     cs.where = Location{m_file, item.line};
     if (const YamlNode* dd = item.find("deploy-defaults")) {
-      auto m = string_map(*dd, "deploy-defaults");
+      auto m = deploy_settings(*dd, "deploy-defaults");
       if (!m) return std::unexpected(m.error());
       cs.deploy_defaults = std::move(*m);
     }
     if (const YamlNode* d = item.find("deploy"); d != nullptr && !d->is_null()) {
       if (!d->is_map()) return type_error(*d, "deploy", "a mapping");
       for (const auto& entry : d->entries) {
-        auto settings = string_map(entry.value, entry.key);
+        auto settings = deploy_settings(entry.value, entry.key);
         if (!settings) return std::unexpected(settings.error());
         cs.deploy.push_back(Deployment{entry.key, std::move(*settings)});
       }

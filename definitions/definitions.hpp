@@ -79,7 +79,12 @@ using SystemIntegration = std::map<std::string, std::map<std::string, Commands>>
 // A chunk as its stratum builds it: the stratum entry merged over the chunk
 // file (for `morph:` entries) or the entry alone (inline chunks).
 struct ChunkDef {
-  std::string name;
+  std::string name;           // as the stratum entry names it; build-depends use it
+  // The component's name (key, artifact, DESTDIR): the chunk file's own name
+  // where the entry names a file, else `name`. They differ only where a
+  // stratum renames a chunk file (gstreamer-plugins-base@0.10 for the file
+  // gstreamer-plugins-base-0.10.morph); ybd names the artifact after the file.
+  std::string artifact_name;
   std::string morph;  // chunk file, relative to the root; empty for inline chunks
   std::string repo;   // as written (alias not expanded); empty: no source checkout
   std::string ref;
@@ -121,6 +126,8 @@ struct SystemDef {
   Location where;
 };
 
+// Deploy parameters may be any YAML value; each is kept as the text a
+// deployment extension sees in its environment (deploy_value.hpp).
 struct Deployment {
   std::string label;
   std::map<std::string, std::string> settings;  // type, location, UPPERCASE keys...
@@ -128,7 +135,7 @@ struct Deployment {
 
 struct ClusterSystem {
   std::size_t system = 0;  // index into Definitions::systems
-  std::map<std::string, std::string> deploy_defaults;
+  std::map<std::string, std::string> deploy_defaults;  // rendered as Deployment::settings
   std::vector<Deployment> deploy;
   std::vector<ClusterSystem> subsystems;
   Location where;

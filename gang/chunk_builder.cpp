@@ -96,10 +96,10 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     if (!sandbox_dir.empty()) {
       if (kept_spec != nullptr) (void)save_spec(*kept_spec);
       // Keep the sandbox for `gang shell`; an older kept one is replaced.
-      std::string kept = kept_sandbox_dir(ctx.cache.root(), c.name);
+      std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id);
       (void)remove_sandbox(kept);
       if (make_dirs(ctx.cache.root() + "/failed") && ::rename(sandbox_dir.c_str(), kept.c_str()) == 0) {
-        ctx.log(c.name, "Sandbox kept at " + kept + " (gang shell " + c.name + ")");
+        ctx.log(c.id, "Sandbox kept at " + kept + " (gang shell " + c.id + ")");
       } else {
         (void)remove_sandbox(sandbox_dir);
       }
@@ -139,7 +139,7 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   std::vector<std::size_t> stage = staging_set(ctx.graph, index);
   if (!stage.empty()) {
     std::string staging = dir + "/staging";
-    ctx.log(c.name, "Staging " + std::to_string(stage.size()) + " dependencies");
+    ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies");
     for (std::size_t dep : stage) {
       const Component& d = ctx.graph.components[dep];
       if (auto staged = ctx.cache.stage(*d.cache_key, staging, StageMode::hardlink, ctx.options.verify);
@@ -153,7 +153,7 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   }
   if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
   if (!c.repo.empty()) {
-    ctx.log(c.name, "Checking out " + c.repo + " " + c.ref +
+    ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
                     (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
     auto checked = git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
     if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);

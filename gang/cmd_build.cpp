@@ -59,6 +59,7 @@ int cmd_build(const Args& args) {
   if (parsed.count("arch")) project_options.arch = parsed["arch"].as<std::string>();
   if (parsed.count("cache")) project_options.cache_dir = parsed["cache"].as<std::string>();
   project_options.strict = parsed.count("strict") > 0;
+  if (parsed.count("base")) project_options.base = parsed["base"].as<std::string>();  // in the keys
   auto project = load_project(project_options, [](const Error& w) {
     std::fprintf(stderr, "gang: warning: %s\n", w.to_string().c_str());
   });

@@ -1,10 +1,11 @@
-// gang show TARGET [--arch ARCH] [--json] [--strict] [--definitions DIR]
+// gang show TARGET [--arch ARCH] [--base BASE] [--json] [--strict] [--definitions DIR]
 //
 // Loads the definitions, resolves TARGET for ARCH and prints the build order
 // with each component's kind, cache key (or "pending") and cache state, then
 // totals. Works offline and without sources: keys come from the local git
-// mirrors only (never fetched), and a source not mirrored yet leaves its key
-// pending.
+// mirrors only (never fetched), and a source not mirrored yet, or one that
+// cannot be resolved (an unknown alias, a bad ref), leaves its key pending,
+// shown with the reason; show still succeeds.
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -33,6 +34,7 @@ struct ShowOptions {
   std::string arch;
   std::string definitions;
   std::string cache;
+  std::string base;
   bool json = false;
   bool strict = false;
 };
@@ -61,6 +63,19 @@ class CacheStates {
 
  private:
   std::optional<ArtifactCache> m_cache;
+};
+
+// Every source fails with one error (the git mirrors could not be opened).
+class FailingSources final : public SourceResolver {
+ public:
+  explicit FailingSources(Error error) : m_error(std::move(error)) {}
+  [[nodiscard]] Result<std::optional<ResolvedSource>> resolve(const std::string&,
+                                                              const std::string&) override {
+    return std::unexpected(m_error);
+  }
+
+ private:
+  Error m_error;
 };
 
 void json_string(std::string& out, std::string_view s) {
@@ -108,6 +123,7 @@ std::string render_json(const BuildGraph& graph, const std::vector<std::string>&
     out += i == 0 ? "\n  " : ",\n  ";
     out += "{\"name\": ";
     json_string(out, c.name);
+
     out += ", \"kind\": ";
     json_string(out, to_string(c.kind));
     out += ", \"stratum\": ";
@@ -122,12 +138,19 @@ std::string render_json(const BuildGraph& graph, const std::vector<std::string>&
       out += "null";
     out += ", \"state\": ";
     json_string(out, states[i]);
+
     out += ", \"build_depends\": [";
     for (std::size_t d = 0; d < c.depends.size(); ++d) {
       if (d != 0) out += ", ";
-      json_string(out, graph.components[c.depends[d]].name);
+      json_string(out, graph.components[c.depends[d]].id);
     }
-    out += "]}";
+    out += "], \"id\": ";
+    json_string(out, c.id);
+    if (!c.cache_key) {
+      out += ", \"pending_reason\": ";
+      json_string(out, c.pending_reason);
+    }
+    out += '}';
   }
   auto totals = graph.totals();
   out += "\n], \"totals\": {\"chunks\": " + std::to_string(totals.chunks) +
@@ -156,6 +179,11 @@ std::string render_text(const BuildGraph& graph, const std::vector<std::string>&
     out += c.cache_key ? *c.cache_key : std::string("pending");
     out += "  ";
     out += states[i];
+    if (!c.cache_key && !c.pending_reason.empty()) {
+      out += "  (";
+      out += c.pending_reason;
+      out += ')';
+    }
     out += '\n';
   }
   auto t = graph.totals();
@@ -173,6 +201,7 @@ int run_show(const ShowOptions& options) {
   project_options.arch = options.arch;
   project_options.cache_dir = options.cache;
   project_options.strict = options.strict;
+  project_options.base = options.base;
   auto project = load_project(project_options, [](const Error& w) {
     std::fprintf(stderr, "gang: warning: %s\n", w.to_string().c_str());
   });
@@ -180,18 +209,20 @@ int run_show(const ShowOptions& options) {
     print_error(project.error());
     return 1;
   }
+  // A source that cannot be resolved never fails show: its key is pending,
+  // with the reason.
   std::unique_ptr<GitMirrors> git;
   std::unique_ptr<SourceResolver> resolver = std::make_unique<UnresolvedSources>();
   if (path_exists(project->config.cache_dir + "/gits")) {
     auto opened = open_git_mirrors(*project);
-    if (!opened) {
-      print_error(opened.error());
-      return 1;
+    if (opened) {
+      git = std::make_unique<GitMirrors>(std::move(*opened));
+      resolver = std::make_unique<GitSourceResolver>(*git, GitSourceResolver::Mode::local_only);
+    } else {
+      resolver = std::make_unique<FailingSources>(opened.error());
     }
-    git = std::make_unique<GitMirrors>(std::move(*opened));
-    resolver = std::make_unique<GitSourceResolver>(*git, GitSourceResolver::Mode::local_only);
   }
-  if (auto r = compute_keys(project->graph, *resolver); !r) {
+  if (auto r = compute_keys(project->graph, *resolver, SourceErrors::pending); !r) {
     print_error(r.error());
     return 1;
   }
@@ -220,7 +251,9 @@ int cmd_show(const Args& args) {
       "definitions", "definitions root (default: found from TARGET, else .)",
       cxxopts::value<std::string>(options.definitions))(
       "cache", "artifact cache directory (cache states and git mirrors)",
-      cxxopts::value<std::string>(options.cache))("h,help", "print this help")(
+      cxxopts::value<std::string>(options.cache))(
+      "base", "sandbox base the keys are for: host, none, or a sysroot directory",
+      cxxopts::value<std::string>(options.base))("h,help", "print this help")(
       "target", "a morph path or a definition name", cxxopts::value<std::string>(options.target));
   parser.parse_positional({"target"});
   parser.positional_help("TARGET");

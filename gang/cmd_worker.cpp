@@ -101,6 +101,7 @@ int cmd_worker(const Args& args) {
   if (parsed.count("arch")) project_options.arch = parsed["arch"].as<std::string>();
   if (parsed.count("cache")) project_options.cache_dir = parsed["cache"].as<std::string>();
   project_options.strict = parsed.count("strict") > 0;
+  if (parsed.count("base")) project_options.base = parsed["base"].as<std::string>();  // in the keys
   // The frontend has printed the definitions' warnings once already.
   auto project = load_project(project_options, nullptr);
   if (!project) return fatal(project.error().to_string());
@@ -126,7 +127,7 @@ int cmd_worker(const Args& args) {
   items.reserve(graph.components.size());
   for (const auto& c : graph.components) {
     if (!c.cache_key) return fatal("no cache key for " + c.name + " (its source is unresolved)");
-    items.push_back({c.name, *c.cache_key, c.depends});
+    items.push_back({c.id, *c.cache_key, c.depends});
   }
 
   BuildBackendOptions backend_options;

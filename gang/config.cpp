@@ -114,9 +114,22 @@ std::string default_cache_dir() {
   return "/var/tmp/gang-cache";
 }
 
+const std::map<std::string, std::string>& default_aliases() {
+  // ybd's ybd.conf: the aliases every public Baserock definitions set uses.
+  static const std::map<std::string, std::string> k_aliases = {
+      {"baserock", "git://git.baserock.org/baserock/"},
+      {"freedesktop", "git://anongit.freedesktop.org/"},
+      {"github", "git://github.com/"},
+      {"gnome", "git://git.gnome.org/"},
+      {"upstream", "git://git.baserock.org/delta/"},
+  };
+  return k_aliases;
+}
+
 Result<Config> load_config(const std::string& definitions_dir) {
   Config config;
   config.cache_dir = default_cache_dir();
+  config.aliases = default_aliases();
   if (!definitions_dir.empty()) {
     std::string conf = definitions_dir + "/gang.conf";
     if (path_exists(conf)) {

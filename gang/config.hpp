@@ -32,6 +32,11 @@ struct Config {
 // The default cache root: $XDG_CACHE_HOME/gang, else $HOME/.cache/gang.
 [[nodiscard]] std::string default_cache_dir();
 
+// ybd's default repo aliases (baserock, freedesktop, github, gnome,
+// upstream), which every Config starts with; `aliases:` in gang.conf and
+// GANG_ALIASES override them one by one.
+[[nodiscard]] const std::map<std::string, std::string>& default_aliases();
+
 // Builds the Config for a definitions directory (may be empty: no gang.conf).
 // Reads `<definitions_dir>/gang.conf` if present, then GANG_* variables:
 // GANG_CACHE, GANG_INSTANCES, GANG_MAX_JOBS, GANG_ARCH, GANG_OFFLINE,

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "definitions/arch.hpp"
+#include "gang/base_identity.hpp"
 #include "util/fs.hpp"
 
 namespace gang {
@@ -48,6 +49,7 @@ Result<Project> load_project(const ProjectOptions& options,
   if (!options.arch.empty()) project.config.arch = options.arch;
   if (project.config.arch.empty()) project.config.arch = host_arch();
   if (options.strict) project.config.strict = true;
+  if (!options.base.empty()) project.config.base = options.base;
 
   LoadOptions load_options;
   load_options.unknown_fields = project.config.strict ? Strictness::strict : Strictness::warn;
@@ -64,6 +66,10 @@ Result<Project> load_project(const ProjectOptions& options,
   }
   if (!graph) return std::unexpected(graph.error());
   project.graph = std::move(*graph);
+  RealHostProbe probe;
+  auto base = identify_base(project.config.base, project.config.cache_dir, probe);
+  if (!base) return std::unexpected(base.error());
+  project.graph.base = std::move(*base);
   return project;
 }
 

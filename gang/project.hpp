@@ -25,6 +25,7 @@ struct ProjectOptions {
   std::string definitions;  // --definitions; empty: found from target, else "."
   std::string arch;         // --arch; empty: config, else the host's
   std::string cache_dir;    // --cache; empty: config
+  std::string base;         // --base; empty: config
   bool strict = false;      // --strict
 };
 
@@ -33,7 +34,7 @@ struct Project {
   std::string target;  // relative to root, or a bare name
   Config config;       // with the command-line overrides applied
   std::unique_ptr<Definitions> defs;  // heap-allocated: graph points into it
-  BuildGraph graph;    // keys not yet computed
+  BuildGraph graph;    // keys not yet computed; graph.base identifies config.base
 };
 
 // Finds the root: the directory holding VERSION above a target file, else
@@ -42,7 +43,8 @@ struct Project {
 [[nodiscard]] std::string find_definitions_root(std::string& target,
                                                 const std::string& definitions);
 
-// Loads config, definitions and the graph. Definition warnings go to `warn`.
+// Loads config, definitions and the graph, and identifies the sandbox base
+// for the keys (base_identity.hpp). Definition warnings go to `warn`.
 [[nodiscard]] Result<Project> load_project(const ProjectOptions& options,
                                            const std::function<void(const Error&)>& warn);
 

@@ -166,7 +166,7 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   spec.arch = ctx.options.arch;
   spec.max_jobs = ctx.options.max_jobs;
   spec.log_path = log_path;
-  ctx.log(c.name, "Running " + std::to_string(commands.size()) + " system-integration commands");
+  ctx.log(c.id, "Running " + std::to_string(commands.size()) + " system-integration commands");
   StepOptions options;
   options.control.should_stop = ctx.should_stop;
   auto result =

@@ -95,7 +95,7 @@ TEST(CacheKey, IsAStableDocumentedSha256) {
   // Golden value: this key only changes when the documented recipe changes
   // (then bump k_artifact_version and update it here and in cache_key.md).
   EXPECT_EQ(*a.at("stage1-gcc"),
-            "stage1-gcc.6937c8e62129052518c741bb30b04a813478678ede9bea59837df299248d63f9");
+            "stage1-gcc.8b080bc109d2c4ea69c5fdcda4b5106ec9d23e8c50c0526bf2a118f87d7443ac");
 }
 
 TEST(CacheKey, DependsOnArch) {
@@ -234,9 +234,89 @@ TEST(CacheKey, InputTextIsCanonicalAndReadable) {
   ASSERT_TRUE(text);
   EXPECT_TRUE(
       text->starts_with("gang-cache-key 1:1\nartifact-version 2\nkind 5:chunk\n"
-                        "name 10:stage1-gcc\narch 6:x86_64\ntree 4:none\n"))
+                        "name 10:stage1-gcc\narch 6:x86_64\nbase 4:none\nbase-identity 0:\n"
+                        "stratum 15:build-essential\ntree 4:none\n"))
       << *text;
   EXPECT_NE(text->find("prefix 6:/tools\n"), std::string::npos);
+}
+
+TEST(CacheKey, TheSandboxBaseKindAndIdentityEnterEveryKey) {
+  auto defs = load_definitions(fixture("basic"));
+  ASSERT_TRUE(defs);
+  auto keys_for = [&](BaseIdentity base) {
+    auto graph = resolve_graph(*defs, "systems/minimal-x86_64.morph", "x86_64");
+    EXPECT_TRUE(graph);
+    graph->base = std::move(base);
+    UnresolvedSources none;
+    EXPECT_TRUE(compute_keys(*graph, none));
+    std::map<std::string, std::string> out;
+    for (const auto& c : graph->components) out[c.id] = c.cache_key.value_or("pending");
+    return out;
+  };
+  auto none = keys_for({"none", ""});
+  auto host_a = keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.2.0\n"});
+  auto host_b = keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.3.0\n"});
+  auto sysroot = keys_for({"sysroot", "sha256:00 entries 3"});
+  EXPECT_EQ(none, keys_for({"none", ""}));
+  EXPECT_EQ(host_a, keys_for({"host", "os ID=debian VERSION_ID=\"12\"\ncc gcc 12.2.0\n"}));
+  ASSERT_FALSE(none.empty());
+  for (const auto& [id, key] : none) {
+    EXPECT_NE(key, host_a.at(id)) << id;
+    EXPECT_NE(host_a.at(id), host_b.at(id)) << id;  // another compiler: another artifact
+    EXPECT_NE(key, sysroot.at(id)) << id;
+    EXPECT_NE(host_a.at(id), sysroot.at(id)) << id;
+  }
+}
+
+TEST(CacheKey, PendingComponentsSayWhy) {
+  auto defs = load_definitions(fixture("basic"));
+  ASSERT_TRUE(defs);
+  auto graph = resolve_graph(*defs, "sourced", "x86_64");
+  ASSERT_TRUE(graph);
+  FakeResolver resolver;
+  resolver.fail = true;
+  ASSERT_TRUE(compute_keys(*graph, resolver, SourceErrors::pending));
+  for (const auto& c : graph->components) {
+    if (c.name == "fetched") {
+      EXPECT_FALSE(c.cache_key);
+      EXPECT_EQ(c.pending_reason,
+                "strata/sourced.morph:6: chunk \"fetched\": cannot resolve upstream:fetched "
+                "0123456789abcdef0123456789abcdef01234567: no such ref");
+    } else if (c.name == "after-fetched" || c.name == "sourced") {
+      EXPECT_FALSE(c.cache_key);
+      EXPECT_EQ(c.pending_reason, "waits for chunk fetched") << c.name;
+    } else {
+      EXPECT_TRUE(c.cache_key) << c.name;
+      EXPECT_EQ(c.pending_reason, "") << c.name;
+    }
+  }
+  resolver.fail = false;  // not fetched yet: pending, no error
+  ASSERT_TRUE(compute_keys(*graph, resolver));
+  EXPECT_EQ(graph->components[graph->target_index].pending_reason, "waits for chunk fetched");
+}
+
+TEST(CacheKey, DependantsNameThePendingSourceNotTheStratumBetween) {
+  auto defs = load_definitions(fixture("twins"));
+  ASSERT_TRUE(defs);
+  auto graph = resolve_graph(*defs, "remote", "x86_64");
+  ASSERT_TRUE(graph);
+  // A system over remote: its stratum waits, and so the system waits for
+  // the chunk.
+  UnresolvedSources none;
+  ASSERT_TRUE(compute_keys(*graph, none));
+  EXPECT_EQ(graph->components[graph->target_index].pending_reason,
+            "waits for chunk from-upstream");
+  testing::Tree tree({{"strata/s.morph",
+                       "name: s\nkind: stratum\nchunks:\n- name: c\n  repo: upstream:c\n"
+                       "  ref: master\n"},
+                      {"systems/x.morph",
+                       "name: x\nkind: system\narch: x86_64\nstrata:\n- morph: strata/s.morph\n"}});
+  auto loaded = tree.load();
+  ASSERT_TRUE(loaded);
+  auto system = resolve_graph(*loaded, "systems/x.morph", "x86_64");
+  ASSERT_TRUE(system);
+  ASSERT_TRUE(compute_keys(*system, none));
+  EXPECT_EQ(system->components[system->target_index].pending_reason, "waits for chunk c");
 }
 
 }  // namespace

@@ -218,9 +218,9 @@ TEST(DefinitionsTargets, AmbiguousBareNameListsTheCandidates) {
   auto t = find_target(*defs, "gcc");
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message,
-            "\"gcc\" names several definitions; give a path instead:\n"
-            "  chunk gcc (in strata/a.morph:4)\n"
-            "  chunk gcc (in strata/b.morph:5)");
+            "\"gcc\" names several definitions; give STRATUM/NAME or a path instead:\n"
+            "  chunk a/gcc (strata/a.morph:4)\n"
+            "  chunk b/gcc (strata/b.morph:5)");
 }
 
 TEST(DefinitionsVersion, AcceptsSevenEightAndNine) {
@@ -526,11 +526,16 @@ TEST(Yaml, KeepsLinesAliasesAndNulls) {
   auto bad = parse_yaml("a: [\n", "f");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().file, "f");
+  auto unclosed = parse_yaml("x: 1\na: [b\n- c: d\n", "f");
+  ASSERT_FALSE(unclosed);
+  EXPECT_EQ(unclosed.error().to_string(),
+            "f:3:4: while parsing a flow sequence started at line 2: did not find expected ',' or "
+            "']'");
 }
 
 TEST(Yaml, ReadsAnAnchoredBlockScalarInABlockSequence) {
-  // Baserock's DEFAULTS anchors a strip command this way; yaml-cpp 0.7 alone
-  // rejects it unless the text is indented past the anchor.
+  // Baserock's DEFAULTS anchors a strip command this way; yaml-cpp 0.7 (once
+  // gang's parser) rejected it unless the text was indented past the anchor.
   const char* text =
       "strip-commands:\n"
       "  # comment\n"

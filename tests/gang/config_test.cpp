@@ -48,7 +48,12 @@ TEST_F(ConfigTest, DefaultsToXdgCacheHomeAndOneInstance) {
   ASSERT_TRUE(config);
   EXPECT_EQ(config->cache_dir, "/var/tmp/xdg/gang");
   EXPECT_EQ(config->instances, "1");
-  EXPECT_TRUE(config->aliases.empty());
+  // ybd's default aliases are built in.
+  EXPECT_EQ(config->aliases, default_aliases());
+  EXPECT_EQ(config->aliases.at("upstream"), "git://git.baserock.org/delta/");
+  EXPECT_EQ(config->aliases.at("baserock"), "git://git.baserock.org/baserock/");
+  for (const char* name : {"freedesktop", "github", "gnome"})
+    EXPECT_TRUE(config->aliases.contains(name)) << name;
   env.set("XDG_CACHE_HOME", nullptr);
   env.set("HOME", "/home/someone");
   EXPECT_EQ(load_config("")->cache_dir, "/home/someone/.cache/gang");
@@ -65,6 +70,7 @@ TEST_F(ConfigTest, ReadsGangConfAndEnvironmentWins) {
   EXPECT_EQ(from_file->max_jobs, 6);
   EXPECT_EQ(from_file->arch, "armv8l64");
   EXPECT_EQ(from_file->aliases.at("upstream"), "https://example.org/git/");
+  EXPECT_EQ(from_file->aliases.at("gnome"), "git://git.gnome.org/");  // the rest stay built in
 
   env.set("GANG_INSTANCES", "4");
   env.set("GANG_MAX_JOBS", "2");
