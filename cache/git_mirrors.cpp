@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -311,6 +312,67 @@ Result<GitPtr<git_repository>> clone_from_mirror(const std::string& mirror, cons
   return libgit2_error("cannot clone " + mirror + " into " + dest_dir, rc);
 }
 
+// Sets atime and mtime of every entry below the open directory `dir_fd`
+// (whose path is `path`, for messages) to `times`, symlinks themselves
+// included, in one walk: each directory is read once through its own fd and
+// its entries are stamped relative to it. Directories are stamped after
+// their contents. A `.git` entry is stamped but not entered.
+Result<void> stamp_tree_below(int dir_fd, const std::string& path, const timespec times[2]) {
+  int read_fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (read_fd < 0) return make_errno_error("cannot open " + path);
+  DIR* dir = ::fdopendir(read_fd);
+  if (dir == nullptr) {
+    int saved = errno;
+    ::close(read_fd);
+    return make_errno_error("cannot read " + path, saved);
+  }
+  Result<void> result;
+  errno = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    bool is_dir = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {
+      struct stat st {};
+      if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        result = make_errno_error("cannot stat " + path + "/" + entry->d_name);
+        break;
+      }
+      is_dir = S_ISDIR(st.st_mode);
+    }
+    if (is_dir && name != ".git") {
+      int child = ::openat(dir_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child < 0) {
+        result = make_errno_error("cannot open " + path + "/" + entry->d_name);
+        break;
+      }
+      result = stamp_tree_below(child, path + "/" + entry->d_name, times);
+      ::close(child);
+      if (!result) break;
+    }
+    if (::utimensat(dir_fd, entry->d_name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+      result = make_errno_error("cannot set the mtime of " + path + "/" + entry->d_name);
+      break;
+    }
+    errno = 0;
+  }
+  if (result && errno != 0) result = make_errno_error("cannot read " + path);
+  ::closedir(dir);
+  return result;
+}
+
+// Gives `root` and everything below it (see stamp_tree_below) the mtime
+// k_checkout_mtime.
+Result<void> stamp_checkout(const std::string& root) {
+  const timespec times[2] = {{k_checkout_mtime, 0}, {k_checkout_mtime, 0}};
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot open " + root);
+  auto stamped = stamp_tree_below(fd, root, times);
+  if (stamped && ::futimens(fd, times) != 0) stamped = make_errno_error("cannot set the mtime of " + root);
+  ::close(fd);
+  return stamped;
+}
+
 }  // namespace
 
 GitMirrors::GitMirrors(std::string gits_dir, std::map<std::string, std::string> aliases, Offline offline,
@@ -429,7 +491,8 @@ Result<void> GitMirrors::checkout(const std::string& repo, const std::string& co
                                   const std::map<std::string, std::string>& submodule_urls) const {
   auto url = expand_url(repo);
   if (!url) return std::unexpected(url.error());
-  return checkout_url(*url, commit, dest_dir, submodule_urls, 0);
+  if (auto checked = checkout_url(*url, commit, dest_dir, submodule_urls, 0); !checked) return checked;
+  return stamp_checkout(dest_dir);
 }
 
 Result<void> GitMirrors::checkout_url(const std::string& url, const std::string& commit_ref,

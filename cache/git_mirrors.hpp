@@ -3,7 +3,11 @@
 // by definitions are resolved there to a commit and its tree (the tree id
 // feeds the cache key; the commit time is SOURCE_DATE_EPOCH), fetching all
 // refs from upstream when a ref is missing, and commits are checked out from
-// the mirror into build directories, submodules included.
+// the mirror into build directories, submodules included. Like ybd and
+// morph, a checkout gives every file, directory and symlink of the working
+// tree one fixed mtime, k_checkout_mtime, so that make never sees a generated
+// file (configure, aclocal.m4, Makefile.in) as older than its sources just
+// because it was written first.
 //
 // Concurrency contract: several gang processes (and threads, each with its
 // own GitMirrors or not) may use the same cache root at once. Every clone or
@@ -31,6 +35,10 @@
 #include "util/error.hpp"
 
 namespace gang {
+
+// The mtime of every checked-out entry: 2011-11-11 11:11:11 UTC, ybd's and
+// morph's "magic timestamp". SOURCE_DATE_EPOCH stays the commit time.
+inline constexpr std::int64_t k_checkout_mtime = 1321009871;
 
 // Whether gang may talk to upstream repositories.
 enum class Offline { no, yes };
@@ -100,7 +108,11 @@ class GitMirrors {
   // .gitmodules are checked out recursively at the commits their gitlinks
   // record, each from its own mirror; `submodule_urls` (path -> repo, from
   // the definition's `submodules:`) overrides .gitmodules URLs. A submodule
-  // commit missing from its mirror is fetched unless offline.
+  // commit missing from its mirror is fetched unless offline. Finally every
+  // entry of the working tree, submodules included, gets atime and mtime
+  // k_checkout_mtime (symlinks themselves, not their targets); the `.git`
+  // entries get it too, but nothing inside them is touched (their objects
+  // are hard links into the shared mirror).
   [[nodiscard]] Result<void> checkout(const std::string& repo, const std::string& commit,
                                       const std::string& dest_dir,
                                       const std::map<std::string, std::string>& submodule_urls = {}) const;

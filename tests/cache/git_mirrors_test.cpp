@@ -3,11 +3,13 @@
 #include "tests/support/run_command.hpp"
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <vector>
 
 #include "cache/git_mirrors.hpp"
@@ -225,6 +227,100 @@ TEST_F(GitMirrorsTest, CheckoutIncludesSubmodulesAtTheirGitlinkCommits) {
   EXPECT_EQ(*read_file(dest + "/third_party/sub/README"), "sub one\n");
   EXPECT_EQ(git_in(dest + "/third_party/sub", "rev-parse HEAD"), pinned);
   EXPECT_TRUE(path_exists(*mirrors.mirror_path("up:sub")));
+}
+
+// Every entry below `root` (symlinks themselves, `.git` entries but not
+// their contents) with an mtime other than k_checkout_mtime, as
+// "path=mtime" lines; also counts the entries seen.
+std::string entries_with_other_mtimes(const std::string& root, int& seen) {
+  namespace fs = std::filesystem;
+  std::string wrong;
+  auto check = [&](const fs::path& path) {
+    struct stat st {};
+    ++seen;
+    if (::lstat(path.c_str(), &st) != 0) {
+      wrong += path.string() + "=unreadable\n";
+      return;
+    }
+    if (st.st_mtim.tv_sec != k_checkout_mtime || st.st_mtim.tv_nsec != 0)
+      wrong += path.string() + "=" + std::to_string(st.st_mtim.tv_sec) + "\n";
+  };
+  check(root);
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    check(it->path());
+    if (it->path().filename() == ".git") it.disable_recursion_pending();
+  }
+  return wrong;
+}
+
+TEST_F(GitMirrorsTest, CheckoutGivesEveryEntrySubmodulesAndSymlinksIncludedTheMagicMtime) {
+  std::string sub = make_repo("sub", "sub\n");
+  ASSERT_TRUE(make_dirs(sub + "/deep/er"));
+  commit(sub, "deep/er/file.c", "int x;\n", k_first_time + 1);
+  std::string pinned = git_in(sub, "rev-parse HEAD");
+  std::string super = make_repo("super");
+  ASSERT_TRUE(make_dirs(super + "/src/lib/inner"));
+  commit(super, "src/lib/inner/a.c", "int a;\n", k_first_time + 2);
+  ASSERT_EQ(::symlink("lib/inner/a.c", (super + "/src/link.c").c_str()), 0);
+  ASSERT_EQ(::symlink("/nonexistent/dangling", (super + "/dangling").c_str()), 0);
+  git_in(super, "add src/link.c dangling");
+  ASSERT_TRUE(write_file_atomic(super + "/.gitmodules", "[submodule \"s\"]\n\tpath = third/s\n\turl = ../sub\n"));
+  git_in(super, "update-index --add --cacheinfo 160000," + pinned + ",third/s");
+  commit(super, ".gitmodules", *read_file(super + "/.gitmodules"), k_first_time + 3);
+
+  auto mirrors = open();
+  auto r = mirrors.resolve("up:super", "master");
+  ASSERT_TRUE(r) << r.error().message;
+  std::string dest = m_dir.path() + "/co";
+  auto done = mirrors.checkout("up:super", r->commit, dest);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(k_checkout_mtime, 1321009871);  // 2011-11-11 11:11:11 UTC, as ybd and morph
+
+  struct stat st {};
+  ASSERT_EQ(::lstat((dest + "/src/link.c").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_EQ(::lstat((dest + "/third/s/deep/er/file.c").c_str(), &st), 0);
+  int seen = 0;
+  EXPECT_EQ(entries_with_other_mtimes(dest, seen), "");
+  EXPECT_GE(seen, 15);  // root, .git, README, .gitmodules, src/..., dangling, third/s/...
+  // Nothing inside the mirror (whose objects a checkout hard-links) was touched.
+  ASSERT_EQ(::stat((*mirrors.mirror_path("up:super") + "/HEAD").c_str(), &st), 0);
+  EXPECT_NE(st.st_mtim.tv_sec, k_checkout_mtime);
+  EXPECT_EQ(git_in(dest, "status --porcelain"), "");
+  // SOURCE_DATE_EPOCH stays the commit time.
+  EXPECT_EQ(r->commit_time, k_first_time + 3);
+}
+
+// An autotools-shaped tree: generated files (configure, aclocal.m4) come
+// before their sources (configure.ac, m4/*.m4) in path order, so a checkout
+// that writes files one by one makes the sources newer unless it gives them
+// all one mtime. The many files in between make sure the writes span more
+// than the file system's timestamp granularity.
+TEST_F(GitMirrorsTest, CheckedOutGeneratedFilesAreNotOlderThanTheirSourcesForMake) {
+  std::string repo = make_repo("auto");
+  ASSERT_TRUE(write_file_atomic(repo + "/Makefile",
+                                "configure: configure.ac aclocal.m4\n\ttouch regenerated && touch configure\n"
+                                "aclocal.m4: configure.ac m4/ax.m4\n\ttouch regenerated && touch aclocal.m4\n"));
+  ASSERT_TRUE(write_file_atomic(repo + "/aclocal.m4", "dnl generated\n"));
+  ASSERT_TRUE(write_file_atomic(repo + "/configure", "#!/bin/sh\n"));
+  sh("mkdir '" + repo + "/configure.a' && cd '" + repo + "/configure.a' && i=0 && while [ $i -lt 300 ]; do " +
+     "echo $i >f$i; i=$((i + 1)); done");
+  ASSERT_TRUE(write_file_atomic(repo + "/configure.ac", "AC_INIT\n"));
+  ASSERT_TRUE(make_dirs(repo + "/m4"));
+  ASSERT_TRUE(write_file_atomic(repo + "/m4/ax.m4", "dnl source\n"));
+  git_in(repo, "add -A");
+  commit(repo, "Makefile", *read_file(repo + "/Makefile"), k_first_time + 9);
+
+  auto mirrors = open();
+  auto r = mirrors.resolve("up:auto", "master");
+  ASSERT_TRUE(r) << r.error().message;
+  std::string dest = m_dir.path() + "/auto.build";
+  auto done = mirrors.checkout("up:auto", r->commit, dest);
+  ASSERT_TRUE(done) << done.error().message;
+  auto [status, out] = testing::run_command("make -C '" + dest + "' configure 2>&1");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("is up to date"), std::string::npos) << out;
+  EXPECT_FALSE(path_exists(dest + "/regenerated")) << out;
 }
 
 TEST_F(GitMirrorsTest, DefinitionSubmoduleUrlsOverrideGitmodules) {
