@@ -6,6 +6,7 @@
 // mirrors only (never fetched), and a source not mirrored yet, or one that
 // cannot be resolved (an unknown alias, a bad ref), leaves its key pending,
 // shown with the reason; show still succeeds.
+#include <algorithm>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -167,14 +168,19 @@ std::string render_text(const BuildGraph& graph, const std::vector<std::string>&
   std::string out;
   out.reserve(graph.components.size() * 120);
   out += "target " + graph.target + " for " + graph.arch + ", build order:\n";
+  auto shown_name = [](const Component& c) {
+    return c.kind == Kind::chunk ? c.stratum + "/" + c.name : c.name;
+  };
+  std::size_t width = 32;  // the name column fits the longest name
+  for (const Component& c : graph.components) width = std::max(width, shown_name(c).size());
   for (std::size_t i = 0; i < graph.components.size(); ++i) {
     const Component& c = graph.components[i];
     char head[32];
     std::snprintf(head, sizeof head, "%5zu  %-8s ", i + 1, std::string(to_string(c.kind)).c_str());
     out += head;
-    std::string name = c.kind == Kind::chunk ? c.stratum + "/" + c.name : c.name;
+    std::string name = shown_name(c);
     out += name;
-    if (name.size() < 32) out.append(32 - name.size(), ' ');
+    out.append(width - name.size(), ' ');
     out += ' ';
     out += c.cache_key ? *c.cache_key : std::string("pending");
     out += "  ";
