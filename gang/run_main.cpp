@@ -19,7 +19,7 @@ struct Subcommand {
 constexpr Subcommand k_subcommands[] = {
     {"build", cmd_build, "build a target with a gang of worker instances"},
     {"show", cmd_show, "print what would be built, in order, with cache keys and states"},
-    {"cache", cmd_cache, "inspect and maintain the artifact cache (ls, show, verify, gc, forget)"},
+    {"cache", cmd_cache, "inspect and maintain the artifact cache (ls, show, verify, gc, forget, clean)"},
     {"shell", cmd_shell, "open a shell, or run a command, in a failed build's sandbox"},
     {"worker", cmd_worker, nullptr},
 };
