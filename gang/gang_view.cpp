@@ -119,7 +119,8 @@ std::string GangView::summary(std::int64_t now) const {
   } else {
     out += "\n  failures: " + std::to_string(m_failures.size());
     for (const auto& [component, failure] : m_failures) {
-      out += "\n    " + component + ": " + failure.reason;
+      // The first line: the log's tail was shown when it failed, and is in the log.
+      out += "\n    " + component + ": " + failure.reason.substr(0, failure.reason.find('\n'));
       if (!failure.log_path.empty()) out += "\n      log:   " + failure.log_path;
       out += "\n      shell: gang shell " + component;
     }

@@ -72,7 +72,7 @@ Worker::Scan Worker::scan_once() {
         // Recorded by another instance or an earlier run: a failure of this
         // run too, reported once, with its log.
         if (m_failure_reported.insert(index).second)
-          emit(EventType::failed, item.name, "failed in another instance: " + *reason, 0,
+          emit(EventType::failed, item.name, "recorded failure: " + *reason, 0,
                m_backend.failure_log(item.key));
       }
     }

@@ -56,7 +56,7 @@ TEST(GangView, RendersYbdShapedLinesAndASummary) {
   EXPECT_NE(view.on_event(done)->find("Elapsed time for build 00:01:01"), std::string::npos);
   Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 1, 3, 4};
   EXPECT_NE(view.on_event(bah)->find("[#2] [libbar] Bah! claimed by host:1 #1"), std::string::npos);
-  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed", "/l/baz.log", 0, 1, 3, 4};
+  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed\n  the log's tail", "/l/baz.log", 0, 1, 3, 4};
   (void)view.on_event(failed);
   std::string summary = view.summary(70000);
   // Counts per instance; the names go to the --log file only.
@@ -74,8 +74,8 @@ TEST(GangView, RendersYbdShapedLinesAndASummary) {
       << summary;
   EXPECT_EQ(view.bah_count(), 1);
   // Another instance reporting the same (recorded) failure is a log line, not a second failure.
-  Event again{EventType::failed, 1, 66000, "libbaz", "failed in another instance: x", "/l/baz.log", 0, 1, 3, 4};
-  EXPECT_NE(view.on_event(again)->find("[libbaz] Skipping: failed in another instance"), std::string::npos);
+  Event again{EventType::failed, 1, 66000, "libbaz", "recorded failure: x", "/l/baz.log", 0, 1, 3, 4};
+  EXPECT_NE(view.on_event(again)->find("[libbaz] Skipping: recorded failure: x"), std::string::npos);
   EXPECT_EQ(view.failures().size(), 1u);
 }
 

@@ -124,7 +124,7 @@ TEST_F(GangBuild, AFailureIsRecordedOnceAndEverythingElseIsBuilt) {
   // The failure recorded by the earlier run is this run's failure too, with
   // its log and how to retry or look inside.
   std::string again_summary = again.output.substr(std::min(again.output.find("Summary:"), again.output.size()));
-  EXPECT_NE(again_summary.find("failures: 1\n    bad: failed in another instance: "), std::string::npos)
+  EXPECT_NE(again_summary.find("failures: 1\n    bad: recorded failure: "), std::string::npos)
       << again.output;
   EXPECT_NE(again_summary.find("log:   " + cache + "/logs/" + k["bad"] + ".log"), std::string::npos)
       << again.output;

@@ -181,7 +181,7 @@ TEST(Worker, DoesNotRetryAFailureRecordedByAnotherInstance) {
   for (const auto& e : rec.events)
     if (e.type == EventType::failed) {
       EXPECT_EQ(e.component, "a");
-      EXPECT_EQ(e.message, "failed in another instance: failed in #2");
+      EXPECT_EQ(e.message, "recorded failure: failed in #2");
       EXPECT_EQ(e.detail, "/logs/a.1.log");
     }
 }
