@@ -11,6 +11,7 @@
 #include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 
@@ -235,6 +236,10 @@ int cmd_cache(const Args& args) {
                 " for 'gang cache " + action + "'");
 
   if (action == "clean") {  // without opening it, which would create it
+    if (!path_exists(root)) {
+      std::printf("no cache at %s: nothing to remove\n", root.c_str());
+      return 0;
+    }
     auto kept = kept_sandboxes(root);
     auto removed = remove_cache(root);
     if (!removed) return fail(removed.error().to_string());
