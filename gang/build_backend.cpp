@@ -45,6 +45,11 @@ std::optional<std::string> BuildBackend::failure(const std::string& key) {
   return (*record)->reason + " (" + (*record)->failed_by.describe() + ")";
 }
 
+std::string BuildBackend::failure_log(const std::string& key) {
+  auto record = m_cache.failure(key);
+  return record && *record ? (*record)->log_path : std::string();
+}
+
 Result<ClaimReply> BuildBackend::claim(const std::string& key) {
   auto outcome = m_cache.claim(key, m_holder);
   if (!outcome) return std::unexpected(outcome.error());

@@ -32,6 +32,7 @@ class BuildBackend final : public WorkerBackend {
 
   bool is_cached(const std::string& key) override;
   std::optional<std::string> failure(const std::string& key) override;
+  std::string failure_log(const std::string& key) override;
   Result<ClaimReply> claim(const std::string& key) override;
   void release(const std::string& key) override;
   BuildReport build(std::size_t index) override;

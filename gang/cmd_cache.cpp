@@ -1,14 +1,17 @@
-// gang cache ls|show|verify|gc|forget: inspect and maintain the artifact cache.
+// gang cache ls|show|verify|gc|forget|clean: inspect and maintain the artifact cache.
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <string>
 
 #include "cache/artifact_cache.hpp"
+#include "gang/cache_cleaning.hpp"
 #include "gang/cli.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 
@@ -18,8 +21,11 @@ constexpr const char* k_usage =
     "usage: gang cache ls [--json]\n"
     "       gang cache show KEY\n"
     "       gang cache verify\n"
-    "       gang cache gc [--max-size SIZE]   (SIZE like 10G, 500M)\n"
+    "       gang cache gc [--max-size SIZE] [--keep-failed AGE]\n"
+    "                (SIZE like 10G, 500M; kept sandboxes of failed builds older than AGE,\n"
+    "                 default 7d, like 12h, 30m, 0 for all, are removed too)\n"
     "       gang cache forget KEY\n"
+    "       gang cache clean                  (removes the whole cache, kept sandboxes included)\n"
     "       gang cache insert KEY DIR         (plumbing: publish a directory tree)\n"
     "       gang cache stage KEY DEST [--copy] [--verify]   (plumbing: materialise)\n"
     "All accept --cache DIR (default: gang.conf, GANG_CACHE, else $XDG_CACHE_HOME/gang).\n";
@@ -95,9 +101,12 @@ int cache_ls(ArtifactCache& cache, bool json) {
     std::fputs(out.c_str(), stdout);
     return 0;
   }
-  std::printf("%-60s %8s %7s %9s  %s\n", "KEY", "SIZE", "FILES", "BUILD", "LAST USED");
+  // The key column is as wide as the longest key, so headings line up.
+  int width = 3;
+  for (const auto& a : *all) width = std::max(width, static_cast<int>(a.key.size()));
+  std::printf("%-*s %8s %7s %9s  %s\n", width, "KEY", "SIZE", "FILES", "BUILD", "LAST USED");
   for (const auto& a : *all)
-    std::printf("%-60s %8s %7llu %9s  %s\n", a.key.c_str(), format_size(a.size).c_str(),
+    std::printf("%-*s %8s %7llu %9s  %s\n", width, a.key.c_str(), format_size(a.size).c_str(),
                 static_cast<unsigned long long>(a.file_count),
                 format_duration(a.meta.build_duration).c_str(), format_time(a.last_used_ms).c_str());
   return 0;
@@ -151,7 +160,13 @@ int cache_verify(ArtifactCache& cache) {
   return 0;
 }
 
-int cache_gc(ArtifactCache& cache, const std::string& max_size) {
+int cache_gc(ArtifactCache& cache, const std::string& max_size, const std::string& keep_failed) {
+  std::chrono::seconds age = k_default_keep_failed;
+  if (!keep_failed.empty()) {
+    auto parsed = parse_age(keep_failed);
+    if (!parsed) return fail("--keep-failed: " + parsed.error().to_string());
+    age = *parsed;
+  }
   std::optional<std::uint64_t> limit;
   if (!max_size.empty()) {
     auto parsed = parse_size(max_size);
@@ -168,7 +183,14 @@ int cache_gc(ArtifactCache& cache, const std::string& max_size) {
               format_size(report->bytes_after).c_str());
   if (limit && report->bytes_after > *limit)
     std::printf("still above %s: the rest is claimed or being staged\n", format_size(*limit).c_str());
-  return 0;
+  auto kept = remove_kept_sandboxes(cache.root(), age, static_cast<std::int64_t>(std::time(nullptr)));
+  std::string names;
+  for (const auto& name : kept.removed) names += " " + name;
+  std::printf("removed %zu kept sandbox%s of failed builds older than %s%s%s\n", kept.removed.size(),
+              kept.removed.size() == 1 ? "" : "es", keep_failed.empty() ? "7d" : keep_failed.c_str(),
+              names.empty() ? "" : ":", names.c_str());
+  for (const auto& error : kept.errors) std::fprintf(stderr, "gang: warning: %s\n", error.c_str());
+  return kept.errors.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -184,6 +206,7 @@ int cmd_cache(const Args& args) {
       ("cache", "cache directory", cxxopts::value<std::string>())
       ("json", "ls: machine-readable output")
       ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
+      ("keep-failed", "gc: remove kept sandboxes of failed builds older than AGE", cxxopts::value<std::string>())
       ("copy", "stage: copy files instead of hard-linking the read-only blobs")
       ("verify", "stage: re-hash every blob before using it")
       ("h,help", "show this help")
@@ -202,7 +225,7 @@ int cmd_cache(const Args& args) {
 
   auto needs = [&](std::size_t n) { return positional.size() == n; };
   bool known = action == "ls" || action == "show" || action == "verify" || action == "gc" ||
-               action == "forget" || action == "insert" || action == "stage";
+               action == "forget" || action == "insert" || action == "stage" || action == "clean";
   if (!known) return fail("unknown cache command \"" + action + "\"\n" + k_usage);
   bool takes_key = action == "show" || action == "forget";
   bool takes_two = action == "insert" || action == "stage";
@@ -212,13 +235,26 @@ int cmd_cache(const Args& args) {
                                         : "unexpected argument") +
                 " for 'gang cache " + action + "'");
 
+  if (action == "clean") {  // without opening it, which would create it
+    if (!path_exists(root)) {
+      std::printf("no cache at %s: nothing to remove\n", root.c_str());
+      return 0;
+    }
+    auto kept = kept_sandboxes(root);
+    auto removed = remove_cache(root);
+    if (!removed) return fail(removed.error().to_string());
+    std::printf("removed the cache at %s (with %zu kept sandbox%s of failed builds)\n", root.c_str(),
+                kept.size(), kept.size() == 1 ? "" : "es");
+    return 0;
+  }
   auto cache = ArtifactCache::open(root);
   if (!cache) return fail(cache.error().to_string());
   if (action == "ls") return cache_ls(*cache, parsed.count("json") != 0);
   if (action == "show") return cache_show(*cache, positional[0]);
   if (action == "verify") return cache_verify(*cache);
   if (action == "gc")
-    return cache_gc(*cache, parsed.count("max-size") != 0 ? parsed["max-size"].as<std::string>() : "");
+    return cache_gc(*cache, parsed.count("max-size") != 0 ? parsed["max-size"].as<std::string>() : "",
+                    parsed.count("keep-failed") != 0 ? parsed["keep-failed"].as<std::string>() : "");
   if (action == "insert") {
     ArtifactMeta meta;
     meta.built_by = cache->holder();

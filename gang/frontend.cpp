@@ -304,6 +304,11 @@ int Frontend::run() {
 
   std::int64_t end = now_ms();
   emit(m_view.summary(end));
+  if (!m_view.failures().empty())
+    emit("  To build the failed components again: gang build " + m_options.target +
+         " --retry-failed (with this run's other options).\n"
+         "  A failed build's sandbox is kept: gang shell COMPONENT opens a shell in it.");
+  for (const auto& line : m_view.component_lists()) log_only(line);
   if (m_stop_signal != 0) return 128 + m_stop_signal;
   if (!m_view.failures().empty()) return 1;
   bool all_ok = true;

@@ -61,13 +61,16 @@ std::optional<std::string> GangView::on_event(const Event& e) {
              format_elapsed(static_cast<std::int64_t>(e.seconds * 1000)) + " (" + seconds + " s)";
     case EventType::bah:
       if (inst.building == e.component) inst.building.clear();
+      inst.lost.push_back(e.component);
       ++m_bah_count;
       m_bah_seconds += e.seconds;
       return prefix(e.time_ms, e.instance, e.component) + "Bah! " + e.message;
     case EventType::failed:
       if (inst.building == e.component) inst.building.clear();
-      if (!m_failures.contains(e.component))
-        m_failures[e.component] = e.message + (e.detail.empty() ? "" : " (log: " + e.detail + ")");
+      // Every instance reports a failure recorded before it looked; once is enough.
+      if (m_failures.contains(e.component))
+        return prefix(e.time_ms, e.instance, e.component) + "Skipping: " + e.message;
+      m_failures[e.component] = Failure{e.message, e.detail};
       return prefix(e.time_ms, e.instance, e.component) + "ERROR: " + e.message +
              (e.detail.empty() ? "" : "\n    log: " + e.detail);
     case EventType::cached:
@@ -114,14 +117,10 @@ std::string GangView::summary(std::int64_t now) const {
                 format_elapsed(now - m_start_ms).c_str(), (now - m_start_ms) / 1000.0);
   out += line;
   for (const auto& [number, inst] : m_instances) {
-    std::snprintf(line, sizeof line, "\n  instance %d: built %zu component%s in %.1f s", number,
-                  inst.built.size(), inst.built.size() == 1 ? "" : "s", inst.build_seconds);
+    std::snprintf(line, sizeof line, "\n  instance %d: built %zu, Bah! %zu, busy %.1f s", number,
+                  inst.built.size(), inst.lost.size(), inst.build_seconds);
     out += line;
     if (!inst.seed.empty()) out += ", seed " + inst.seed;
-    if (!inst.built.empty()) {
-      out += ":";
-      for (const auto& name : inst.built) out += " " + name;
-    }
   }
   std::snprintf(line, sizeof line, "\n  Bah! %d lost race%s, %.1f s of work wasted", m_bah_count,
                 m_bah_count == 1 ? "" : "s", m_bah_seconds);
@@ -130,7 +129,27 @@ std::string GangView::summary(std::int64_t now) const {
     out += "\n  failures: none";
   } else {
     out += "\n  failures: " + std::to_string(m_failures.size());
-    for (const auto& [component, what] : m_failures) out += "\n    " + component + ": " + what;
+    for (const auto& [component, failure] : m_failures) {
+      // The first line: the log's tail was shown when it failed, and is in the log.
+      out += "\n    " + component + ": " + failure.reason.substr(0, failure.reason.find('\n'));
+      if (!failure.log_path.empty()) out += "\n      log:   " + failure.log_path;
+      out += "\n      shell: gang shell " + component;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> GangView::component_lists() const {
+  std::vector<std::string> out;
+  auto join = [](const std::vector<std::string>& names) {
+    std::string text;
+    for (const auto& name : names) text += " " + name;
+    return text.empty() ? std::string(" (none)") : text;
+  };
+  for (const auto& [number, inst] : m_instances) {
+    out.push_back("instance " + std::to_string(number) + " built:" + join(inst.built));
+    if (!inst.lost.empty())
+      out.push_back("instance " + std::to_string(number) + " lost (Bah!):" + join(inst.lost));
   }
   return out;
 }

@@ -35,8 +35,15 @@ class GangView {
   // "[done/todo/total] building: a b | 12s | Bah! 3".
   [[nodiscard]] std::string status(std::int64_t now) const;
 
-  // The end-of-run summary, several lines, no trailing newline.
+  // The end-of-run summary, several lines, no trailing newline: counts per
+  // instance (built, Bah!, busy seconds), never every component's name, and
+  // each failure (this run's, or one recorded earlier) with its log and how
+  // to look inside it.
   [[nodiscard]] std::string summary(std::int64_t now) const;
+
+  // The per-component lists the summary leaves out, one line per instance
+  // ("instance 1 built: a b c"), for the --log file.
+  [[nodiscard]] std::vector<std::string> component_lists() const;
 
   [[nodiscard]] bool target_done() const { return m_target_done_ms.has_value(); }
   [[nodiscard]] std::optional<std::int64_t> target_done_ms() const { return m_target_done_ms; }
@@ -52,11 +59,16 @@ class GangView {
 
   // "[done/todo/total]".
   [[nodiscard]] std::string counter() const;
-  [[nodiscard]] const std::map<std::string, std::string>& failures() const { return m_failures; }
+  struct Failure {
+    std::string reason;
+    std::string log_path;  // may be empty
+  };
+  [[nodiscard]] const std::map<std::string, Failure>& failures() const { return m_failures; }
 
  private:
   struct Instance {
     std::vector<std::string> built;
+    std::vector<std::string> lost;  // Bah!
     double build_seconds = 0;
     std::string building;
     std::string seed;
@@ -74,7 +86,7 @@ class GangView {
   int m_bah_count = 0;
   double m_bah_seconds = 0;
   std::set<std::string> m_built;
-  std::map<std::string, std::string> m_failures;  // component -> "reason (log: path)"
+  std::map<std::string, Failure> m_failures;  // by component
   std::optional<std::int64_t> m_target_done_ms;
 };
 

@@ -1,8 +1,10 @@
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #include "gang/commands.hpp"
+#include "gang/version.hpp"
 
 namespace gang {
 
@@ -17,7 +19,7 @@ struct Subcommand {
 constexpr Subcommand k_subcommands[] = {
     {"build", cmd_build, "build a target with a gang of worker instances"},
     {"show", cmd_show, "print what would be built, in order, with cache keys and states"},
-    {"cache", cmd_cache, "inspect and maintain the artifact cache (ls, show, verify, gc, forget)"},
+    {"cache", cmd_cache, "inspect and maintain the artifact cache (ls, show, verify, gc, forget, clean)"},
     {"shell", cmd_shell, "open a shell, or run a command, in a failed build's sandbox"},
     {"worker", cmd_worker, nullptr},
 };
@@ -27,7 +29,8 @@ void print_usage(std::FILE* out) {
   for (const auto& sub : k_subcommands)
     if (sub.help != nullptr)
       std::fprintf(out, "  %-7s %s\n", sub.name.data(), sub.help);
-  std::fputs("\nRun 'gang <command> --help' for a command's options.\n", out);
+  std::fputs("\nRun 'gang <command> --help' for a command's options; gang --version prints the\n"
+             "version and the commit gang was built from.\n", out);
 }
 
 }  // namespace
@@ -40,6 +43,10 @@ int run_main(int argc, char** argv) {
   }
   if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     print_usage(stdout);
+    return 0;
+  }
+  if (args[0] == "--version") {
+    std::printf("%s\n", std::string(version_string()).c_str());
     return 0;
   }
   try {

@@ -69,8 +69,11 @@ Worker::Scan Worker::scan_once() {
     if (!blocked[index]) {
       if (auto reason = m_backend.failure(item.key)) {
         blocked[index] = 1;
+        // Recorded by another instance or an earlier run: a failure of this
+        // run too, reported once, with its log.
         if (m_failure_reported.insert(index).second)
-          emit(EventType::log, item.name, "Skipping: failed in another instance: " + *reason);
+          emit(EventType::failed, item.name, "recorded failure: " + *reason, 0,
+               m_backend.failure_log(item.key));
       }
     }
     anything_left |= !blocked[index];
@@ -90,7 +93,8 @@ Worker::Scan Worker::scan_once() {
     }
     if (claim->status == ClaimStatus::failed) {
       if (m_failure_reported.insert(index).second)
-        emit(EventType::log, item.name, "Skipping: failed in " + claim->holder);
+        emit(EventType::failed, item.name, "failed in " + claim->holder, 0,
+             m_backend.failure_log(item.key));
       continue;
     }
     if (claim->status == ClaimStatus::held_by_other) {

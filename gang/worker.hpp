@@ -63,6 +63,8 @@ class WorkerBackend {
   // The recorded failure's reason, or nullopt when the key has not failed
   // (or its failure is to be retried).
   [[nodiscard]] virtual std::optional<std::string> failure(const std::string& key) = 0;
+  // The build log of key's recorded failure, for the summary ("" if unknown).
+  [[nodiscard]] virtual std::string failure_log(const std::string& /*key*/) { return {}; }
   [[nodiscard]] virtual Result<ClaimReply> claim(const std::string& key) = 0;
   virtual void release(const std::string& key) = 0;
   // Builds item `index` under the claim and publishes it, or records its

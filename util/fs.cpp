@@ -113,12 +113,16 @@ Result<void> make_dirs(const std::string& path, int mode) {
 }
 
 static int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
-  if (type == FTW_DP) return ::rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
+  if (type == FTW_DP || type == FTW_DNR) return ::rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
   return ::unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+// Gives the owner rwx on directories that lack it, including unreadable
+// ones (FTW_DNR: e.g. overlayfs's mode-000 work/work), which nftw reports
+// but cannot enter; a later pass enters them.
 static int make_writable(const char* path, const struct stat* st, int type, struct FTW*) {
-  if (type == FTW_D && (st->st_mode & S_IWUSR) == 0) ::chmod(path, st->st_mode | S_IRWXU);
+  if ((type == FTW_D || type == FTW_DNR) && (st->st_mode & S_IRWXU) != S_IRWXU)
+    ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
   return 0;
 }
 
@@ -134,11 +138,14 @@ Result<void> remove_tree(const std::string& path) {
     return {};
   }
   if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) == 0) return {};
-  // Retry once after making read-only directories writable.
-  ::nftw(path.c_str(), make_writable, 64, FTW_PHYS);
-  if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) != 0)
-    return make_errno_error("cannot remove " + path);
-  return {};
+  // Retry after making read-only and unreadable directories usable; each
+  // pass reaches one more level of directories that were unreadable.
+  for (int pass = 0; pass < 16; ++pass) {
+    ::nftw(path.c_str(), make_writable, 64, FTW_PHYS);
+    if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) == 0) return {};
+    if (errno != EACCES && errno != ENOTEMPTY && errno != EPERM) break;
+  }
+  return make_errno_error("cannot remove " + path);
 }
 
 Result<void> fsync_dir(const std::string& path) {

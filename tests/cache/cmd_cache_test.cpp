@@ -1,10 +1,16 @@
 // `gang cache ...` end to end, through the real gang binary.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <ctime>
+#include <sstream>
 
 #include "cache/artifact_cache.hpp"
+#include "tests/support/capabilities.hpp"
+#include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
 
@@ -27,9 +33,10 @@ class CmdCacheTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) dir.keep();
   }
-  CliRun gang(const std::string& args) {
+  // Runs `gang cache ARGS --cache ROOT`, prefixed by `as` (e.g. a setpriv command).
+  CliRun gang(const std::string& args, const std::string& as = "") {
     std::string out = dir.path() + "/out.txt", err = dir.path() + "/err.txt";
-    std::string command = std::string(GANG_BINARY) + " cache " + args + " --cache '" + root +
+    std::string command = as + std::string(GANG_BINARY) + " cache " + args + " --cache '" + root +
                           "' >'" + out + "' 2>'" + err + "'";
     int raw = std::system(command.c_str());
     CliRun r;
@@ -102,6 +109,110 @@ TEST_F(CmdCacheTest, BadUsageIsAnError) {
   EXPECT_NE(size.status, 0);
   EXPECT_NE(size.err.find("invalid size"), std::string::npos) << size.err;
   EXPECT_NE(gang("show").status, 0);
+}
+
+TEST_F(CmdCacheTest, LsHeadingsLineUpWithTheirColumns) {
+  std::string long_key = "hello." + sha256_hex("hello");
+  ASSERT_EQ(gang("insert " + long_key + " '" + src + "'").status, 0);
+  ASSERT_EQ(gang("insert a.1 '" + src + "'").status, 0);
+  auto ls = gang("ls");
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  std::istringstream lines(ls.out);
+  std::string header, row;
+  ASSERT_TRUE(std::getline(lines, header));
+  for (const char* heading : {"SIZE", "FILES", "BUILD"}) {
+    std::size_t end = header.find(heading) + std::string(heading).size();
+    std::istringstream rows(ls.out.substr(header.size() + 1));
+    int n = 0;
+    while (std::getline(rows, row)) {
+      ++n;
+      // Right-aligned columns: each value ends where its heading ends.
+      ASSERT_GT(row.size(), end) << row;
+      EXPECT_NE(row[end - 1], ' ') << heading << " in\n" << ls.out;
+      EXPECT_EQ(row[end], ' ') << heading << " in\n" << ls.out;
+    }
+    EXPECT_EQ(n, 2);
+  }
+  std::size_t last_used = header.find("LAST USED");
+  std::istringstream rows(ls.out.substr(header.size() + 1));
+  while (std::getline(rows, row)) EXPECT_TRUE(std::isdigit(row[last_used])) << ls.out;
+}
+
+// A kept sandbox as a failed build leaves it, with the mode-000 overlayfs
+// work directory (not empty, as after a killed build) that plain `rm -rf`
+// cannot remove as an unprivileged owner.
+void make_kept_sandbox(const std::string& path, uid_t owner, std::int64_t failed_at_s) {
+  ASSERT_TRUE(make_dirs(path + "/overlay/0/work/work/#17"));
+  ASSERT_TRUE(make_dirs(path + "/overlay/0/upper/usr/bin"));
+  ASSERT_TRUE(write_file(path + "/sandbox.spec", "name: x\n"));
+  std::string parent = path.substr(0, path.rfind('/'));
+  ASSERT_EQ(testing::run_command("chown -R " + std::to_string(owner) + ":" + std::to_string(owner) +
+                                 " '" + path + "' && chown " + std::to_string(owner) + " '" + parent + "'")
+                .status,
+            0);
+  ASSERT_EQ(::chmod((path + "/overlay/0/work/work").c_str(), 0), 0);
+  struct timespec times[2] = {{failed_at_s, 0}, {failed_at_s, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (path + "/sandbox.spec").c_str(), times, 0), 0);
+}
+
+TEST_F(CmdCacheTest, GcRemovesKeptSandboxesOfFailedBuildsOlderThanKeepFailed) {
+  ASSERT_EQ(gang("ls").status, 0);  // creates the cache
+  std::int64_t now = std::time(nullptr);
+  make_kept_sandbox(root + "/failed/old", ::geteuid(), now - 8 * 24 * 3600);
+  make_kept_sandbox(root + "/failed/recent", ::geteuid(), now - 3600);
+  auto gc = gang("gc");
+  ASSERT_EQ(gc.status, 0) << gc.err;
+  EXPECT_NE(gc.out.find("removed 1 kept sandbox of failed builds older than 7d: old\n"), std::string::npos)
+      << gc.out;
+  EXPECT_FALSE(path_exists(root + "/failed/old"));
+  EXPECT_TRUE(path_exists(root + "/failed/recent/sandbox.spec"));
+  auto hours = gang("gc --keep-failed 2h");
+  EXPECT_NE(hours.out.find("removed 0 kept sandboxes"), std::string::npos) << hours.out;
+  EXPECT_TRUE(path_exists(root + "/failed/recent/sandbox.spec"));
+  auto all = gang("gc --keep-failed 30m");
+  ASSERT_EQ(all.status, 0) << all.err;
+  EXPECT_FALSE(path_exists(root + "/failed/recent"));
+  auto bad = gang("gc --keep-failed 7x");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--keep-failed: expected an age like 7d"), std::string::npos) << bad.err;
+}
+
+TEST_F(CmdCacheTest, CleanRemovesEverythingAsTheCachesUnprivilegedOwner) {
+  // As root, the cache belongs to an unprivileged user who runs gang cache
+  // clean (setpriv); otherwise the caller is that user.
+  uid_t owner = ::geteuid() == 0 ? testing::k_nobody : ::geteuid();
+  std::string as = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  std::string home = dir.path() + "/home";
+  ASSERT_TRUE(make_dirs(home));
+  ASSERT_EQ(::chown(home.c_str(), owner, owner), 0);
+  root = home + "/cache";
+  ASSERT_EQ(gang("ls", as).status, 0);  // the owner creates the cache
+  make_kept_sandbox(root + "/failed/broken", owner, std::time(nullptr));
+  ASSERT_TRUE(make_dirs(root + "/tmp/broken.1-2-abcd.XYZ"));
+  ASSERT_EQ(::chown((root + "/tmp/broken.1-2-abcd.XYZ").c_str(), owner, owner), 0);
+  // The problem being solved: plain rm -rf fails on such a sandbox.
+  make_kept_sandbox(home + "/copy", owner, std::time(nullptr));
+  auto rm = testing::run_command(as + "rm -rf '" + home + "/copy' 2>&1");
+  EXPECT_NE(rm.status, 0) << "rm -rf unexpectedly removed a mode-000 overlay work directory";
+
+  auto clean = gang("clean", as);
+  ASSERT_EQ(clean.status, 0) << clean.err;
+  EXPECT_EQ(clean.out, "removed the cache at " + root + " (with 1 kept sandbox of failed builds)\n");
+  EXPECT_FALSE(path_exists(root));
+  auto again = gang("clean", as);
+  EXPECT_EQ(again.status, 0) << "nothing to remove is fine";
+  EXPECT_EQ(again.out, "no cache at " + root + ": nothing to remove\n");
+}
+
+TEST_F(CmdCacheTest, CleanRefusesADirectoryThatIsNotACache) {
+  root = dir.path() + "/precious";
+  ASSERT_TRUE(make_dirs(root));
+  ASSERT_TRUE(write_file(root + "/thesis.tex", "important\n"));
+  auto clean = gang("clean");
+  EXPECT_NE(clean.status, 0);
+  EXPECT_NE(clean.err.find("does not look like a gang cache"), std::string::npos) << clean.err;
+  EXPECT_TRUE(path_exists(root + "/thesis.tex"));
 }
 
 }  // namespace

@@ -23,7 +23,9 @@ std::string gang() {
 
 TEST(GangShow, PrintsJsonForASystemFoundByPath) {
   std::string target = testing::fixture("basic") + "/systems/minimal-x86_64.morph";
-  testing::CommandResult r = run_command("cd / && " + gang() + " show " + target + " --json --arch x86_64 --base none");
+  TempDir cache;
+  testing::CommandResult r = run_command("cd / && " + gang() + " show " + target +
+                                         " --json --arch x86_64 --cache " + cache.path() + " --base none");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(r.output.starts_with(
       "{\"target\": \"systems/minimal-x86_64.morph\", \"arch\": \"x86_64\", \"components\": ["))
@@ -44,15 +46,15 @@ TEST(GangShow, PrintsJsonForASystemFoundByPath) {
 }
 
 TEST(GangShow, ReportsPendingKeysForUnresolvedSources) {
-  testing::CommandResult r =
-      run_command(gang() + " show sourced --arch x86_64 --json --definitions " + testing::fixture("basic"));
+  TempDir cache;
+  std::string args = " --cache " + cache.path() + " --definitions " + testing::fixture("basic");
+  testing::CommandResult r = run_command(gang() + " show sourced --arch x86_64 --json" + args);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("{\"name\": \"fetched\", \"kind\": \"chunk\", \"stratum\": \"sourced\", "
                        "\"key\": null, \"state\": \"pending\""),
             std::string::npos)
       << r.output;
-  testing::CommandResult text =
-      run_command(gang() + " show sourced --arch x86_64 --definitions " + testing::fixture("basic"));
+  testing::CommandResult text = run_command(gang() + " show sourced --arch x86_64" + args);
   ASSERT_EQ(text.status, 0) << text.output;
   EXPECT_NE(text.output.find("sourced/fetched"), std::string::npos);
   EXPECT_NE(text.output.find("pending  pending"), std::string::npos) << text.output;
@@ -67,13 +69,16 @@ TEST(GangShow, FailsCleanlyOnUnknownTargetsAndStrictWarnings) {
   testing::Tree tree({{"strata/core.morph",
                        "name: core\nkind: stratum\nchunks:\n- name: a\n"
                        "  bulid-depends: []\n"}});
-  testing::CommandResult warn = run_command(gang() + " show core --arch x86_64 --definitions " + tree.root() + " 2>&1");
+  TempDir cache;
+  testing::CommandResult warn = run_command(gang() + " show core --arch x86_64 --cache " + cache.path() +
+                                            " --definitions " + tree.root() + " 2>&1");
   EXPECT_EQ(warn.status, 0) << warn.output;
   EXPECT_NE(warn.output.find("gang: warning: strata/core.morph:5: unknown field \"bulid-depends\" "
                           "(did you mean \"build-depends\"?)"),
             std::string::npos)
       << warn.output;
-  testing::CommandResult strict = run_command(gang() + " show core --strict --definitions " + tree.root() + " 2>&1");
+  testing::CommandResult strict = run_command(gang() + " show core --strict --cache " + cache.path() +
+                                              " --definitions " + tree.root() + " 2>&1");
   EXPECT_EQ(strict.status, 1);
   EXPECT_NE(strict.output.find("gang: error: strata/core.morph:5: unknown field"),
             std::string::npos)
@@ -88,8 +93,9 @@ TEST(GenDefinitions, WritesValidTreesOfEveryShape) {
                         " --chunks 60 --strata 3 --seed 7 --arch x86_64 --shape " + shape);
     ASSERT_EQ(gen.status, 0) << gen.output;
     EXPECT_EQ(gen.output, "systems/bench-system-x86_64.morph\n");
-    testing::CommandResult show =
-        run_command(gang() + " show --json --strict " + tree + "/" + gen.output.substr(0, gen.output.size() - 1));
+    testing::CommandResult show = run_command(gang() + " show --json --strict --cache " + dir.path() +
+                                              "/cache " + tree + "/" +
+                                              gen.output.substr(0, gen.output.size() - 1));
     ASSERT_EQ(show.status, 0) << shape << ": " << show.output;
     EXPECT_NE(show.output.find("\"totals\": {\"chunks\": 60, \"strata\": 3, \"systems\": 1}"),
               std::string::npos)
@@ -102,8 +108,8 @@ TEST(GenDefinitions, WritesValidTreesOfEveryShape) {
                       "/defs --chunks 5 --repo --target stratum --sleep 0.5");
   ASSERT_EQ(gen.status, 0) << gen.output;
   EXPECT_EQ(gen.output, "strata/stratum-0000.morph\n");
-  testing::CommandResult show =
-      run_command(gang() + " show strata/stratum-0000.morph --definitions " + dir.path() + "/defs");
+  testing::CommandResult show = run_command(gang() + " show strata/stratum-0000.morph --cache " +
+                                            dir.path() + "/cache --definitions " + dir.path() + "/defs");
   ASSERT_EQ(show.status, 0) << show.output;
   EXPECT_NE(show.output.find("pending  pending"), std::string::npos) << show.output;
 }

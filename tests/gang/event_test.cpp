@@ -56,13 +56,27 @@ TEST(GangView, RendersYbdShapedLinesAndASummary) {
   EXPECT_NE(view.on_event(done)->find("Elapsed time for build 00:01:01"), std::string::npos);
   Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 2, 2, 4};
   EXPECT_NE(view.on_event(bah)->find("[#2] [libbar] Bah! claimed by host:1 #1"), std::string::npos);
-  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed", "/l/baz.log", 0, 2, 2, 4};
+  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed\n  the log's tail", "/l/baz.log", 0, 2, 2, 4};
   (void)view.on_event(failed);
   std::string summary = view.summary(70000);
-  EXPECT_NE(summary.find("instance 1: built 1 component in 61.0 s, seed 42: libfoo"), std::string::npos);
+  // Counts per instance; the names go to the --log file only.
+  EXPECT_NE(summary.find("instance 1: built 1, Bah! 0, busy 61.0 s, seed 42"), std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("instance 2: built 0, Bah! 1, busy 0.0 s"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("libfoo"), std::string::npos) << summary;
+  EXPECT_EQ(view.component_lists(),
+            (std::vector<std::string>{"instance 1 built: libfoo", "instance 2 built: (none)",
+                                      "instance 2 lost (Bah!): libbar"}));
   EXPECT_NE(summary.find("Bah! 1 lost race, 2.0 s of work wasted"), std::string::npos);
-  EXPECT_NE(summary.find("libbaz: build-commands failed (log: /l/baz.log)"), std::string::npos);
+  EXPECT_NE(summary.find("failures: 1\n    libbaz: build-commands failed\n      log:   /l/baz.log\n"
+                         "      shell: gang shell libbaz"),
+            std::string::npos)
+      << summary;
   EXPECT_EQ(view.bah_count(), 1);
+  // Another instance reporting the same (recorded) failure is a log line, not a second failure.
+  Event again{EventType::failed, 1, 66000, "libbaz", "recorded failure: x", "/l/baz.log", 0, 1, 3, 4};
+  EXPECT_NE(view.on_event(again)->find("[libbaz] Skipping: recorded failure: x"), std::string::npos);
+  EXPECT_EQ(view.failures().size(), 1u);
 }
 
 // ybd's counter: todo is what this run has to build, done what it built or

@@ -101,9 +101,17 @@ TEST_F(GangBuild, LosingInstancesLogBahAndTheHolder) {
 TEST_F(GangBuild, AFailureIsRecordedOnceAndEverythingElseIsBuilt) {
   testing::write_tree(defs, {{"ok1", {}, 0.1}, {"bad", {}, 0.1, true}, {"ok2", {}, 0.1},
                              {"after", {"bad"}, 0}});
-  auto run = run_gang(build_args(2), dir.path());
+  std::string log = dir.path() + "/gang.log";
+  auto run = run_gang(build_args(2, {"--log", log}), dir.path());
   EXPECT_EQ(run.status, 1) << run.output;
   EXPECT_EQ(count_lines_with(run.output, "[bad] Starting build"), 1) << run.output;
+  // The summary counts per instance; the names of what each built go to --log.
+  std::string summary = run.output.substr(std::min(run.output.find("Summary:"), run.output.size()));
+  EXPECT_NE(summary.find("instance 1: built "), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("ok1"), std::string::npos) << summary;
+  std::string logged = testing::slurp(log);
+  EXPECT_NE(logged.find("instance 1 built:"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("ok1"), std::string::npos) << logged;
   EXPECT_EQ(count_lines_with(run.output, "[after] Starting build"), 0);
   EXPECT_NE(run.output.find("failures: 1"), std::string::npos);
   EXPECT_NE(run.output.find("deliberate failure"), std::string::npos) << "the log tail is shown";
@@ -113,6 +121,16 @@ TEST_F(GangBuild, AFailureIsRecordedOnceAndEverythingElseIsBuilt) {
   auto again = run_gang(build_args(2), dir.path());
   EXPECT_EQ(again.status, 1);
   EXPECT_EQ(count_lines_with(again.output, "Starting build"), 0) << "failures are not retried";
+  // The failure recorded by the earlier run is this run's failure too, with
+  // its log and how to retry or look inside.
+  std::string again_summary = again.output.substr(std::min(again.output.find("Summary:"), again.output.size()));
+  EXPECT_NE(again_summary.find("failures: 1\n    bad: recorded failure: "), std::string::npos)
+      << again.output;
+  EXPECT_NE(again_summary.find("log:   " + cache + "/logs/" + k["bad"] + ".log"), std::string::npos)
+      << again.output;
+  EXPECT_NE(again_summary.find("shell: gang shell bad"), std::string::npos) << again.output;
+  EXPECT_NE(again_summary.find("--retry-failed"), std::string::npos) << again.output;
+  EXPECT_EQ(again.output.find("failures: none"), std::string::npos) << again.output;
 
   auto retried = run_gang(build_args(2, {"--retry-failed"}), dir.path());
   EXPECT_EQ(retried.status, 1);

@@ -19,6 +19,9 @@ class FakeBackend : public WorkerBackend {
     if (it == failed.end()) return std::nullopt;
     return it->second;
   }
+  std::string failure_log(const std::string& key) override {
+    return failed.contains(key) ? "/logs/" + key + ".log" : "";
+  }
   Result<ClaimReply> claim(const std::string& key) override {
     if (cached.contains(key)) return ClaimReply{ClaimStatus::already_cached, {}};
     auto it = claims.find(key);
@@ -168,10 +171,19 @@ TEST(Worker, DoesNotRetryAFailureRecordedByAnotherInstance) {
   auto items = diamond();
   FakeBackend backend(items);
   backend.failed["a.1"] = "failed in #2";
-  Worker worker(items, 3, backend, {1, 5, 10}, {});
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 5, 10}, [&](const Event& e) { rec.events.push_back(e); });
   EXPECT_EQ(worker.run(), k_worker_failed);
   EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "a"), 0);
   EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "b"), 1);
+  // It is a failure of this run too, reported once, with its log, for the summary.
+  ASSERT_EQ(rec.count(EventType::failed), 1);
+  for (const auto& e : rec.events)
+    if (e.type == EventType::failed) {
+      EXPECT_EQ(e.component, "a");
+      EXPECT_EQ(e.message, "recorded failure: failed in #2");
+      EXPECT_EQ(e.detail, "/logs/a.1.log");
+    }
 }
 
 TEST(Worker, StopsWhenAsked) {
