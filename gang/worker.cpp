@@ -85,9 +85,27 @@ Worker::Scan Worker::scan_once() {
     if (!deps_ready) continue;
     auto claim = m_backend.claim(item.key);
     if (!claim) {
-      emit(EventType::log, item.name, "cannot claim: " + claim.error().to_string());
+      // Bounded: a persistent error (a key the cache refuses, a full or
+      // failing file system) must end the worker, not loop forever.
+      int errors = ++m_claim_errors[index];
+      std::string what = "cannot claim: " + claim.error().to_string();
+      if (errors >= k_max_claim_errors) {
+        m_failure_reported.insert(index);
+        m_gave_up = item.name + ": " + what + " (gave up after " +
+                    std::to_string(k_max_claim_errors) + " attempts)";
+        emit(EventType::failed, item.name,
+             what + " (gave up after " + std::to_string(k_max_claim_errors) + " attempts)");
+        return Scan::claim_gave_up;
+      }
+      int backoff = k_claim_retry_first_ms << (errors - 1);
+      m_claim_backoff_ms = std::max(m_claim_backoff_ms, backoff);
+      emit(EventType::log, item.name,
+           what + " (attempt " + std::to_string(errors) + " of " +
+               std::to_string(k_max_claim_errors) + ", retrying in " + std::to_string(backoff) +
+               " ms)");
       continue;
     }
+    m_claim_errors.erase(index);
     if (claim->status == ClaimStatus::failed) {
       if (m_failure_reported.insert(index).second)
         emit(EventType::log, item.name, "Skipping: failed in " + claim->holder);
@@ -175,7 +193,12 @@ int Worker::run() {
       emit(EventType::exit, "", "target done");
       return k_worker_target_done;
     }
+    m_claim_backoff_ms = 0;
     Scan scan = scan_once();
+    if (scan == Scan::claim_gave_up) {
+      emit(EventType::exit, "", "cannot claim " + m_gave_up);
+      return k_worker_failed;
+    }
     if (scan == Scan::built_something) continue;
     if (m_backend.stop_requested()) continue;
     if (scan == Scan::nothing_left) {
@@ -183,7 +206,10 @@ int Worker::run() {
       emit(EventType::exit, "", "nothing more can be built");
       return k_worker_failed;
     }
-    m_backend.wait_for_change(m_options.idle_timeout_ms);
+    // After a claim error, retry after its backoff (or sooner, when the
+    // cache changes); the number of attempts is what bounds the retries.
+    m_backend.wait_for_change(m_claim_backoff_ms > 0 ? m_claim_backoff_ms
+                                                     : m_options.idle_timeout_ms);
   }
 }
 
