@@ -7,13 +7,16 @@
 // (the mechanism is described in sandbox/README.md).
 //
 // Process tree: the caller (a gang worker) -> the sandbox init, PID 1 of a new
-// PID namespace, in the caller's process group and session -> `sh` (started
-// with vfork + execve, so a big caller's page tables are not copied per
-// command). The init
+// PID namespace -> `sh` (started with vfork + execve, so a big caller's page
+// tables are not copied per command). In command mode the init starts a
+// session of its own, so builds have no controlling terminal; in program
+// mode (gang shell) it stays in the caller's session and the program gets
+// the terminal. The init
 // reaps orphans, dies with its parent (PR_SET_PDEATHSIG=SIGKILL) and, in
 // command mode, on SIGINT/SIGTERM/SIGHUP/SIGQUIT; when it dies the kernel
-// kills everything else in the namespace. SIGTSTP/SIGCONT sent to the
-// caller's process group stop and resume the commands.
+// kills everything else in the namespace. A caller that calls
+// relay_job_control_to_sandboxes() passes SIGTSTP/SIGCONT on to its
+// sandboxes, which stop and resume the commands.
 //
 // Concurrency: launch() blocks the calling thread until the sandbox is gone.
 // Several threads or processes may launch sandboxes at once as long as their
@@ -94,6 +97,13 @@ class Launcher {
 // and /usr/include are also mounted on top of those directories (see
 // sandbox/README.md, "Staged dependencies win over the host").
 [[nodiscard]] const char* host_multiarch_triplet();
+
+// Installs SIGTSTP and SIGCONT handlers in the calling process: SIGTSTP
+// stops (SIGSTOP) every command-mode sandbox this process is running, then
+// the process itself; SIGCONT resumes them. A build's sandbox is in a
+// session of its own, so a stop sent to the caller's process group would
+// not reach it otherwise. Replaces any handlers of those signals.
+void relay_job_control_to_sandboxes();
 
 class NamespaceLauncher final : public Launcher {
  public:
