@@ -51,9 +51,10 @@ constexpr int k_max_abandons = 3;
 
 // A claim that fails with an error (the cache refuses the key, the cache's
 // file system is full or failing) is retried after a backoff of
-// k_claim_retry_first_ms, doubled each time (or sooner, when the cache
-// changes); after k_max_claim_errors consecutive errors on one component (at
-// most 250+500+1000+2000 ms of waiting) the worker gives up and
+// k_claim_retry_first_ms, doubled each time (the worker builds other
+// components meanwhile); after k_max_claim_errors consecutive errors on one
+// component (250+500+1000+2000 ms of backoff, so about 4 s) the worker gives
+// up and
 // exits with k_worker_failed, reporting the component as failed.
 constexpr int k_max_claim_errors = 5;
 constexpr int k_claim_retry_first_ms = 250;
@@ -82,6 +83,9 @@ class WorkerBackend {
   virtual void wait_for_change(int timeout_ms) = 0;
   // True once the worker was asked to stop (SIGTERM/SIGINT).
   [[nodiscard]] virtual bool stop_requested() = 0;
+  // The clock the retry backoffs are measured with (ms; only differences
+  // matter). Fakes advance it in wait_for_change.
+  [[nodiscard]] virtual std::int64_t clock_ms() { return now_ms(); }
 };
 
 struct WorkerOptions {
@@ -130,7 +134,7 @@ class Worker {
   std::map<std::size_t, int> m_abandons;
   std::set<std::size_t> m_blocked_here;  // given up on by this worker
   std::map<std::size_t, int> m_claim_errors;  // consecutive claim errors per item
-  int m_claim_backoff_ms = 0;                 // wait before the next claim retry; 0: none pending
+  std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
   std::string m_gave_up;                      // why the worker gave up (claim_gave_up)
   int m_done = 0;
   int m_todo = 0;
