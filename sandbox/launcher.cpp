@@ -855,8 +855,10 @@ class RunningSandbox {
       }
     }
   }
-  ~RunningSandbox() {
+  ~RunningSandbox() { release(); }
+  void release() {
     if (m_slot != nullptr) m_slot->store(0);
+    m_slot = nullptr;
   }
   RunningSandbox(const RunningSandbox&) = delete;
   RunningSandbox& operator=(const RunningSandbox&) = delete;
@@ -1029,7 +1031,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
                                 : "cannot create the sandbox's namespaces",
                             err);
   }
-  RunningSandbox running(interactive ? 0 : pid);
+  RunningSandbox running(pid);
   status_write->reset();
   alive_read->reset();
   output.reset();
@@ -1053,9 +1055,16 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
       int ready = ::poll(&watch, 1, outcome.cancelled ? -1 : timeout_ms);
       if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
     }
-    pid_t done = ::waitpid(pid, &init_status, pidfd.get() >= 0 ? 0 : WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
+    // Leave the init a zombie until it is unregistered, so that its pid
+    // (and process group id) cannot be reused under the job-control relay.
+    siginfo_t exited{};
+    int waited = ::waitid(P_PID, static_cast<id_t>(pid), &exited,
+                          WEXITED | WNOWAIT | (pidfd.get() >= 0 ? 0 : WNOHANG));
+    if (waited == 0 && exited.si_pid == pid) {
+      running.release();
+      if (::waitpid(pid, &init_status, 0) == pid) break;
+    }
+    if (waited < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
     if (pidfd.get() < 0) ::usleep(20'000);
   }
   ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
