@@ -133,9 +133,9 @@ class Worker {
   std::set<std::size_t> m_failure_reported;
   std::map<std::size_t, int> m_abandons;
   std::set<std::size_t> m_blocked_here;  // given up on by this worker
-  std::map<std::size_t, int> m_claim_errors;  // consecutive claim errors per item
+  std::map<std::size_t, int> m_claim_errors;             // consecutive claim errors per item
   std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
-  std::string m_gave_up;                      // why the worker gave up (claim_gave_up)
+  std::string m_gave_up;                                 // why the worker gave up (claim_gave_up)
   int m_done = 0;
   int m_todo = 0;
 };

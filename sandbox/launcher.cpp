@@ -47,8 +47,8 @@ constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom"
 constexpr const char* k_proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
 // /etc entries never shown to a build run as root with base `host`, even
 // when the host makes them world-readable.
-constexpr const char* k_etc_secrets[] = {"shadow", "shadow-", "gshadow", "gshadow-",
-                                         "sudoers", "sudoers.d", "ssh", "ssl/private",
+constexpr const char* k_etc_secrets[] = {"shadow",           "shadow-",    "gshadow", "gshadow-",
+                                         "sudoers",          "sudoers.d",  "ssh",     "ssl/private",
                                          "security/opasswd", "krb5.keytab"};
 // overlayfs takes its options in one page.
 constexpr std::size_t k_max_mount_data = 4000;
@@ -595,9 +595,9 @@ Result<void> make_etc_mask(const std::string& mask) {
         if (::lstat(("/etc/" + child).c_str(), &st) != 0) continue;
         bool secret = std::find(std::begin(k_etc_secrets), std::end(k_etc_secrets), child) !=
                       std::end(k_etc_secrets);
-        bool unreadable = !S_ISLNK(st.st_mode) &&
-                          ((st.st_mode & S_IROTH) == 0 ||
-                           (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
+        bool unreadable =
+            !S_ISLNK(st.st_mode) &&
+            ((st.st_mode & S_IROTH) == 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
         if (secret || unreadable) {
           ok = hide(child);
           if (!ok) break;

@@ -192,16 +192,17 @@ int main(int argc, char** argv) {
 )"));
   struct stat root_fs {};
   ASSERT_EQ(::stat("/", &root_fs), 0);
-  std::string block = std::to_string(major(root_fs.st_dev)) + " " +
-                      std::to_string(minor(root_fs.st_dev));
+  std::string block =
+      std::to_string(major(root_fs.st_dev)) + " " + std::to_string(minor(root_fs.st_dev));
   std::string sysctl = "/proc/sys/kernel/printk_ratelimit";  // rewritten with its own value
   auto result = run({
       "mkdir -p /tmp/m; if mount -t tmpfs x /tmp/m 2>/dev/null; then echo mounted; fi > escapes",
       // Making the node is the escape (a container's device cgroup may still
       // refuse to open it, so reading it is not the test).
       "if mknod disk b " + block + " 2>/dev/null; then echo mknod-block-device; fi >> escapes",
-      "if cat " + sysctl + " > v && cat v > " + sysctl + " 2>/dev/null; then echo "
-      "wrote-sysctl; fi >> escapes",
+      "if cat " + sysctl + " > v && cat v > " + sysctl +
+          " 2>/dev/null; then echo "
+          "wrote-sysctl; fi >> escapes",
       "if test -e /sys/fs/cgroup || test -e /sys/kernel; then echo sysfs; fi >> escapes",
       "./probe handle > handle; ./probe module > module",
       "grep '^CapEff' /proc/self/status > caps; id -u > uid",
