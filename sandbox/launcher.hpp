@@ -89,8 +89,6 @@ class Launcher {
                                                      const StepControl& control) = 0;
 };
 
-// The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
-// namespace (mapping the caller's uid/gid to root) when not running as root.
 // The host's Debian-style multiarch triplet (e.g. "x86_64-linux-gnu"), the
 // name of /usr/lib/<triplet> and /usr/include/<triplet>; "" when gang does
 // not know it for this architecture. With base `host`, the staged /usr/lib
@@ -105,6 +103,11 @@ class Launcher {
 // not reach it otherwise. Replaces any handlers of those signals.
 void relay_job_control_to_sandboxes();
 
+// The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
+// namespace (mapping the caller's uid/gid to root) when not running as root;
+// the commands then run in a second user namespace that owns none of those,
+// with no_new_privs, so they hold no privilege over the host even when gang
+// runs as root (sandbox/README.md, "Threat model").
 class NamespaceLauncher final : public Launcher {
  public:
   [[nodiscard]] Result<LaunchOutcome> launch(const SandboxSpec& spec, const Invocation& what,
