@@ -19,6 +19,7 @@
 #include "gang/mirror_progress.hpp"
 #include "gang/project.hpp"
 #include "gang/worker.hpp"
+#include "sandbox/launcher.hpp"
 
 namespace gang {
 
@@ -45,6 +46,9 @@ void install_stop_handlers() {
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGHUP, &action, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // The sandboxes are in sessions of their own: pass ^Z (the frontend's
+  // SIGTSTP) and SIGCONT on to them.
+  relay_job_control_to_sandboxes();
 }
 
 }  // namespace

@@ -199,7 +199,7 @@ void Frontend::handle_signal(int sig) {
       stop_all(SIGTERM);
       break;
     case SIGTSTP:
-      stop_all(SIGSTOP);
+      stop_all(SIGTSTP);  // each worker stops its sandboxes, then itself
       m_printer.clear_status();
       ::kill(::getpid(), SIGSTOP);  // resumes here on SIGCONT
       stop_all(SIGCONT);

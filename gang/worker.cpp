@@ -86,11 +86,33 @@ Worker::Scan Worker::scan_once() {
     bool deps_ready = true;
     for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
     if (!deps_ready) continue;
+    if (auto retry = m_claim_retry_at.find(index);
+        retry != m_claim_retry_at.end() && m_backend.clock_ms() < retry->second)
+      continue;  // backing off after a claim error
     auto claim = m_backend.claim(item.key);
     if (!claim) {
-      emit(EventType::log, item.name, "cannot claim: " + claim.error().to_string());
+      // Bounded: a persistent error (a key the cache refuses, a full or
+      // failing file system) must end the worker, not loop forever.
+      int errors = ++m_claim_errors[index];
+      std::string what = "cannot claim: " + claim.error().to_string();
+      if (errors >= k_max_claim_errors) {
+        m_failure_reported.insert(index);
+        m_gave_up = item.name + ": " + claim.error().to_string() + " (gave up after " +
+                    std::to_string(k_max_claim_errors) + " attempts)";
+        emit(EventType::failed, item.name,
+             what + " (gave up after " + std::to_string(k_max_claim_errors) + " attempts)");
+        return Scan::claim_gave_up;
+      }
+      int backoff = k_claim_retry_first_ms << (errors - 1);
+      m_claim_retry_at[index] = m_backend.clock_ms() + backoff;
+      emit(EventType::log, item.name,
+           what + " (attempt " + std::to_string(errors) + " of " +
+               std::to_string(k_max_claim_errors) + ", retrying in " + std::to_string(backoff) +
+               " ms)");
       continue;
     }
+    m_claim_errors.erase(index);
+    m_claim_retry_at.erase(index);
     if (claim->status == ClaimStatus::failed) {
       if (m_failure_reported.insert(index).second)
         emit(EventType::failed, item.name, "failed in " + claim->holder, 0,
@@ -180,6 +202,10 @@ int Worker::run() {
       return k_worker_target_done;
     }
     Scan scan = scan_once();
+    if (scan == Scan::claim_gave_up) {
+      emit(EventType::exit, "", "cannot claim " + m_gave_up);
+      return k_worker_failed;
+    }
     if (scan == Scan::built_something) continue;
     if (m_backend.stop_requested()) continue;
     if (scan == Scan::nothing_left) {
@@ -187,7 +213,12 @@ int Worker::run() {
       emit(EventType::exit, "", "nothing more can be built");
       return k_worker_failed;
     }
-    m_backend.wait_for_change(m_options.idle_timeout_ms);
+    // Wake up for the earliest claim retry, if one is due before the idle
+    // timeout.
+    std::int64_t timeout = m_options.idle_timeout_ms;
+    for (const auto& [index, at] : m_claim_retry_at)
+      timeout = std::min(timeout, std::max<std::int64_t>(1, at - m_backend.clock_ms()));
+    m_backend.wait_for_change(static_cast<int>(timeout));
   }
 }
 

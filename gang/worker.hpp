@@ -49,6 +49,16 @@ struct ClaimReply {
 enum class BuildOutcome { published, already_present, failed, cancelled, abandoned };
 constexpr int k_max_abandons = 3;
 
+// A claim that fails with an error (the cache refuses the key, the cache's
+// file system is full or failing) is retried after a backoff of
+// k_claim_retry_first_ms, doubled each time (the worker builds other
+// components meanwhile); after k_max_claim_errors consecutive errors on one
+// component (250+500+1000+2000 ms of backoff, so about 4 s) the worker gives
+// up and
+// exits with k_worker_failed, reporting the component as failed.
+constexpr int k_max_claim_errors = 5;
+constexpr int k_claim_retry_first_ms = 250;
+
 struct BuildReport {
   BuildOutcome outcome = BuildOutcome::published;
   double seconds = 0;
@@ -75,6 +85,9 @@ class WorkerBackend {
   virtual void wait_for_change(int timeout_ms) = 0;
   // True once the worker was asked to stop (SIGTERM/SIGINT).
   [[nodiscard]] virtual bool stop_requested() = 0;
+  // The clock the retry backoffs are measured with (ms; only differences
+  // matter). Fakes advance it in wait_for_change.
+  [[nodiscard]] virtual std::int64_t clock_ms() { return now_ms(); }
 };
 
 struct WorkerOptions {
@@ -96,15 +109,15 @@ class Worker {
   Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& backend,
          WorkerOptions options, Sink sink);
 
-  // Runs until the target is cached (0), nothing more can be built (1), or a
-  // stop is requested (143).
+  // Runs until the target is cached (0), nothing more can be built or a
+  // claim keeps failing with an error (1), or a stop is requested (143).
   [[nodiscard]] int run();
 
   // The shuffled order this worker walks (indices into items).
   [[nodiscard]] const std::vector<std::size_t>& order() const { return m_order; }
 
  private:
-  enum class Scan { built_something, waiting_on_others, nothing_left };
+  enum class Scan { built_something, waiting_on_others, nothing_left, claim_gave_up };
 
   Scan scan_once();
   void emit(EventType type, const std::string& component, const std::string& message = {},
@@ -122,6 +135,9 @@ class Worker {
   std::set<std::size_t> m_failure_reported;
   std::map<std::size_t, int> m_abandons;
   std::set<std::size_t> m_blocked_here;  // given up on by this worker
+  std::map<std::size_t, int> m_claim_errors;             // consecutive claim errors per item
+  std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
+  std::string m_gave_up;                                 // why the worker gave up (claim_gave_up)
   int m_done = 0;
   int m_todo = 0;
 };

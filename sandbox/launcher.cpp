@@ -1,5 +1,6 @@
 #include "sandbox/launcher.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
@@ -12,14 +13,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "util/fs.hpp"
@@ -33,8 +39,17 @@ namespace {
 // Top-level host directories that make up the `host` base.
 constexpr const char* k_host_dirs[] = {"usr",   "bin",   "sbin",   "lib",
                                        "lib32", "lib64", "libx32", "etc"};
-// Device nodes bind-mounted from the host into the sandbox's tmpfs /dev.
-constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// Device nodes bind-mounted from the host into the sandbox's tmpfs /dev
+// (`tty` only for gang shell: a build has no terminal).
+constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom"};
+// Parts of /proc that reach the host's kernel (sysctls, the sysrq trigger,
+// IRQ and bus settings), made read-only in the sandbox.
+constexpr const char* k_proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+// /etc entries never shown to a build run as root with base `host`, even
+// when the host makes them world-readable.
+constexpr const char* k_etc_secrets[] = {"shadow",           "shadow-",    "gshadow", "gshadow-",
+                                         "sudoers",          "sudoers.d",  "ssh",     "ssl/private",
+                                         "security/opasswd", "krb5.keytab"};
 // overlayfs takes its options in one page.
 constexpr std::size_t k_max_mount_data = 4000;
 constexpr std::size_t k_child_stack_size = 1 << 20;
@@ -73,6 +88,10 @@ struct Plan {
   int keepalive_write = -1;
   int output_fd = -1;  // command mode
   int null_fd = -1;    // command mode
+  // The caller's environment block (/proc/PID/environ reads this range of
+  // the init's memory, a copy of the caller's): wiped in the init.
+  char* env_start = nullptr;
+  char* env_end = nullptr;
 };
 
 // Records the init writes to the status pipe: 'C' before command `index`
@@ -277,6 +296,14 @@ int child_main(void* arg) {
     if (!child_write_file("/proc/self/gid_map", plan.gid_map))
       child_fail(plan, "cannot write", "/proc/self/gid_map");
   }
+  // The init is a clone of the caller, and /proc/1/environ shows the
+  // caller's environment block: wipe it (clearenv() would not; the block is
+  // this copy-on-write clone's own memory).
+  if (plan.env_start != nullptr && plan.env_end > plan.env_start)
+    std::memset(plan.env_start, 0, static_cast<std::size_t>(plan.env_end - plan.env_start));
+  // A build gets no controlling terminal: a new session (which also keeps
+  // a `kill 0` in a build away from the caller's process group).
+  if (!plan.interactive && ::setsid() < 0) child_fail(plan, "cannot start a session", nullptr);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     child_fail(plan, "cannot make mounts private", nullptr);
   for (const Op& op : plan.ops) child_run_op(plan, op);
@@ -300,6 +327,24 @@ int child_main(void* arg) {
     child_fail(plan, "cannot pivot_root to", plan.root.c_str());
   if (::umount2(".", MNT_DETACH) != 0) child_fail(plan, "cannot detach the old root", nullptr);
   if (::chdir(plan.cwd.c_str()) != 0) child_fail(plan, "cannot enter", plan.cwd.c_str());
+
+  // Drop every privilege over the host: the commands run in a user namespace
+  // of their own, mapping root to the caller's uid/gid (root to root when
+  // gang runs as root), which owns none of the sandbox's other namespaces.
+  // Its capabilities reach only what it owns, so it cannot mount, mknod,
+  // open_by_handle_at, load modules or change the network; no_new_privs
+  // keeps setuid programs from gaining anything.
+  if (::unshare(CLONE_NEWUSER) != 0) child_fail(plan, "cannot create a user namespace", nullptr);
+  if (!child_write_file("/proc/self/setgroups", "deny"))
+    child_fail(plan, "cannot write", "/proc/self/setgroups");
+  if (!child_write_file("/proc/self/uid_map", "0 0 1\n"))
+    child_fail(plan, "cannot write", "/proc/self/uid_map");
+  if (!child_write_file("/proc/self/gid_map", "0 0 1\n"))
+    child_fail(plan, "cannot write", "/proc/self/gid_map");
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    child_fail(plan, "cannot set no_new_privs", nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
 
   if (!plan.interactive) {
     if (::dup2(plan.null_fd, 0) < 0 || ::dup2(plan.output_fd, 1) < 0 ||
@@ -499,6 +544,81 @@ std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
   return out;
 }
 
+// Makes `mask` a layer of overlayfs whiteouts that, placed above the host's
+// /etc, hides what a build run as root must not read: every entry that an
+// unprivileged local user could not read either (not readable, or a
+// directory not searchable, by others; so 0600 keys and 0640 shadow files),
+// and k_etc_secrets whatever their modes. The mask's directories copy the
+// host's modes and owners, since the topmost layer's directory is what the
+// build sees. Creating whiteouts (0:0 character devices) needs root, which
+// is the only case where this is needed: otherwise the user namespace
+// already shows such files as not readable.
+Result<void> make_etc_mask(const std::string& mask) {
+  if (auto ok = remove_tree(mask); !ok) return ok;
+  if (auto ok = make_dirs(mask); !ok) return ok;
+  struct Walk {
+    const std::string& mask;
+    std::string error;
+    // Hides `rel` (relative to /etc); creates its parents in the mask.
+    bool hide(const std::string& rel) {
+      std::string at = mask;
+      for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+           slash = rel.find('/', slash + 1)) {
+        std::string part = rel.substr(0, slash);
+        struct stat st {};
+        if (::lstat(("/etc/" + part).c_str(), &st) != 0) return true;
+        std::string dir = mask + "/" + part;
+        if (::mkdir(dir.c_str(), st.st_mode & 07777) == 0) {
+          ::chmod(dir.c_str(), st.st_mode & 07777);
+          [[maybe_unused]] int r = ::lchown(dir.c_str(), st.st_uid, st.st_gid);
+        }
+      }
+      std::string path = mask + "/" + rel;
+      if (::mknod(path.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST) {
+        error = "cannot create whiteout " + path + ": " + std::strerror(errno);
+        return false;
+      }
+      return true;
+    }
+    // Walks /etc/<rel>; returns false on an error.
+    bool walk(const std::string& rel) {
+      std::string dir_path = rel.empty() ? "/etc" : "/etc/" + rel;
+      DIR* dir = ::opendir(dir_path.c_str());
+      if (dir == nullptr) return true;
+      std::vector<std::string> subdirs;
+      bool ok = true;
+      while (dirent* entry = ::readdir(dir)) {
+        std::string name = entry->d_name;
+        if (name == "." || name == "..") continue;
+        std::string child = rel.empty() ? name : rel + "/" + name;
+        struct stat st {};
+        if (::lstat(("/etc/" + child).c_str(), &st) != 0) continue;
+        bool secret = std::find(std::begin(k_etc_secrets), std::end(k_etc_secrets), child) !=
+                      std::end(k_etc_secrets);
+        bool unreadable =
+            !S_ISLNK(st.st_mode) &&
+            ((st.st_mode & S_IROTH) == 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
+        if (secret || unreadable) {
+          ok = hide(child);
+          if (!ok) break;
+        } else if (S_ISDIR(st.st_mode)) {
+          subdirs.push_back(child);
+        }
+      }
+      ::closedir(dir);
+      for (const auto& sub : subdirs) ok = ok && walk(sub);
+      return ok;
+    }
+  } walk{mask, {}};
+  struct stat etc {};
+  if (::stat("/etc", &etc) == 0) {
+    ::chmod(mask.c_str(), etc.st_mode & 07777);
+    [[maybe_unused]] int r = ::chown(mask.c_str(), etc.st_uid, etc.st_gid);
+  }
+  if (!walk.walk("")) return make_error("sandbox: " + walk.error);
+  return {};
+}
+
 // Prepares the sandbox directory (skeleton, overlay upper/work dirs) and the
 // list of mount operations. See sandbox/README.md for the layout.
 Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Plan& plan) {
@@ -556,6 +676,11 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     std::vector<std::string> dir_lowers;
     for (const auto& layer : spec.lower_layers)
       if (is_dir(layer + host_path)) dir_lowers.push_back(layer + host_path);
+    if (name == "etc" && !user_ns) {
+      std::string mask = dir + "/overlay/etc_hidden";
+      if (auto ok = make_etc_mask(mask); !ok) return ok;
+      dir_lowers.push_back(mask);
+    }
     dir_lowers.push_back(host_path);
     std::string layer_dir = dir + "/overlay/" + name;
     if (auto ok = make_dirs(layer_dir + "/upper"); !ok) return ok;
@@ -607,12 +732,28 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   bind(spec.build_dir, root + build_mount);
   bind(spec.install_dir, root + inst_mount);
   mount_fs("proc", root + "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
-  mount_fs("tmpfs", root + "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755");
+  for (const char* entry : k_proc_read_only) {
+    std::string path = std::string("/proc/") + entry;
+    if (::access(path.c_str(), F_OK) != 0) continue;
+    bind(root + path, root + path);
+    Op op;
+    op.kind = Op::Kind::mount;
+    op.target = root + path;
+    op.flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    plan.ops.push_back(std::move(op));
+  }
+  // nodev: the host's device nodes below are bind mounts, which keep their
+  // own mount's flags; a node made in /dev would not work.
+  mount_fs("tmpfs", root + "/dev", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755");
   for (const char* device : k_devices) {
     std::string host_device = std::string("/dev/") + device;
     if (::access(host_device.c_str(), F_OK) != 0) continue;
     simple(Op::Kind::touch, root + host_device);
     bind(host_device, root + host_device);
+  }
+  if (interactive && ::access("/dev/tty", F_OK) == 0) {
+    simple(Op::Kind::touch, root + "/dev/tty");
+    bind("/dev/tty", root + "/dev/tty");
   }
   simple(Op::Kind::symlink, root + "/dev/fd", "/proc/self/fd");
   simple(Op::Kind::symlink, root + "/dev/stdin", "/proc/self/fd/0");
@@ -698,7 +839,89 @@ class Stack {
   void* m_memory = nullptr;
 };
 
+// The inits of this process's running sandboxes (0: free slot), for the
+// job-control relay; written by launch(), read by signal handlers.
+constexpr std::size_t k_max_running = 64;
+std::atomic<pid_t> g_running[k_max_running];
+
+class RunningSandbox {
+ public:
+  explicit RunningSandbox(pid_t pid) {
+    for (auto& slot : g_running) {
+      pid_t free = 0;
+      if (slot.compare_exchange_strong(free, pid)) {
+        m_slot = &slot;
+        return;
+      }
+    }
+  }
+  ~RunningSandbox() { release(); }
+  void release() {
+    if (m_slot != nullptr) m_slot->store(0);
+    m_slot = nullptr;
+  }
+  RunningSandbox(const RunningSandbox&) = delete;
+  RunningSandbox& operator=(const RunningSandbox&) = delete;
+
+ private:
+  std::atomic<pid_t>* m_slot = nullptr;
+};
+
+// Sends `sig` to each running sandbox's session (its init leads the
+// process group), and to the init itself in case it has not called
+// setsid() yet.
+void signal_running(int sig) {
+  for (auto& slot : g_running) {
+    pid_t pid = slot.load();
+    if (pid <= 0) continue;
+    ::kill(-pid, sig);
+    ::kill(pid, sig);
+  }
+}
+
+void relay_stop(int) {
+  int saved = errno;
+  signal_running(SIGSTOP);
+  ::raise(SIGSTOP);
+  errno = saved;
+}
+
+void relay_continue(int) {
+  int saved = errno;
+  signal_running(SIGCONT);
+  errno = saved;
+}
+
+// The caller's environment block, [env_start, env_end) of /proc/self/stat
+// (fields 50 and 51): what /proc/PID/environ shows. {nullptr, nullptr} when
+// unknown.
+std::pair<char*, char*> environment_block() {
+  std::ifstream in("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return {nullptr, nullptr};
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  unsigned long long start = 0, end = 0;
+  for (int number = 3; fields >> field; ++number) {
+    if (number == 50) start = std::strtoull(field.c_str(), nullptr, 10);
+    if (number == 51) end = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  if (start == 0 || end <= start) return {nullptr, nullptr};
+  return {reinterpret_cast<char*>(start), reinterpret_cast<char*>(end)};
+}
+
 }  // namespace
+
+void relay_job_control_to_sandboxes() {
+  struct sigaction action {};
+  ::sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  action.sa_handler = relay_stop;
+  ::sigaction(SIGTSTP, &action, nullptr);
+  action.sa_handler = relay_continue;
+  ::sigaction(SIGCONT, &action, nullptr);
+}
 
 const char* host_multiarch_triplet() {
 #if defined(__x86_64__) && defined(__ILP32__)
@@ -737,6 +960,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   plan.interactive = interactive;
   plan.die_on_interrupt = !interactive;
+  std::tie(plan.env_start, plan.env_end) = environment_block();
   if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok)
     return std::unexpected(ok.error());
 
@@ -807,6 +1031,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
                                 : "cannot create the sandbox's namespaces",
                             err);
   }
+  RunningSandbox running(pid);
   status_write->reset();
   alive_read->reset();
   output.reset();
@@ -830,9 +1055,16 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
       int ready = ::poll(&watch, 1, outcome.cancelled ? -1 : timeout_ms);
       if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
     }
-    pid_t done = ::waitpid(pid, &init_status, pidfd.get() >= 0 ? 0 : WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
+    // Leave the init a zombie until it is unregistered, so that its pid
+    // (and process group id) cannot be reused under the job-control relay.
+    siginfo_t exited{};
+    int waited = ::waitid(P_PID, static_cast<id_t>(pid), &exited,
+                          WEXITED | WNOWAIT | (pidfd.get() >= 0 ? 0 : WNOHANG));
+    if (waited == 0 && exited.si_pid == pid) {
+      running.release();
+      if (::waitpid(pid, &init_status, 0) == pid) break;
+    }
+    if (waited < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
     if (pidfd.get() < 0) ::usleep(20'000);
   }
   ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);

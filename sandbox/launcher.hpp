@@ -7,13 +7,16 @@
 // (the mechanism is described in sandbox/README.md).
 //
 // Process tree: the caller (a gang worker) -> the sandbox init, PID 1 of a new
-// PID namespace, in the caller's process group and session -> `sh` (started
-// with vfork + execve, so a big caller's page tables are not copied per
-// command). The init
+// PID namespace -> `sh` (started with vfork + execve, so a big caller's page
+// tables are not copied per command). In command mode the init starts a
+// session of its own, so builds have no controlling terminal; in program
+// mode (gang shell) it stays in the caller's session and the program gets
+// the terminal. The init
 // reaps orphans, dies with its parent (PR_SET_PDEATHSIG=SIGKILL) and, in
 // command mode, on SIGINT/SIGTERM/SIGHUP/SIGQUIT; when it dies the kernel
-// kills everything else in the namespace. SIGTSTP/SIGCONT sent to the
-// caller's process group stop and resume the commands.
+// kills everything else in the namespace. A caller that calls
+// relay_job_control_to_sandboxes() passes SIGTSTP/SIGCONT on to its
+// sandboxes, which stop and resume the commands.
 //
 // Concurrency: launch() blocks the calling thread until the sandbox is gone.
 // Several threads or processes may launch sandboxes at once as long as their
@@ -86,8 +89,6 @@ class Launcher {
                                                      const StepControl& control) = 0;
 };
 
-// The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
-// namespace (mapping the caller's uid/gid to root) when not running as root.
 // The host's Debian-style multiarch triplet (e.g. "x86_64-linux-gnu"), the
 // name of /usr/lib/<triplet> and /usr/include/<triplet>; "" when gang does
 // not know it for this architecture. With base `host`, the staged /usr/lib
@@ -95,6 +96,18 @@ class Launcher {
 // sandbox/README.md, "Staged dependencies win over the host").
 [[nodiscard]] const char* host_multiarch_triplet();
 
+// Installs SIGTSTP and SIGCONT handlers in the calling process: SIGTSTP
+// stops (SIGSTOP) every command-mode sandbox this process is running, then
+// the process itself; SIGCONT resumes them. A build's sandbox is in a
+// session of its own, so a stop sent to the caller's process group would
+// not reach it otherwise. Replaces any handlers of those signals.
+void relay_job_control_to_sandboxes();
+
+// The real launcher: mount, PID, IPC, UTS and network namespaces, plus a user
+// namespace (mapping the caller's uid/gid to root) when not running as root;
+// the commands then run in a second user namespace that owns none of those,
+// with no_new_privs, so they hold no privilege over the host even when gang
+// runs as root (sandbox/README.md, "Threat model").
 class NamespaceLauncher final : public Launcher {
  public:
   [[nodiscard]] Result<LaunchOutcome> launch(const SandboxSpec& spec, const Invocation& what,

@@ -281,5 +281,66 @@ TEST(Worker, RebuildsADependencyThatVanishedFromTheCache) {
   EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "dep"), 2);
 }
 
+// A backend whose claims of some keys fail with an error (a key the cache
+// refuses, or a full file system), `errors_left` times (-1: forever).
+class ClaimErrorBackend : public FakeBackend {
+ public:
+  ClaimErrorBackend(std::vector<WorkItem>& items, std::string key, int errors)
+      : FakeBackend(items), m_key(std::move(key)), m_left(errors) {}
+  Result<ClaimReply> claim(const std::string& key) override {
+    if (key == m_key && m_left != 0) {
+      if (m_left > 0) --m_left;
+      ++claim_errors;
+      return make_error("LMDB: cannot commit: No space left on device");
+    }
+    return FakeBackend::claim(key);
+  }
+  // A simulated clock: each wait lasts its whole timeout.
+  void wait_for_change(int timeout_ms) override {
+    waited_ms += timeout_ms;
+    FakeBackend::wait_for_change(timeout_ms);
+  }
+  std::int64_t clock_ms() override { return waited_ms; }
+  int claim_errors = 0;
+  std::int64_t waited_ms = 0;
+
+ private:
+  std::string m_key;
+  int m_left;
+};
+
+TEST(Worker, GivesUpWithinBoundsWhenAClaimKeepsFailing) {
+  auto items = diamond();
+  ClaimErrorBackend backend(items, "a.1", -1);
+  // Today's loop retries forever: stop it after far more waits than allowed.
+  backend.on_wait = [&] { backend.stop = backend.waits > 50; };
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 4, 1000}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_failed);
+  EXPECT_EQ(backend.claim_errors, k_max_claim_errors);
+  EXPECT_LT(backend.waited_ms, 10'000) << "well under 10 s in all";
+  EXPECT_GE(backend.waited_ms, 3'000) << "with a backoff between attempts";
+  EXPECT_TRUE(backend.claims.empty());
+  ASSERT_EQ(rec.count(EventType::failed), 1);
+  for (const auto& e : rec.events) {
+    if (e.type == EventType::failed) {
+      EXPECT_EQ(e.component, "a");
+      EXPECT_NE(e.message.find("No space left on device"), std::string::npos) << e.message;
+    }
+    if (e.type == EventType::exit) {
+      EXPECT_NE(e.message.find("cannot claim a"), std::string::npos);
+    }
+  }
+}
+
+TEST(Worker, BuildsTheTargetAfterATransientClaimError) {
+  auto items = diamond();
+  ClaimErrorBackend backend(items, "c.1", 2);
+  Worker worker(items, 3, backend, {1, 4, 1000}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.claim_errors, 2);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "c"), 1);
+}
+
 }  // namespace
 }  // namespace gang

@@ -774,6 +774,8 @@ TEST_F(SandboxTest, SigtstpAndSigcontToTheProcessGroupSuspendAndResume) {
   ASSERT_GE(worker, 0);
   if (worker == 0) {
     ::setpgid(0, 0);
+    // The sandbox is in a session of its own: the worker relays the stop.
+    relay_job_control_to_sandboxes();
     auto result =
         run({"i=0; while true; do i=$((i+1)); echo $i > count.tmp; "
              "mv count.tmp count; sleep 0.02; done"});
