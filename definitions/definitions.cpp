@@ -394,7 +394,8 @@ Result<ChunkFields> Loader::chunk_fields(const YamlNode& map) {
 Result<void> Loader::parse_version() {
   m_file = "VERSION";
   std::string path = m_defs.root + "/VERSION";
-  if (!path_exists(path)) return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
+  if (!path_exists(path))
+    return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
   auto text = read_regular_file(path);
   if (!text) return std::unexpected(text.error());
   auto root = parse_yaml(*text, m_file);
@@ -540,7 +541,8 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
     if (!merged.name || merged.name->empty())
       return make_error_at(m_file, item.line, "chunk entry has no \"name\"", "name");
     chunk.name = std::move(*merged.name);
-    if (auto r = check_name_at(chunk.name, line_of(item, "name", item.line), "name", "chunk name"); !r)
+    if (auto r = check_name_at(chunk.name, line_of(item, "name", item.line), "name", "chunk name");
+        !r)
       return std::unexpected(r.error());
     chunk.artifact_name = file_name && !file_name->empty() ? *file_name : chunk.name;
     if (auto [it, fresh] = seen.emplace(chunk.name, item.line); !fresh)

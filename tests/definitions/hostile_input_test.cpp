@@ -64,10 +64,12 @@ TEST(HostileNames, EveryKindOfUnsafeNameBreaksOnlyItsOwnFile) {
       {"chunks/c.morph", "name: \"..\"\nkind: chunk\n"},
       {"strata/product.morph",
        "name: product\nkind: stratum\nproducts:\n- artifact: ../evil\n  include: [.*]\n"},
-      {"strata/renamed.morph", "name: renamed\nkind: stratum\nchunks:\n- name: x\n  repo: u:x\n"
-                               "  ref: m\n  artifacts: {x-devel: ../y}\n"},
-      {"systems/artifacts.morph", "name: artifacts\nkind: system\narch: x86_64\nstrata:\n"
-                                  "- morph: strata/good.morph\n  artifacts: [good/runtime]\n"},
+      {"strata/renamed.morph",
+       "name: renamed\nkind: stratum\nchunks:\n- name: x\n  repo: u:x\n"
+       "  ref: m\n  artifacts: {x-devel: ../y}\n"},
+      {"systems/artifacts.morph",
+       "name: artifacts\nkind: system\narch: x86_64\nstrata:\n"
+       "- morph: strata/good.morph\n  artifacts: [good/runtime]\n"},
       {"strata/good.morph", stratum_with_chunk("libsigc++") +
                                 "- name: gstreamer-plugins-base@0.10\n  repo: upstream:y\n"
                                 "  ref: master\n  build-depends: [libsigc++]\n"
@@ -188,9 +190,10 @@ TEST(AliasBombs, GangShowFailsAtOnceOnABombInADefinition) {
 
 TEST(AliasBombs, GangConfFailsAtOnceOnABomb) {
   TempDir dir{"gang-hostile-conf-"};
-  ASSERT_TRUE(write_file(dir.path() + "/gang.conf",
-                         laughs("[", "]", "lol").substr(std::string("name: bomb\nkind: chunk\n").size()) +
-                             "aliases: *a9\n"));
+  ASSERT_TRUE(
+      write_file(dir.path() + "/gang.conf",
+                 laughs("[", "]", "lol").substr(std::string("name: bomb\nkind: chunk\n").size()) +
+                     "aliases: *a9\n"));
   auto start = Clock::now();
   auto config = load_config(dir.path());
   EXPECT_LT(seconds_since(start), 0.5);

@@ -12,10 +12,10 @@ TEST(PathName, AcceptsRealBaserockNames) {
 }
 
 TEST(PathName, RefusesAnythingButOneSafeComponent) {
-  for (std::string name : {std::string(""), std::string("."), std::string(".."),
-                           std::string("a/b"), std::string("/abs"), std::string("a\nb"),
-                           std::string("a\tb"), std::string("a\0b", 3), std::string("a b"),
-                           std::string("a\x7f"), std::string(201, 'x')})
+  for (std::string name :
+       {std::string(""), std::string("."), std::string(".."), std::string("a/b"),
+        std::string("/abs"), std::string("a\nb"), std::string("a\tb"), std::string("a\0b", 3),
+        std::string("a b"), std::string("a\x7f"), std::string(201, 'x')})
     EXPECT_FALSE(check_name(name)) << name;
   EXPECT_EQ(check_name("a\nb").error().message,
             "invalid name \"a\\x0ab\" (a name may hold only letters, digits and - _ . + @)");
