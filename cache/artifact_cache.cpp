@@ -19,6 +19,7 @@
 #include "cache/lmdb.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -293,7 +294,7 @@ Result<std::string> ArtifactCache::make_build_dir(const std::string& name) {
                         host_tag(sys.host_name());
   auto made = make_dirs(tmp_dir());
   if (!made) return pass(made);
-  return make_temp_dir(tmp_dir(), name + "." + creator + ".");
+  return make_temp_dir(tmp_dir(), name_to_leaf(name) + "." + creator + ".");
 }
 
 Holder ArtifactCache::holder(int instance, std::string gang_id) const {

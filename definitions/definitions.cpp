@@ -11,6 +11,7 @@
 #include "definitions/suggest.hpp"
 #include "definitions/yaml.hpp"
 #include "util/fs.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -224,6 +225,22 @@ class Loader {
     return out;
   }
 
+  // Names become file names (artifacts, build directories, cache keys), so
+  // each is checked here, once, with where it was written.
+  Result<void> check_name_at(std::string_view name, int line, std::string_view field,
+                             std::string_view what) {
+    if (auto ok = check_name(name); !ok)
+      return make_error_at(m_file, line, std::string(what) + ": " + ok.error().message,
+                           std::string(field));
+    return {};
+  }
+
+  // The line of `field` in `map`, else `fallback`.
+  static int line_of(const YamlNode& map, std::string_view field, int fallback) {
+    const YamlNode* n = map.find(field);
+    return n != nullptr ? n->line : fallback;
+  }
+
   Result<std::vector<SplitRule>> split_rules(const YamlNode& n, std::string_view field) {
     std::vector<SplitRule> out;
     if (n.is_null()) return out;
@@ -235,6 +252,10 @@ class Loader {
       auto artifact = req_string(item, "artifact", item.line);
       if (!artifact) return std::unexpected(artifact.error());
       rule.artifact = std::move(*artifact);
+      if (auto r = check_name_at(rule.artifact, line_of(item, "artifact", item.line), "artifact",
+                                 "artifact name");
+          !r)
+        return std::unexpected(r.error());
       if (const YamlNode* inc = item.find("include")) {
         auto list = string_list(*inc, "include");
         if (!list) return std::unexpected(list.error());
@@ -373,8 +394,10 @@ Result<ChunkFields> Loader::chunk_fields(const YamlNode& map) {
 Result<void> Loader::parse_version() {
   m_file = "VERSION";
   std::string path = m_defs.root + "/VERSION";
-  auto text = read_file(path);
-  if (!text) return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
+  if (!path_exists(path))
+    return make_error(m_defs.root + ": not a definitions tree (no VERSION file)");
+  auto text = read_regular_file(path);
+  if (!text) return std::unexpected(text.error());
   auto root = parse_yaml(*text, m_file);
   if (!root) return std::unexpected(root.error());
   const YamlNode* v = root->is_map() ? root->find("version") : &*root;
@@ -399,7 +422,7 @@ Result<void> Loader::parse_defaults() {
   m_file = "DEFAULTS";
   std::string path = m_defs.root + "/DEFAULTS";
   if (!path_exists(path)) return {};
-  auto text = read_file(path);
+  auto text = read_regular_file(path);
   if (!text) return std::unexpected(text.error());
   auto root = parse_yaml(*text, m_file);
   if (!root) return std::unexpected(root.error());
@@ -518,6 +541,9 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
     if (!merged.name || merged.name->empty())
       return make_error_at(m_file, item.line, "chunk entry has no \"name\"", "name");
     chunk.name = std::move(*merged.name);
+    if (auto r = check_name_at(chunk.name, line_of(item, "name", item.line), "name", "chunk name");
+        !r)
+      return std::unexpected(r.error());
     chunk.artifact_name = file_name && !file_name->empty() ? *file_name : chunk.name;
     if (auto [it, fresh] = seen.emplace(chunk.name, item.line); !fresh)
       return make_error_at(m_file, item.line,
@@ -546,6 +572,12 @@ Result<void> Loader::parse_stratum(ParsedFile& file, StratumDef& out) {
     if (merged.prefix) chunk.prefix = std::move(*merged.prefix);
     if (merged.submodules) chunk.submodules = std::move(*merged.submodules);
     if (merged.artifacts) chunk.artifacts = std::move(*merged.artifacts);
+    for (const auto& [from, to] : chunk.artifacts)
+      for (const std::string& name : {from, to})
+        if (auto r = check_name_at(name, line_of(item, "artifacts", item.line), "artifacts",
+                                   "artifact name");
+            !r)
+          return std::unexpected(r.error());
     if (merged.build_depends) chunk.build_depends = std::move(*merged.build_depends);
     chunk.max_jobs = merged.max_jobs;
     chunk.steps = std::move(merged.steps);
@@ -669,6 +701,12 @@ Result<void> Loader::parse_system(ParsedFile& file, SystemDef& out) {
     auto artifacts = opt_string_list(item, "artifacts");
     if (!artifacts) return std::unexpected(artifacts.error());
     s.artifacts = std::move(*artifacts);
+    if (s.artifacts)
+      for (const auto& name : *s.artifacts)
+        if (auto r = check_name_at(name, line_of(item, "artifacts", item.line), "artifacts",
+                                   "artifact name");
+            !r)
+          return std::unexpected(r.error());
     for (const auto& other : out.strata)
       if (other.stratum == s.stratum)
         return make_error_at(m_file, item.line, "stratum \"" + *morph + "\" listed twice", "morph");
@@ -739,7 +777,7 @@ Result<void> Loader::load() {
     std::atomic<std::size_t> next{0};
     auto work = [&] {
       for (std::size_t i = next++; i < paths.size(); i = next++) {
-        auto text = read_file(m_defs.root + "/" + paths[i]);
+        auto text = read_regular_file(m_defs.root + "/" + paths[i]);
         parsed[i] = text ? parse_yaml(*text, paths[i]) : std::unexpected(text.error());
       }
     };
@@ -866,7 +904,8 @@ Result<void> Loader::read_head(ParsedFile& file) {
   auto name = req_string(file.root, "name", file.root.line);
   if (!name) return std::unexpected(name.error());
   file.name = std::move(*name);
-  return {};
+  return check_name_at(file.name, line_of(file.root, "name", file.root.line), "name",
+                       std::string(to_string(file.kind)) + " name");
 }
 
 }  // namespace

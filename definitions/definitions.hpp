@@ -4,7 +4,11 @@
 // split-rules) and every *.morph file under the root, once each, and checks
 // everything that can be checked without a target: field types, unknown
 // fields (warnings, or errors when strict), references to morph files,
-// chunk build-depends, dependency cycles and duplicate names. Stratum chunk
+// chunk build-depends, dependency cycles and duplicate names, and that every
+// name that becomes a file name (chunk, stratum, system, cluster and artifact
+// names) is one safe path component (util/path_name.hpp). Files are read only
+// if they are regular files (symlinks to them are fine) of at most 16 MiB,
+// and YAML aliases may not expand past a budget (yaml.hpp). Stratum chunk
 // entries are merged with their chunk files here (entry fields win), so a
 // ChunkDef is the chunk as its stratum builds it. Build steps a chunk leaves
 // unset stay unset here; build_graph.hpp fills them from DEFAULTS.

@@ -15,6 +15,15 @@ struct StructureError {
   Error error;
 };
 
+// Budgets that keep a hostile file from exhausting time, memory or stack.
+// Aliases copy their anchor's subtree, so a few lines of nested aliases (the
+// "billion laughs" shape) would expand to billions of nodes: every node
+// copied for an anchor or an alias counts, and past k_max_copied_nodes the
+// file is refused. Real definitions copy a few hundred at most. Nesting past
+// k_max_depth is refused too: the tree and its readers recurse.
+constexpr std::size_t k_max_copied_nodes = 100'000;
+constexpr std::size_t k_max_depth = 256;
+
 struct Mark {
   int line = 0;  // 0-based, as libyaml reports them
   int column = 0;
@@ -30,8 +39,9 @@ class TreeBuilder {
   void on_alias(const Mark& mark, const std::string& anchor) {
     auto it = m_anchors.find(anchor);
     if (it == m_anchors.end()) fail(mark, "unknown alias \"" + anchor + "\"");
-    YamlNode copy = it->second;
-    finish(std::move(copy), {});
+    charge_copy(mark, it->second.size, "alias \"*" + anchor + "\"");
+    YamlNode copy = it->second.node;
+    finish(std::move(copy), {}, it->second.size);
   }
 
   // A plain "", "~", "null", "Null" or "NULL" is null, as YAML reads it.
@@ -44,10 +54,12 @@ class TreeBuilder {
       node.scalar = std::move(value);
       node.plain = plain;
     }
-    finish(std::move(node), anchor, plain);
+    finish(std::move(node), anchor, 1, plain);
   }
 
   void open(YamlNode::Type type, const Mark& mark, std::string anchor) {
+    if (m_stack.size() >= k_max_depth)
+      fail(mark, "nested deeper than " + std::to_string(k_max_depth) + " levels");
     Frame frame;
     frame.node.type = type;
     set_mark(frame.node, mark);
@@ -59,7 +71,7 @@ class TreeBuilder {
     Frame frame = std::move(m_stack.back());
     m_stack.pop_back();
     if (!frame.merged.empty()) apply_merge(frame);
-    finish(std::move(frame.node), frame.anchor);
+    finish(std::move(frame.node), frame.anchor, frame.size);
   }
 
  private:
@@ -71,7 +83,21 @@ class TreeBuilder {
     YamlEntry pending;              // key and its position, while the value is parsed
     std::vector<YamlEntry> merged;  // entries of "<<" values, first wins
     std::size_t merge_at = 0;       // where "<<" stood among the entries
+    std::size_t size = 1;           // nodes in this subtree so far, itself included
   };
+
+  struct Anchored {
+    YamlNode node;
+    std::size_t size = 1;  // nodes in `node`'s subtree
+  };
+
+  // Counts `size` more copied nodes; refuses the file past the budget.
+  void charge_copy(const Mark& mark, std::size_t size, const std::string& what) {
+    m_copied += size;
+    if (m_copied > k_max_copied_nodes)
+      fail(mark, what + " expands the document past " + std::to_string(k_max_copied_nodes) +
+                     " copied nodes (nested aliases?)");
+  }
 
   [[noreturn]] void fail(const Mark& mark, std::string message) {
     throw StructureError{Error{std::move(message), m_file, mark.line + 1, mark.column + 1, {}}};
@@ -116,13 +142,17 @@ class TreeBuilder {
                    std::make_move_iterator(kept.begin()), std::make_move_iterator(kept.end()));
   }
 
-  void finish(YamlNode node, const std::string& anchor, bool plain = false) {
-    if (!anchor.empty()) m_anchors[anchor] = node;
+  void finish(YamlNode node, const std::string& anchor, std::size_t size = 1, bool plain = false) {
+    if (!anchor.empty()) {
+      charge_copy(Mark{node.line - 1, node.column - 1}, size, "anchor \"&" + anchor + "\"");
+      m_anchors[anchor] = Anchored{node, size};
+    }
     if (m_stack.empty()) {
       m_root = std::move(node);
       return;
     }
     Frame& top = m_stack.back();
+    top.size += size;
     if (top.node.type == YamlNode::Type::sequence) {
       top.node.items.push_back(std::move(node));
       return;
@@ -159,7 +189,8 @@ class TreeBuilder {
 
   const std::string& m_file;
   std::vector<Frame> m_stack;
-  std::unordered_map<std::string, YamlNode> m_anchors;
+  std::unordered_map<std::string, Anchored> m_anchors;
+  std::size_t m_copied = 0;  // nodes copied for anchors and aliases
   YamlNode m_root;
 };
 

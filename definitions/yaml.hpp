@@ -59,7 +59,10 @@ struct YamlEntry {
 // and so does a plain "", "~" or "null". Aliases are expanded and merge keys
 // ("<<: *base") merged, as PyYAML (which Baserock's own tools use) reads
 // them. Errors carry `file` (as given, for messages), line and column:
-// syntax errors, non-scalar mapping keys and duplicate keys.
+// syntax errors, non-scalar mapping keys and duplicate keys, and hostile
+// shapes: aliases and anchors that copy more than 100,000 nodes in all (the
+// "billion laughs" bomb fails at once instead of expanding) and nesting
+// deeper than 256 levels.
 [[nodiscard]] Result<YamlNode> parse_yaml(std::string_view text, const std::string& file);
 
 }  // namespace gang

@@ -1,10 +1,11 @@
 #include "gang/baserock_meta.hpp"
+#include "util/path_name.hpp"
 
 #include <nlohmann/json.hpp>
 
 namespace gang {
 
-std::string baserock_meta_path(const std::string& name) { return "baserock/" + name + ".meta"; }
+std::string baserock_meta_path(const std::string& name) { return "baserock/" + name_to_leaf(name) + ".meta"; }
 
 std::string encode_baserock_meta(const BaserockMeta& meta) {
   nlohmann::ordered_json products = nlohmann::ordered_json::array();

@@ -10,6 +10,7 @@
 #include "gang/system_assembler.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -105,7 +106,7 @@ bool BuildBackend::should_stop() {
 BuildReport BuildBackend::build(std::size_t index) {
   const Component& c = m_graph.components[index];
   auto start = std::chrono::steady_clock::now();
-  std::string log_path = m_cache.logs_dir() + "/" + *c.cache_key + ".log";
+  std::string log_path = m_cache.logs_dir() + "/" + name_to_leaf(*c.cache_key) + ".log";
   BuildContext ctx{m_graph, m_cache, m_options, m_holder, m_remover, m_stop,
                    [this] { return should_stop(); }};
   BuildReport report = c.kind == Kind::chunk ? build_chunk(ctx, m_git, index, log_path)

@@ -8,6 +8,7 @@
 #include "gang/baserock_meta.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -126,8 +127,8 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   spec.name = c.name;
   spec.sandbox_dir = dir;
   spec.base = ctx.options.base;
-  spec.build_dir = dir + "/" + c.name + ".build";
-  spec.install_dir = dir + "/" + c.name + ".inst";
+  spec.build_dir = dir + "/" + name_to_leaf(c.name) + ".build";
+  spec.install_dir = dir + "/" + name_to_leaf(c.name) + ".inst";
   spec.prefix = c.prefix;
   spec.arch = ctx.options.arch;
   spec.max_jobs = c.max_jobs ? *c.max_jobs : ctx.options.max_jobs;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "definitions/yaml.hpp"
 #include "util/fs.hpp"
 
 namespace gang {
@@ -56,9 +57,14 @@ Result<void> parse_aliases(const std::string& text, Config& config) {
 }
 
 Result<void> load_conf_file(const std::string& path, Config& config) {
+  // Read as any user input (a regular file, capped), and checked for alias
+  // bombs and deep nesting by the definitions parser before yaml-cpp sees it.
+  auto text = read_regular_file(path, 1u << 20);
+  if (!text) return std::unexpected(text.error());
+  if (auto checked = parse_yaml(*text, path); !checked) return std::unexpected(checked.error());
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     return make_error_at(path, e.mark.line + 1, e.msg, {}, e.mark.column + 1);
   }

@@ -12,6 +12,7 @@
 #include "gang/overlay_upper.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -161,8 +162,8 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   spec.sandbox_dir = sandbox_dir;
   spec.base = "none";
   spec.lower_layers = {root};
-  spec.build_dir = sandbox_dir + "/" + name + ".build";
-  spec.install_dir = sandbox_dir + "/" + name + ".inst";
+  spec.build_dir = sandbox_dir + "/" + name_to_leaf(name) + ".build";
+  spec.install_dir = sandbox_dir + "/" + name_to_leaf(name) + ".inst";
   spec.arch = ctx.options.arch;
   spec.max_jobs = ctx.options.max_jobs;
   spec.log_path = log_path;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "util/fs.hpp"
+#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -68,9 +69,7 @@ std::string host_arch() {
 }  // namespace
 
 std::string kept_sandbox_dir(const std::string& cache_dir, const std::string& component) {
-  std::string safe = component;
-  std::replace(safe.begin(), safe.end(), '/', '_');
-  return cache_dir + "/failed/" + safe;
+  return cache_dir + "/failed/" + name_to_leaf(component);
 }
 
 std::string spec_path(const std::string& sandbox_dir) { return sandbox_dir + "/sandbox.spec"; }

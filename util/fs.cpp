@@ -32,6 +32,53 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
+Result<std::string> read_regular_file(const std::string& path, std::size_t max_size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return make_errno_error("cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int saved = errno;
+    ::close(fd);
+    return make_errno_error("cannot stat " + path, saved);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    return make_error(path + ": not a regular file (" + what + "), refused");
+  }
+  auto too_big = [&] {
+    return make_error(path + ": larger than " + std::to_string(max_size) + " bytes, refused");
+  };
+  if (static_cast<std::size_t>(st.st_size) > max_size) {
+    ::close(fd);
+    return too_big();
+  }
+  std::string out;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot read " + path, saved);
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+    if (out.size() > max_size) {  // it grew while read
+      ::close(fd);
+      return too_big();
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 static std::string parent_of(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";

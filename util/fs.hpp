@@ -12,6 +12,13 @@ namespace gang {
 // Reads a whole file.
 [[nodiscard]] Result<std::string> read_file(const std::string& path);
 
+// Reads a whole file that must be a regular file (a symlink to one is
+// fine) of at most `max_size` bytes: for the user's input files. A FIFO,
+// device, socket or directory is refused at once (opened non-blocking, never
+// read), and so is a file past the cap, with an error naming the path.
+[[nodiscard]] Result<std::string> read_regular_file(const std::string& path,
+                                                    std::size_t max_size = 16u << 20);
+
 // Writes `contents` to a temporary file beside `path`, fsyncs it, and renames
 // it over `path`. Readers see the old or the new contents, never a mix.
 [[nodiscard]] Result<void> write_file_atomic(const std::string& path, const std::string& contents,
