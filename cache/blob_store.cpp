@@ -116,6 +116,17 @@ bool BlobStore::contains(const BlobId& id) const {
   return ::stat(path(id).c_str(), &st) == 0;
 }
 
+bool BlobStore::contains_intact(const BlobId& id, std::uint64_t size) {
+  std::string p = path(id);
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) return false;
+  if (static_cast<std::uint64_t>(st.st_size) == size) return true;
+  // A blob's name is the hash of its bytes, so a wrong size is verified
+  // damage (a torn write, a truncation): make way for the good copy.
+  (void)::unlink(p.c_str());
+  return false;
+}
+
 Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
   mode_t mode = executable ? 0555 : 0444;
   TempFiles temp_files;
@@ -147,6 +158,13 @@ Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
 
 Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const BlobId& id) {
   std::string final_path = path(id);
+  // Durable before visible: the name must never point at bytes a power loss
+  // could tear.
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    return write_error(final_path, err);
+  }
   int rc;
   if (temp_name.empty()) {
     std::string proc = "/proc/self/fd/" + std::to_string(fd);
@@ -192,7 +210,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
   hasher.update(bytes.data(), bytes.size());
   if (eof) {
     BlobId id{hasher.hex_digest(), executable};
-    if (contains(id)) return id.digest;
+    if (contains_intact(id, bytes.size())) return id.digest;
     std::string temp_name;
     auto fd = create_temp(executable, temp_name);
     if (!fd) return std::unexpected(fd.error());
@@ -208,6 +226,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     return id.digest;
   }
   // Large file: copy while hashing.
+  std::uint64_t total = bytes.size();
   std::string temp_name;
   auto fd = create_temp(executable, temp_name);
   if (!fd) return std::unexpected(fd.error());
@@ -226,11 +245,12 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     }
     if (n == 0) break;
     hasher.update(buffer, static_cast<std::size_t>(n));
+    total += static_cast<std::uint64_t>(n);
     written = write_all(*fd, buffer, static_cast<std::size_t>(n), m_objects);
     if (!written) return fail(std::unexpected(written.error()));
   }
   BlobId id{hasher.hex_digest(), executable};
-  if (contains(id)) {
+  if (contains_intact(id, total)) {
     ::close(*fd);
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
     return id.digest;
@@ -285,7 +305,7 @@ Result<std::string> BlobStore::put_mapped(std::string_view bytes, bool executabl
   }
   BlobId id{hasher.hex_digest(), executable};
   Result<void> linked;
-  if (!contains(id)) linked = link_temp(*fd, temp_name, id);
+  if (!contains_intact(id, bytes.size())) linked = link_temp(*fd, temp_name, id);
   else if (!temp_name.empty()) ::unlink(temp_name.c_str());
   ::close(*fd);
   if (!linked) return std::unexpected(linked.error());
@@ -382,11 +402,12 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
   Sha256 hasher;
   hasher.update(bytes.data(), bytes.size());
   BlobId id{hasher.hex_digest(), executable};
-  if (contains(id)) return id.digest;
+  if (contains_intact(id, bytes.size())) return id.digest;
   if (takeable) {
-    // Read-only before it becomes visible as a blob.
+    // Read-only and durable before it becomes visible as a blob.
     if (::fchmod(fd, executable ? 0555 : 0444) != 0)
       return make_errno_error(std::string("cannot chmod ") + name);
+    if (::fsync(fd) != 0) return write_error(path(id), errno);
     auto linked = link_inode(fd, dirfd, name, id);
     if (!linked) return std::unexpected(linked.error());
     if (*linked) return id.digest;
@@ -470,12 +491,7 @@ Result<void> BlobStore::sync() {
   }
   std::vector<std::string> dirs;
   for (const auto& p : paths) {
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_errno_error("cannot open " + p);
-    int rc = ::fsync(fd);
-    int saved = errno;
-    ::close(fd);
-    if (rc != 0) return make_errno_error("cannot fsync " + p, saved);
+    // The blobs' data was fsynced before they were linked; their names remain.
     std::string dir = p.substr(0, p.rfind('/'));
     if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   }

@@ -10,10 +10,12 @@
 // file the caller gives up: it hashes it in place, makes that inode
 // read-only and hard-links it into place, so publishing costs no copy.
 //
-// Durability: put_*() does not fsync each blob; callers call sync() before
-// committing any index row that refers to new blobs. sync() fsyncs the few
-// blobs written since the last sync one by one, or, when there are many,
-// issues one syncfs() for the whole file system.
+// Durability: a blob's data is fsynced before its name appears, so a power
+// loss never leaves a named, torn blob; deduplication trusts an existing
+// name only when its size matches too. Callers call sync() before committing
+// any index row that refers to new blobs, to make the names themselves
+// durable: it fsyncs the directories of the few blobs written since the last
+// sync, or, when there are many, issues one syncfs().
 //
 // Concurrency contract: any number of processes, and threads sharing one
 // BlobStore, may put the same or different blobs at once (sync() must not
@@ -61,6 +63,10 @@ class BlobStore {
   // The path of a blob (it may not exist).
   [[nodiscard]] std::string path(const BlobId& id) const;
   [[nodiscard]] bool contains(const BlobId& id) const;
+  // True if the blob exists with exactly `size` bytes (one stat). A blob of
+  // another size is damaged: it is unlinked, so that a good copy can take
+  // its place, and the answer is false.
+  [[nodiscard]] bool contains_intact(const BlobId& id, std::uint64_t size);
 
   // Hashes the regular file `name` in directory dirfd while copying it into
   // the store; returns its digest. `size` is the size from stat, a hint.

@@ -610,6 +610,43 @@ TEST_F(ArtifactCacheTest, CorruptBlobIsAMissWithAWarningAndVerifyDropsIt) {
   EXPECT_TRUE(clean->ok());
 }
 
+TEST_F(ArtifactCacheTest, ABlobOfTheWrongSizeIsNeverStagedEvenWithoutVerify) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}, {"g", "other"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  std::string blob = BlobStore::open(root)->path(BlobId{sha256_hex("good contents"), false});
+  ASSERT_EQ(::truncate(blob.c_str(), 4), 0);  // a torn write
+
+  for (auto mode : {StageMode::hardlink, StageMode::copy}) {
+    ASSERT_TRUE(cache.insert("k", src, meta()));
+    auto staged = cache.stage("k", dir.path() + "/out", mode, Verify::no);
+    ASSERT_FALSE(staged) << "a truncated blob was staged";
+    EXPECT_NE(staged.error().to_string().find("corrupt"), std::string::npos)
+        << staged.error().to_string();
+    EXPECT_FALSE(cache.contains("k")) << "a damaged artifact must be dropped, to be rebuilt";
+    EXPECT_FALSE(path_exists(blob));
+    ASSERT_TRUE(cache.insert("k", src, meta()));
+    ASSERT_TRUE(cache.stage("k", dir.path() + "/ok", mode, Verify::no));
+    EXPECT_EQ(read(dir.path() + "/ok/f"), "good contents");
+    ASSERT_EQ(::truncate(blob.c_str(), 4), 0);
+    (void)remove_tree(dir.path() + "/out");
+    (void)remove_tree(dir.path() + "/ok");
+  }
+}
+
+TEST_F(ArtifactCacheTest, DeduplicationReplacesATornBlobInsteadOfTrustingItsName) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  std::string blob = BlobStore::open(root)->path(BlobId{sha256_hex("good contents"), false});
+  ASSERT_EQ(::truncate(blob.c_str(), 3), 0);
+  ASSERT_TRUE(cache.insert("k2", src, meta()));
+  EXPECT_EQ(read(blob), "good contents") << "the torn blob was kept because its name existed";
+  ASSERT_TRUE(cache.stage("k2", dir.path() + "/out", StageMode::copy, Verify::yes));
+}
+
 TEST_F(ArtifactCacheTest, ClaimsGoToOneHolderUntilReleased) {
   auto cache = open_cache();
   Holder me = cache.holder(1, "g");
