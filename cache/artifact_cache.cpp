@@ -268,6 +268,12 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
     auto made = make_dirs(root + sub);
     if (!made) return pass(made);
   }
+  // Private: blobs are 0444 whatever the mode of the file they hold, so the
+  // root's mode is what keeps a 0600 file in an artifact from other users.
+  struct stat root_st;
+  if (::stat(root.c_str(), &root_st) == 0 && root_st.st_uid == ::geteuid() &&
+      (root_st.st_mode & 077) != 0 && ::chmod(root.c_str(), 0700) != 0)
+    return make_errno_error("cannot make the cache " + root + " private (mode 0700)");
   LmdbEnv::Options env_options;
   env_options.initial_map_size = options.initial_map_size;
   env_options.databases = {k_artifacts, k_claims, k_failures};
