@@ -12,6 +12,8 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "cache/system.hpp"
@@ -420,6 +422,52 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
 
 Result<std::string> BlobStore::put_bytes(std::string_view bytes) {
   return put_stream(-1, bytes, false, "manifest");
+}
+
+namespace {
+
+// Reads path whole, hashing it: nullopt if it does not exist, an error for
+// any other failure (EMFILE, EIO, EACCES...: not evidence of damage).
+Result<std::optional<std::pair<std::string, std::string>>> read_hashed(const std::string& path,
+                                                                       bool keep_bytes) {
+  using Out = std::optional<std::pair<std::string, std::string>>;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Out{};
+    return make_errno_error("cannot open " + path);
+  }
+  Sha256 hasher;
+  std::string bytes;
+  char* buffer = io_buffer();
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, k_buffer_size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot read " + path, saved);
+    }
+    if (n == 0) break;
+    hasher.update(buffer, static_cast<std::size_t>(n));
+    if (keep_bytes) bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return Out{std::pair{hasher.hex_digest(), std::move(bytes)}};
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> BlobStore::read_checked(const std::string& digest) const {
+  auto read = read_hashed(path(BlobId{digest, false}), true);
+  if (!read) return std::unexpected(read.error());
+  if (!*read || (*read)->first != digest) return std::optional<std::string>{};
+  return std::optional<std::string>(std::move((*read)->second));
+}
+
+Result<bool> BlobStore::check(const BlobId& id) const {
+  auto read = read_hashed(path(id), false);
+  if (!read) return std::unexpected(read.error());
+  return *read && (*read)->first == id.digest;
 }
 
 Result<std::string> BlobStore::read_verified(const std::string& digest) const {

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,13 @@ class BlobStore {
   [[nodiscard]] Result<std::string> put_bytes(std::string_view bytes);
   // Reads a plain blob and checks its hash; a mismatch is an error.
   [[nodiscard]] Result<std::string> read_verified(const std::string& digest) const;
+  // Reads a plain blob and checks its hash: the bytes, nullopt if it is
+  // missing or its hash is wrong (verified damage), or an error when it
+  // could not be read (EMFILE, EIO...; not damage: retry, never drop).
+  [[nodiscard]] Result<std::optional<std::string>> read_checked(const std::string& digest) const;
+  // Re-hashes a blob: true if intact, false if missing or its hash is wrong,
+  // an error if it could not be read.
+  [[nodiscard]] Result<bool> check(const BlobId& id) const;
   // Re-hashes a blob: true if present and intact, false if missing or bad.
   [[nodiscard]] bool verify(const BlobId& id) const;
   // Unlinks a blob; absent is not an error.
