@@ -470,18 +470,6 @@ Result<bool> BlobStore::check(const BlobId& id) const {
   return *read && (*read)->first == id.digest;
 }
 
-Result<std::string> BlobStore::read_verified(const std::string& digest) const {
-  auto bytes = read_file(path(BlobId{digest, false}));
-  if (!bytes) return std::unexpected(bytes.error());
-  if (sha256_hex(*bytes) != digest) return make_error("blob " + digest + " is corrupt (hash mismatch)");
-  return bytes;
-}
-
-bool BlobStore::verify(const BlobId& id) const {
-  auto digest = sha256_file(path(id));
-  return digest && *digest == id.digest;
-}
-
 Result<void> BlobStore::remove(const BlobId& id) {
   std::string p = path(id);
   if (::unlink(p.c_str()) != 0 && errno != ENOENT) return make_errno_error("cannot remove " + p);

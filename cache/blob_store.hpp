@@ -85,8 +85,6 @@ class BlobStore {
                                               std::uint64_t links_owned = 1);
   // Stores bytes (e.g. a manifest) as a plain blob; returns its digest.
   [[nodiscard]] Result<std::string> put_bytes(std::string_view bytes);
-  // Reads a plain blob and checks its hash; a mismatch is an error.
-  [[nodiscard]] Result<std::string> read_verified(const std::string& digest) const;
   // Reads a plain blob and checks its hash: the bytes, nullopt if it is
   // missing or its hash is wrong (verified damage), or an error when it
   // could not be read (EMFILE, EIO...; not damage: retry, never drop).
@@ -94,8 +92,6 @@ class BlobStore {
   // Re-hashes a blob: true if intact, false if missing or its hash is wrong,
   // an error if it could not be read.
   [[nodiscard]] Result<bool> check(const BlobId& id) const;
-  // Re-hashes a blob: true if present and intact, false if missing or bad.
-  [[nodiscard]] bool verify(const BlobId& id) const;
   // Unlinks a blob; absent is not an error.
   [[nodiscard]] Result<void> remove(const BlobId& id);
   // Calls fn for every blob with its size on disk.
