@@ -237,10 +237,17 @@ struct ArtifactCache::Impl {
     return out;
   }
 
-  Result<Manifest> read_manifest(const std::string& digest) {
-    auto text = blobs.read_verified(digest);
+  // A manifest; *damaged (when given) says whether a failure is verified
+  // damage (missing, wrong hash, undecodable) rather than a read error.
+  Result<Manifest> read_manifest(const std::string& digest, bool* damaged = nullptr) {
+    if (damaged != nullptr) *damaged = false;
+    auto text = blobs.read_checked(digest);
     if (!text) return pass(text);
-    return Manifest::decode(*text);
+    if (damaged != nullptr) *damaged = true;
+    if (!*text) return make_error("manifest " + digest + " is missing or corrupt (hash mismatch)");
+    auto manifest = Manifest::decode(**text);
+    if (manifest && damaged != nullptr) *damaged = false;
+    return manifest;
   }
 
   // Removes key's artifact row (damaged) and tells the watchers.
@@ -269,6 +276,12 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
     auto made = make_dirs(root + sub);
     if (!made) return pass(made);
   }
+  // Private: blobs are 0444 whatever the mode of the file they hold, so the
+  // root's mode is what keeps a 0600 file in an artifact from other users.
+  struct stat root_st;
+  if (::stat(root.c_str(), &root_st) == 0 && root_st.st_uid == ::geteuid() &&
+      (root_st.st_mode & 077) != 0 && ::chmod(root.c_str(), 0700) != 0)
+    return make_errno_error("cannot make the cache " + root + " private (mode 0700)");
   LmdbEnv::Options env_options;
   env_options.initial_map_size = options.initial_map_size;
   env_options.databases = {k_artifacts, k_claims, k_failures};
@@ -444,7 +457,9 @@ Result<void> ArtifactCache::stage_selected(const std::string& key,
   auto info = m.lookup(key);
   if (!info) return pass(info);
   if (!*info) return make_error("no artifact " + key + " in the cache");
-  auto manifest = m.read_manifest((*info)->manifest_digest);
+  bool damaged = false;
+  auto manifest = m.read_manifest((*info)->manifest_digest, &damaged);
+  if (!manifest && !damaged) return pass(manifest);  // a read error: retry, keep the data
   if (!manifest) {
     m.warn("artifact " + key + " is damaged (" + manifest.error().to_string() +
            "); dropping it from the cache");
@@ -470,11 +485,18 @@ Result<VerifyReport> ArtifactCache::verify() {
   if (!gc_lock) return pass(gc_lock);
   VerifyReport report;
   std::set<BlobId> bad;
+  std::optional<Error> read_error;
   auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t) {
     ++report.blobs_checked;
-    if (!m.blobs.verify(id)) bad.insert(id);
+    auto intact = m.blobs.check(id);
+    if (!intact) {
+      if (!read_error) read_error = intact.error();  // not damage: report, remove nothing
+    } else if (!*intact) {
+      bad.insert(id);
+    }
   });
   if (!walked) return pass(walked);
+  if (read_error) return std::unexpected(*read_error);
   for (const auto& id : bad) {
     report.bad_blobs.push_back(id.name());
     m.warn("blob " + id.name() + " is corrupt; removing it");
@@ -485,10 +507,9 @@ Result<VerifyReport> ArtifactCache::verify() {
   if (!all) return pass(all);
   for (const auto& info : *all) {
     bool damaged = false;
-    auto manifest = m.read_manifest(info.manifest_digest);
-    if (!manifest) {
-      damaged = true;
-    } else {
+    auto manifest = m.read_manifest(info.manifest_digest, &damaged);
+    if (!manifest && !damaged) return pass(manifest);
+    if (manifest) {
       for (const auto& e : manifest->entries) {
         if (e.type != ManifestEntry::Type::file) continue;
         if (!m.blobs.contains(BlobId{e.digest, (e.mode & 0111) != 0})) {
@@ -526,7 +547,10 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
   std::map<std::string, std::vector<BlobId>> uses;  // key -> its distinct blobs
   for (const auto& info : *all) {
     std::set<BlobId> mine{BlobId{info.manifest_digest, false}};
-    auto manifest = m.read_manifest(info.manifest_digest);
+    bool damaged = false;
+    auto manifest = m.read_manifest(info.manifest_digest, &damaged);
+    // Unread, its blobs would look unreferenced and be removed: stop instead.
+    if (!manifest && !damaged) return pass(manifest);
     if (manifest) {
       for (const auto& e : manifest->entries)
         if (e.type == ManifestEntry::Type::file) mine.insert(BlobId{e.digest, (e.mode & 0111) != 0});

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "cache/system.hpp"
@@ -116,6 +118,17 @@ bool BlobStore::contains(const BlobId& id) const {
   return ::stat(path(id).c_str(), &st) == 0;
 }
 
+bool BlobStore::contains_intact(const BlobId& id, std::uint64_t size) {
+  std::string p = path(id);
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) return false;
+  if (static_cast<std::uint64_t>(st.st_size) == size) return true;
+  // A blob's name is the hash of its bytes, so a wrong size is verified
+  // damage (a torn write, a truncation): make way for the good copy.
+  (void)::unlink(p.c_str());
+  return false;
+}
+
 Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
   mode_t mode = executable ? 0555 : 0444;
   TempFiles temp_files;
@@ -147,6 +160,13 @@ Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
 
 Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const BlobId& id) {
   std::string final_path = path(id);
+  // Durable before visible: the name must never point at bytes a power loss
+  // could tear.
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    return write_error(final_path, err);
+  }
   int rc;
   if (temp_name.empty()) {
     std::string proc = "/proc/self/fd/" + std::to_string(fd);
@@ -192,7 +212,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
   hasher.update(bytes.data(), bytes.size());
   if (eof) {
     BlobId id{hasher.hex_digest(), executable};
-    if (contains(id)) return id.digest;
+    if (contains_intact(id, bytes.size())) return id.digest;
     std::string temp_name;
     auto fd = create_temp(executable, temp_name);
     if (!fd) return std::unexpected(fd.error());
@@ -208,6 +228,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     return id.digest;
   }
   // Large file: copy while hashing.
+  std::uint64_t total = bytes.size();
   std::string temp_name;
   auto fd = create_temp(executable, temp_name);
   if (!fd) return std::unexpected(fd.error());
@@ -226,11 +247,12 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     }
     if (n == 0) break;
     hasher.update(buffer, static_cast<std::size_t>(n));
+    total += static_cast<std::uint64_t>(n);
     written = write_all(*fd, buffer, static_cast<std::size_t>(n), m_objects);
     if (!written) return fail(std::unexpected(written.error()));
   }
   BlobId id{hasher.hex_digest(), executable};
-  if (contains(id)) {
+  if (contains_intact(id, total)) {
     ::close(*fd);
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
     return id.digest;
@@ -285,7 +307,7 @@ Result<std::string> BlobStore::put_mapped(std::string_view bytes, bool executabl
   }
   BlobId id{hasher.hex_digest(), executable};
   Result<void> linked;
-  if (!contains(id)) linked = link_temp(*fd, temp_name, id);
+  if (!contains_intact(id, bytes.size())) linked = link_temp(*fd, temp_name, id);
   else if (!temp_name.empty()) ::unlink(temp_name.c_str());
   ::close(*fd);
   if (!linked) return std::unexpected(linked.error());
@@ -382,11 +404,12 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
   Sha256 hasher;
   hasher.update(bytes.data(), bytes.size());
   BlobId id{hasher.hex_digest(), executable};
-  if (contains(id)) return id.digest;
+  if (contains_intact(id, bytes.size())) return id.digest;
   if (takeable) {
-    // Read-only before it becomes visible as a blob.
+    // Read-only and durable before it becomes visible as a blob.
     if (::fchmod(fd, executable ? 0555 : 0444) != 0)
       return make_errno_error(std::string("cannot chmod ") + name);
+    if (::fsync(fd) != 0) return write_error(path(id), errno);
     auto linked = link_inode(fd, dirfd, name, id);
     if (!linked) return std::unexpected(linked.error());
     if (*linked) return id.digest;
@@ -401,16 +424,50 @@ Result<std::string> BlobStore::put_bytes(std::string_view bytes) {
   return put_stream(-1, bytes, false, "manifest");
 }
 
-Result<std::string> BlobStore::read_verified(const std::string& digest) const {
-  auto bytes = read_file(path(BlobId{digest, false}));
-  if (!bytes) return std::unexpected(bytes.error());
-  if (sha256_hex(*bytes) != digest) return make_error("blob " + digest + " is corrupt (hash mismatch)");
-  return bytes;
+namespace {
+
+// Reads path whole, hashing it: nullopt if it does not exist, an error for
+// any other failure (EMFILE, EIO, EACCES...: not evidence of damage).
+Result<std::optional<std::pair<std::string, std::string>>> read_hashed(const std::string& path,
+                                                                       bool keep_bytes) {
+  using Out = std::optional<std::pair<std::string, std::string>>;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Out{};
+    return make_errno_error("cannot open " + path);
+  }
+  Sha256 hasher;
+  std::string bytes;
+  char* buffer = io_buffer();
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, k_buffer_size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      return make_errno_error("cannot read " + path, saved);
+    }
+    if (n == 0) break;
+    hasher.update(buffer, static_cast<std::size_t>(n));
+    if (keep_bytes) bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return Out{std::pair{hasher.hex_digest(), std::move(bytes)}};
 }
 
-bool BlobStore::verify(const BlobId& id) const {
-  auto digest = sha256_file(path(id));
-  return digest && *digest == id.digest;
+}  // namespace
+
+Result<std::optional<std::string>> BlobStore::read_checked(const std::string& digest) const {
+  auto read = read_hashed(path(BlobId{digest, false}), true);
+  if (!read) return std::unexpected(read.error());
+  if (!*read || (*read)->first != digest) return std::optional<std::string>{};
+  return std::optional<std::string>(std::move((*read)->second));
+}
+
+Result<bool> BlobStore::check(const BlobId& id) const {
+  auto read = read_hashed(path(id), false);
+  if (!read) return std::unexpected(read.error());
+  return *read && (*read)->first == id.digest;
 }
 
 Result<void> BlobStore::remove(const BlobId& id) {
@@ -470,12 +527,7 @@ Result<void> BlobStore::sync() {
   }
   std::vector<std::string> dirs;
   for (const auto& p : paths) {
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_errno_error("cannot open " + p);
-    int rc = ::fsync(fd);
-    int saved = errno;
-    ::close(fd);
-    if (rc != 0) return make_errno_error("cannot fsync " + p, saved);
+    // The blobs' data was fsynced before they were linked; their names remain.
     std::string dir = p.substr(0, p.rfind('/'));
     if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   }

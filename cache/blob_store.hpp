@@ -10,10 +10,12 @@
 // file the caller gives up: it hashes it in place, makes that inode
 // read-only and hard-links it into place, so publishing costs no copy.
 //
-// Durability: put_*() does not fsync each blob; callers call sync() before
-// committing any index row that refers to new blobs. sync() fsyncs the few
-// blobs written since the last sync one by one, or, when there are many,
-// issues one syncfs() for the whole file system.
+// Durability: a blob's data is fsynced before its name appears, so a power
+// loss never leaves a named, torn blob; deduplication trusts an existing
+// name only when its size matches too. Callers call sync() before committing
+// any index row that refers to new blobs, to make the names themselves
+// durable: it fsyncs the directories of the few blobs written since the last
+// sync, or, when there are many, issues one syncfs().
 //
 // Concurrency contract: any number of processes, and threads sharing one
 // BlobStore, may put the same or different blobs at once (sync() must not
@@ -26,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +64,10 @@ class BlobStore {
   // The path of a blob (it may not exist).
   [[nodiscard]] std::string path(const BlobId& id) const;
   [[nodiscard]] bool contains(const BlobId& id) const;
+  // True if the blob exists with exactly `size` bytes (one stat). A blob of
+  // another size is damaged: it is unlinked, so that a good copy can take
+  // its place, and the answer is false.
+  [[nodiscard]] bool contains_intact(const BlobId& id, std::uint64_t size);
 
   // Hashes the regular file `name` in directory dirfd while copying it into
   // the store; returns its digest. `size` is the size from stat, a hint.
@@ -78,10 +85,13 @@ class BlobStore {
                                               std::uint64_t links_owned = 1);
   // Stores bytes (e.g. a manifest) as a plain blob; returns its digest.
   [[nodiscard]] Result<std::string> put_bytes(std::string_view bytes);
-  // Reads a plain blob and checks its hash; a mismatch is an error.
-  [[nodiscard]] Result<std::string> read_verified(const std::string& digest) const;
-  // Re-hashes a blob: true if present and intact, false if missing or bad.
-  [[nodiscard]] bool verify(const BlobId& id) const;
+  // Reads a plain blob and checks its hash: the bytes, nullopt if it is
+  // missing or its hash is wrong (verified damage), or an error when it
+  // could not be read (EMFILE, EIO...; not damage: retry, never drop).
+  [[nodiscard]] Result<std::optional<std::string>> read_checked(const std::string& digest) const;
+  // Re-hashes a blob: true if intact, false if missing or its hash is wrong,
+  // an error if it could not be read.
+  [[nodiscard]] Result<bool> check(const BlobId& id) const;
   // Unlinks a blob; absent is not an error.
   [[nodiscard]] Result<void> remove(const BlobId& id);
   // Calls fn for every blob with its size on disk.

@@ -277,9 +277,22 @@ Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs, const 
       case ManifestEntry::Type::file: {
         BlobId id{e.digest, (e.mode & 0111) != 0};
         std::string from = blobs.path(id);
-        if (verify == Verify::yes && !blobs.verify(id)) {
+        if (verify == Verify::yes) {
+          auto intact = blobs.check(id);
+          if (!intact) return std::unexpected(intact.error());  // not damage: no drop
+          if (!*intact) {
+            if (bad_blobs != nullptr) bad_blobs->push_back(id);
+            return make_error("blob " + id.name() + " for " + e.path + " is missing or corrupt");
+          }
+        }
+        // One stat on every stage: a blob whose size is not the recorded one
+        // is damaged (truncated, torn or overwritten), never staged.
+        struct stat st;
+        if (::stat(from.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) != e.size) {
           if (bad_blobs != nullptr) bad_blobs->push_back(id);
-          return make_error("blob " + id.name() + " for " + e.path + " is missing or corrupt");
+          return make_error("blob " + id.name() + " for " + e.path + " is corrupt (" +
+                            std::to_string(st.st_size) + " bytes, recorded " +
+                            std::to_string(e.size) + ")");
         }
         bool copy = mode == StageMode::copy || cross_device || (e.mode & 07000) != 0;
         Result<void> done;

@@ -27,7 +27,7 @@ constexpr const char* k_usage =
     "       gang cache forget KEY\n"
     "       gang cache clean                  (removes the whole cache, kept sandboxes included)\n"
     "       gang cache insert KEY DIR         (plumbing: publish a directory tree)\n"
-    "       gang cache stage KEY DEST [--copy] [--verify]   (plumbing: materialise)\n"
+    "       gang cache stage KEY DEST [--link] [--verify]   (plumbing: materialise, by copy)\n"
     "All accept --cache DIR (default: gang.conf, GANG_CACHE, else $XDG_CACHE_HOME/gang).\n";
 
 int fail(const std::string& message) {
@@ -207,7 +207,9 @@ int cmd_cache(const Args& args) {
       ("json", "ls: machine-readable output")
       ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
       ("keep-failed", "gc: remove kept sandboxes of failed builds older than AGE", cxxopts::value<std::string>())
-      ("copy", "stage: copy files instead of hard-linking the read-only blobs")
+      ("copy", "stage: copy the files (the default; kept for old scripts)")
+      ("link", "stage: hard-link the cache's own blobs instead of copying (experts: "
+               "an edit to a staged file then changes the cache)")
       ("verify", "stage: re-hash every blob before using it")
       ("h,help", "show this help")
       ("positional", "", cxxopts::value<std::vector<std::string>>());
@@ -266,7 +268,7 @@ int cmd_cache(const Args& args) {
   }
   if (action == "stage") {
     auto staged = cache->stage(positional[0], positional[1],
-                               parsed.count("copy") != 0 ? StageMode::copy : StageMode::hardlink,
+                               parsed.count("link") != 0 ? StageMode::hardlink : StageMode::copy,
                                parsed.count("verify") != 0 ? Verify::yes : Verify::no);
     if (!staged) return fail(staged.error().to_string());
     return 0;

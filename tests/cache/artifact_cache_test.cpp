@@ -610,6 +610,92 @@ TEST_F(ArtifactCacheTest, CorruptBlobIsAMissWithAWarningAndVerifyDropsIt) {
   EXPECT_TRUE(clean->ok());
 }
 
+TEST_F(ArtifactCacheTest, ABlobOfTheWrongSizeIsNeverStagedEvenWithoutVerify) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}, {"g", "other"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  std::string blob = BlobStore::open(root)->path(BlobId{sha256_hex("good contents"), false});
+  ASSERT_EQ(::truncate(blob.c_str(), 4), 0);  // a torn write
+
+  for (auto mode : {StageMode::hardlink, StageMode::copy}) {
+    ASSERT_TRUE(cache.insert("k", src, meta()));
+    auto staged = cache.stage("k", dir.path() + "/out", mode, Verify::no);
+    ASSERT_FALSE(staged) << "a truncated blob was staged";
+    EXPECT_NE(staged.error().to_string().find("corrupt"), std::string::npos)
+        << staged.error().to_string();
+    EXPECT_FALSE(cache.contains("k")) << "a damaged artifact must be dropped, to be rebuilt";
+    EXPECT_FALSE(path_exists(blob));
+    ASSERT_TRUE(cache.insert("k", src, meta()));
+    ASSERT_TRUE(cache.stage("k", dir.path() + "/ok", mode, Verify::no));
+    EXPECT_EQ(read(dir.path() + "/ok/f"), "good contents");
+    ASSERT_EQ(::truncate(blob.c_str(), 4), 0);
+    (void)remove_tree(dir.path() + "/out");
+    (void)remove_tree(dir.path() + "/ok");
+  }
+}
+
+TEST_F(ArtifactCacheTest, DeduplicationReplacesATornBlobInsteadOfTrustingItsName) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  std::string blob = BlobStore::open(root)->path(BlobId{sha256_hex("good contents"), false});
+  ASSERT_EQ(::truncate(blob.c_str(), 3), 0);
+  ASSERT_TRUE(cache.insert("k2", src, meta()));
+  EXPECT_EQ(read(blob), "good contents") << "the torn blob was kept because its name existed";
+  ASSERT_TRUE(cache.stage("k2", dir.path() + "/out", StageMode::copy, Verify::yes));
+}
+
+TEST_F(ArtifactCacheTest, AnUnreadableBlobOrManifestIsAnErrorNotDamage) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"f", "good contents"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("k", src, meta()));
+  auto info = cache.lookup("k");
+  ASSERT_TRUE(info && *info);
+  auto store = BlobStore::open(root);
+  std::string blob = store->path(BlobId{sha256_hex("good contents"), false});
+  std::string manifest = store->path(BlobId{(*info)->manifest_digest, false});
+
+  // A blob that cannot be read (here a directory in its place, so that
+  // read() fails with EISDIR even as root; EMFILE or EIO alike): no drop.
+  auto unreadable = [](const std::string& path) {
+    std::string bytes = read_file(path).value_or("");
+    EXPECT_EQ(::unlink(path.c_str()), 0);
+    EXPECT_EQ(::mkdir(path.c_str(), 0755), 0);
+    return bytes;
+  };
+  auto readable = [](const std::string& path, const std::string& bytes) {
+    EXPECT_EQ(::rmdir(path.c_str()), 0);
+    EXPECT_TRUE(write_file_atomic(path, bytes, 0444));
+  };
+  std::string blob_bytes = unreadable(blob);
+  EXPECT_FALSE(cache.stage("k", dir.path() + "/out", StageMode::copy, Verify::yes));
+  EXPECT_TRUE(cache.contains("k")) << "a read error dropped the artifact";
+  EXPECT_TRUE(path_exists(blob)) << "a read error removed a good blob";
+  auto report = cache.verify();
+  EXPECT_FALSE(report) << "verify must report the read error";
+  EXPECT_TRUE(path_exists(blob));
+  EXPECT_TRUE(cache.contains("k"));
+  readable(blob, blob_bytes);
+
+  // The manifest cannot be read: no drop either.
+  std::string manifest_bytes = unreadable(manifest);
+  EXPECT_FALSE(cache.stage("k", dir.path() + "/out2", StageMode::copy, Verify::no));
+  EXPECT_TRUE(cache.contains("k"));
+  EXPECT_TRUE(path_exists(manifest));
+  EXPECT_FALSE(cache.verify());
+  EXPECT_TRUE(cache.contains("k"));
+  readable(manifest, manifest_bytes);
+
+  // Once readable again, all is well.
+  ASSERT_TRUE(cache.stage("k", dir.path() + "/out3", StageMode::copy, Verify::yes));
+  auto clean = cache.verify();
+  ASSERT_TRUE(clean);
+  EXPECT_TRUE(clean->ok());
+}
+
 TEST_F(ArtifactCacheTest, ClaimsGoToOneHolderUntilReleased) {
   auto cache = open_cache();
   Holder me = cache.holder(1, "g");

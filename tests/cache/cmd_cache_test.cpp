@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <sstream>
@@ -77,6 +78,37 @@ TEST_F(CmdCacheTest, InsertLsShowAndForgetAKey) {
   EXPECT_NE(missing.status, 0);
   EXPECT_TRUE(missing.err.starts_with("gang: error: ")) << missing.err;
   EXPECT_NE(gang("forget tool.0123").status, 0);
+}
+
+TEST_F(CmdCacheTest, StageCopiesByDefaultWithRecordedModesAndLinksOnlyWithLink) {
+  ASSERT_TRUE(make_dirs(src + "/etc"));
+  ASSERT_TRUE(write_file_atomic(src + "/etc/host_key", "secret", 0600));
+  ASSERT_EQ(gang("insert k '" + src + "'").status, 0);
+  struct stat root_st;
+  ASSERT_EQ(::stat(root.c_str(), &root_st), 0);
+  EXPECT_EQ(root_st.st_mode & 07777, 0700u) << "the cache root must be private";
+
+  std::string blob = root + "/objects/" + sha256_hex("tool bytes").substr(0, 2) + "/" +
+                     sha256_hex("tool bytes") + ".x";
+  struct stat blob_st, staged_st;
+  ASSERT_EQ(::stat(blob.c_str(), &blob_st), 0);
+  auto staged = gang("stage k '" + dir.path() + "/copy'");
+  ASSERT_EQ(staged.status, 0) << staged.err;
+  ASSERT_EQ(::stat((dir.path() + "/copy/bin/tool").c_str(), &staged_st), 0);
+  EXPECT_NE(staged_st.st_ino, blob_st.st_ino) << "a default stage must not expose the cache's blobs";
+  ASSERT_EQ(::stat((dir.path() + "/copy/etc/host_key").c_str(), &staged_st), 0);
+  EXPECT_EQ(staged_st.st_mode & 07777, 0600u);
+  // An edit to the staged copy leaves the cache alone.
+  ASSERT_EQ(::chmod((dir.path() + "/copy/bin/tool").c_str(), 0755), 0);
+  FILE* edit = std::fopen((dir.path() + "/copy/bin/tool").c_str(), "w");  // in place
+  ASSERT_NE(edit, nullptr);
+  std::fputs("edited", edit);
+  std::fclose(edit);
+  EXPECT_EQ(read_file(blob).value_or(""), "tool bytes");
+
+  ASSERT_EQ(gang("stage k '" + dir.path() + "/link' --link").status, 0);
+  ASSERT_EQ(::stat((dir.path() + "/link/bin/tool").c_str(), &staged_st), 0);
+  EXPECT_EQ(staged_st.st_ino, blob_st.st_ino);
 }
 
 TEST_F(CmdCacheTest, VerifyFailsOnACorruptBlobAndGcHonoursMaxSize) {
