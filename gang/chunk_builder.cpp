@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "gang/baserock_meta.hpp"
+#include "gang/step_trouble.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
 
@@ -91,8 +93,15 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   // Two kinds of trouble. fail(): the component itself failed (its commands
   // or its source); recorded in the cache so that no instance retries it.
   // abandon(): the machine failed (disk, sandbox set-up, a vanished
-  // dependency); nothing is recorded and the worker looks again later.
+  // dependency, a kill from outside: step_trouble.hpp); nothing is recorded
+  // and the worker looks again later.
+  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
+    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
+    return {BuildOutcome::cancelled, 0, why, log_path};
+  };
   auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+    // A step killed by our own stop (Ctrl-C) is not the component's failure.
+    if (ctx.stop.load()) return cancelled(sandbox_dir, "stop requested");
     if (!sandbox_dir.empty()) {
       if (kept_spec != nullptr) (void)save_spec(*kept_spec);
       // Keep the sandbox for `gang shell`; an older kept one is replaced.
@@ -110,10 +119,6 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto abandon = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
     if (!sandbox_dir.empty()) ctx.remover.add(sandbox_dir);
     return {BuildOutcome::abandoned, 0, reason, log_path};
-  };
-  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
-    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
-    return {BuildOutcome::cancelled, 0, why, log_path};
   };
 
   if (auto made = make_dirs(ctx.cache.logs_dir()); !made) return abandon(made.error().to_string(), "");
@@ -156,7 +161,10 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
                     (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
     auto checked = git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
-    if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);
+    if (!checked) {
+      std::string why = "checkout failed: " + checked.error().to_string();
+      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
+    }
   } else if (auto made = make_dirs(spec.build_dir); !made) {
     return abandon(made.error().to_string(), dir);
   }
@@ -174,15 +182,22 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     steps.push_back({std::move(step_name), kind, commands});
   }
   if (!steps.empty()) {
+    auto oom_kills_before = oom_kill_count();
     auto result = run_steps(spec, steps, log_path, step_options);
     if (!result) return abandon("cannot start the sandbox: " + result.error().to_string(), dir);
-    if (result->cancelled)
+    if (result->cancelled || (!result->ok && ctx.stop.load()))
       return cancelled(dir, ctx.stop.load() ? "stop requested" : "the target no longer needs it");
-    if (!result->ok) return fail(result->describe(), dir);
+    if (!result->ok) {
+      if (auto cause = outside_cause(*result, oom_kills_before, ctx.cache.root()))
+        return abandon(*cause, dir);
+      return fail(result->describe(), dir);
+    }
   }
   if (c.chunk_def != nullptr && ctx.graph.split_rules != nullptr) {
-    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split)
-      return fail("cannot split the artifact: " + split.error().to_string(), dir);
+    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split) {
+      std::string why = "cannot split the artifact: " + split.error().to_string();
+      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
+    }
   }
   // A build that finished is published even if the target appeared
   // meanwhile (it may serve another target); only a stop request drops it.
@@ -193,6 +208,19 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration), Ownership::take);
   ctx.remover.add(dir);
   if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
+  // Built now: the sandbox kept from an earlier failed attempt is stale.
+  // It moves into a build directory named after this worker (at once), and
+  // goes in the background; if this worker exits first, the next worker's
+  // clearing of dead workers' build directories removes it.
+  if (std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id); path_exists(kept)) {
+    auto stale = ctx.cache.make_build_dir(c.name + "-kept");
+    if (stale && ::rename(kept.c_str(), (*stale + "/kept").c_str()) == 0) {
+      ctx.remover.add(*stale);
+    } else {
+      (void)remove_sandbox(kept);
+      if (stale) (void)remove_sandbox(*stale);
+    }
+  }
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
           0, {}, log_path};
