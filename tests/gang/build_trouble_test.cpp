@@ -217,6 +217,31 @@ TEST_F(BuildTrouble, ASuccessfulRetryRemovesTheKeptFailedSandbox) {
   EXPECT_TRUE(entries(cache + "/failed").empty()) << "the stale kept sandbox was removed";
 }
 
+TEST_F(BuildTrouble, AMissingMemberOfACachedStratumIsRebuiltNotAFailure) {
+  write_chunks(defs, {{"a", {"sleep 0.3"}}, {"b", {}}});
+  (void)make_dirs(defs + "/systems");
+  ASSERT_TRUE(write_file_atomic(defs + "/systems/sys.morph",
+                                "name: sys\nkind: system\narch: x86_64\nstrata:\n"
+                                "- name: s\n  morph: strata/s.morph\n"));
+  target = defs + "/systems/sys.morph";
+  auto first = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(first.status, 0) << first.output;
+  auto k = keys();
+  for (int seed = 1; seed <= 4; ++seed) {
+    // The stratum stays cached; one of its chunks does not (gang cache
+    // forget, or verify dropped it).
+    for (const char* name : {"sys", "a"})
+      ASSERT_EQ(run_gang({"cache", "forget", k[name], "--cache", cache}, dir.path()).status, 0);
+    auto run = run_gang(build_args(2, {"--seed", std::to_string(seed)}), dir.path());
+    EXPECT_EQ(run.status, 0) << "seed " << seed << ":\n" << run.output;
+    EXPECT_NE(run.output.find("failures: none"), std::string::npos) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "Not built"), 0) << "seed " << seed << ":\n" << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "gave up"), 0) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "[a] Starting build"), 1) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "[sys] Starting build"), 1) << run.output;
+  }
+}
+
 TEST(StepTrouble, SentSignalsAndFullDisksAreOutsideCausesACrashIsNot) {
   StepResult killed;
   killed.ok = false;
