@@ -1,6 +1,8 @@
 #include "gang/chunk_builder.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -55,7 +57,66 @@ Result<void> list_into(const std::string& dir, const std::string& prefix,
   return {};
 }
 
+// A path for an error message: whole when short, else its start and end.
+std::string abbreviated(const std::string& path) {
+  if (path.size() <= 240) return path;
+  return path.substr(0, 160) + "..." + path.substr(path.size() - 60);
+}
+
+Result<void> check_entries(int dirfd, const std::string& rel) {
+  int fd = ::dup(dirfd);
+  if (fd < 0) return make_errno_error("cannot read " + abbreviated(rel));
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return make_errno_error("cannot read " + abbreviated(rel), err);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    if (name.size() > k_max_artifact_name)
+      return make_error("DESTDIR holds a name of " + std::to_string(name.size()) +
+                        " bytes, longer than " + std::to_string(k_max_artifact_name) +
+                        ": " + abbreviated(path));
+    if (path.size() > k_max_artifact_path)
+      return make_error("DESTDIR holds a path of " + std::to_string(path.size()) +
+                        " bytes, longer than gang can stage (" +
+                        std::to_string(k_max_artifact_path) + "): " + abbreviated(path));
+    struct stat st;
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return make_errno_error("cannot inspect " + abbreviated(path));
+    if (S_ISDIR(st.st_mode)) {
+      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) return make_errno_error("cannot read " + abbreviated(path));
+      auto checked = check_entries(sub, path);
+      ::close(sub);
+      if (!checked) return checked;
+    } else if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+      const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO"
+                         : S_ISSOCK(st.st_mode) ? "a socket"
+                                                : "a device node";
+      return make_error("DESTDIR holds " + std::string(what) + ", which an artifact cannot hold: " +
+                        abbreviated(path));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> check_publishable(const std::string& install_dir) {
+  int fd = ::open(install_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot read " + install_dir);
+  auto checked = check_entries(fd, "");
+  ::close(fd);
+  return checked;
+}
 
 Result<std::vector<std::string>> list_tree(const std::string& dir) {
   std::vector<std::string> out;
@@ -192,6 +253,12 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
         return abandon(*cause, dir);
       return fail(result->describe(), dir);
     }
+  }
+  // Output that could be published but never staged (a path too long, a
+  // FIFO) is the component's failure, deterministic: not retried.
+  if (auto publishable = check_publishable(spec.install_dir); !publishable) {
+    std::string why = "cannot publish: " + publishable.error().to_string();
+    return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
   }
   if (c.chunk_def != nullptr && ctx.graph.split_rules != nullptr) {
     if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split) {

@@ -30,6 +30,21 @@ namespace gang {
 // a leading '/'; the order is unspecified.
 [[nodiscard]] Result<std::vector<std::string>> list_tree(const std::string& dir);
 
+// The longest path, relative to an artifact's root, that a chunk may
+// publish. Staging joins it to a destination (the cache's tmp/ dir, a build
+// directory, a sysroot) and the whole must stay under PATH_MAX (4096), so
+// some 1 KiB is left for the destination; NAME_MAX (255) bounds each name.
+inline constexpr std::size_t k_max_artifact_path = 3000;
+inline constexpr std::size_t k_max_artifact_name = 255;
+
+// Checks that the tree at install_dir can be published and then staged:
+// only directories, regular files and symlinks (no FIFO, device or socket),
+// no relative path longer than k_max_artifact_path bytes and no name longer
+// than k_max_artifact_name. The error names the offending path (abbreviated
+// when long) and its length. Walks with directory descriptors, so a path
+// of any length is found.
+[[nodiscard]] Result<void> check_publishable(const std::string& install_dir);
+
 // Splits the tree at install_dir by chunk c's rules and writes
 // install_dir/baserock/NAME.meta (NAME: the chunk's definition name).
 [[nodiscard]] Result<void> record_products(const Component& c, const SplitRules& defaults,

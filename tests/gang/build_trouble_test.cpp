@@ -242,6 +242,41 @@ TEST_F(BuildTrouble, AMissingMemberOfACachedStratumIsRebuiltNotAFailure) {
   }
 }
 
+TEST_F(BuildTrouble, OutputThatCouldNeverBeStagedIsRefusedAtPublishOnce) {
+  // A path of 4,829 bytes, made of two halves of 2,410 that are joined by
+  // a rename (no system call sees the whole path).
+  write_chunks(defs, {{"deep", {"cd \"$DESTDIR\"; a=; for i in $(seq 10 19); do "
+                                "a=$a/$(printf %0240d $i); done; mkdir -p top$a low$a; "
+                                "mv low top$a/; echo x > low$a/../f || true"}},
+                      {"user", {}, {"deep"}}});
+  // No split rules: nothing but the publication walks the output.
+  ASSERT_TRUE(write_file_atomic(defs + "/DEFAULTS",
+                                "build-systems:\n  manual:\n    install-commands: []\n"));
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[deep] Starting build"), 1) << "not retried:\n" << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[user] Starting build"), 0) << run.output;
+  std::string reason = failure_of("deep");
+  // The first path past the limit: top/ + 10 names + low/ + 3 names.
+  EXPECT_NE(reason.find("a path of 3140 bytes, longer than gang can stage (3000): top/0000"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("0012"), std::string::npos) << "names the path: " << reason;
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(opened->contains(keys()["deep"])) << "the cache never holds what it cannot stage";
+}
+
+TEST_F(BuildTrouble, AFifoInDestdirIsAFailureNotRetried) {
+  write_chunks(defs, {{"piped", {"mkfifo \"$DESTDIR/pipe\""}}});
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[piped] Starting build"), 1) << run.output;
+  EXPECT_NE(failure_of("piped").find("DESTDIR holds a FIFO, which an artifact cannot hold: pipe"),
+            std::string::npos)
+      << failure_of("piped");
+}
+
 TEST(StepTrouble, SentSignalsAndFullDisksAreOutsideCausesACrashIsNot) {
   StepResult killed;
   killed.ok = false;
