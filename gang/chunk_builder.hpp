@@ -4,11 +4,15 @@
 // chunk's products (splitting.hpp) recorded in baserock/NAME.meta
 // (baserock_meta.hpp), and publishes DESTDIR as the chunk's artifact.
 //
-// A chunk whose commands or source fail keeps its sandbox at
+// A chunk whose commands or source fail on their own, or whose output could
+// never be staged (check_publishable), keeps its sandbox at
 // kept_sandbox_dir() for `gang shell` and records the failure in the cache,
-// so no instance retries it. Trouble that is the machine's, not the
-// component's (disk, sandbox set-up, a dependency that vanished), is
-// reported as `abandoned` and recorded nowhere.
+// so no instance retries it; a later successful build removes that kept
+// sandbox. Trouble that is the machine's, not the component's (a full or
+// failing disk, sandbox set-up, a dependency that vanished, a step killed
+// from outside: step_trouble.hpp), is reported as `abandoned` and recorded
+// nowhere. A stop request is checked before any failure is recorded: a step
+// killed by our own Ctrl-C handling is `cancelled`.
 //
 // Concurrency: called by one worker thread at a time.
 #pragma once
