@@ -34,15 +34,17 @@ std::unexpected<Error> pass(const Result<T>& r) {
   return std::unexpected(r.error());
 }
 
-// Eight hex digits naming a host in build directory names.
+// Eight hex digits naming a host (or a boot of it) in build directory names.
 std::string host_tag(const std::string& host) { return sha256_hex(host).substr(0, 8); }
 
 // The creator recorded in a build directory name
-// "<name>.<pid>-<start time>-<host tag>.XXXXXX"; nullopt for other names.
+// "<name>.<pid>-<start time>-<host tag>[-<boot tag>].XXXXXX" (older gangs
+// wrote no boot tag); nullopt for other names.
 struct Creator {
   int pid = 0;
   std::uint64_t start_time = 0;
   std::string host_tag;
+  std::string boot_tag;  // "" when the name has none
 };
 std::optional<Creator> parse_build_dir_name(std::string_view name) {
   auto last = name.rfind('.');
@@ -61,6 +63,10 @@ std::optional<Creator> parse_build_dir_name(std::string_view name) {
       r2.ptr != begin + dash2 || c.pid <= 0)
     return std::nullopt;
   c.host_tag = std::string(field.substr(dash2 + 1));
+  if (c.host_tag.size() == 17 && c.host_tag[8] == '-') {
+    c.boot_tag = c.host_tag.substr(9);
+    c.host_tag.resize(8);
+  }
   if (c.host_tag.size() != 8) return std::nullopt;
   return c;
 }
@@ -141,9 +147,14 @@ struct ArtifactCache::Impl {
   }
   std::string gc_lock_path() const { return root + "/locks/gc.lock"; }
 
-  // Removes the build directories in tmp/ whose creator is dead (or that are
-  // older than orphan_age_s); returns how many went. One that cannot be
-  // removed (still mounted, say) is a warning.
+  // Removes the build directories in tmp/ whose creator is dead; returns how
+  // many went. Liveness beats age: a directory of this host is removed when
+  // its creator is gone (pid gone, pid reused, or another boot), never for
+  // its age alone (a long build, or a gang stopped with Ctrl-Z overnight,
+  // keeps its sandbox). Only where liveness cannot be known (another host's
+  // directory, a name without a creator) does age count: older than
+  // orphan_age_s. One that cannot be removed (still mounted, say) is a
+  // warning.
   std::uint64_t remove_dead_build_dirs() {
     System& sys = *options.system;
     std::string tmp = root + "/tmp";
@@ -163,6 +174,8 @@ struct ArtifactCache::Impl {
       ::closedir(dir);
     }
     std::string here = host_tag(sys.host_name());
+    std::string boot = sys.boot_id();
+    std::string this_boot = boot.empty() ? std::string() : host_tag(boot);
     std::int64_t now_s = sys.now_ms() / 1000;
     std::vector<std::string> mounts;
     bool mounts_read = false;
@@ -171,12 +184,16 @@ struct ArtifactCache::Impl {
       struct stat st;
       if (::fstatat(tmp_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
       auto creator = parse_build_dir_name(name);
+      bool known = creator && creator->host_tag == here;  // liveness can be known
       bool dead = false;
-      if (creator && creator->host_tag == here) {
+      if (known && !creator->boot_tag.empty() && !this_boot.empty() &&
+          creator->boot_tag != this_boot) {
+        dead = true;  // created before a reboot
+      } else if (known) {
         auto start = sys.process_start_time(creator->pid);
         dead = !start || (creator->start_time != 0 && *start != creator->start_time);
       }
-      bool old = now_s - static_cast<std::int64_t>(st.st_mtime) > options.orphan_age_s;
+      bool old = !known && now_s - static_cast<std::int64_t>(st.st_mtime) > options.orphan_age_s;
       if (!dead && !old) continue;
       std::string path = tmp + "/" + name;
       if (!mounts_read) {
@@ -215,6 +232,8 @@ struct ArtifactCache::Impl {
   bool holder_alive(const ClaimRecord& claim) const {
     System& sys = *options.system;
     if (claim.holder.host == sys.host_name()) {
+      // A holder recorded in another boot of this host died in the reboot.
+      if (!claim.holder.boot_id.empty() && claim.holder.boot_id != sys.boot_id()) return false;
       auto start = sys.process_start_time(claim.holder.pid);
       return start && (claim.holder.start_time == 0 || *start == claim.holder.start_time);
     }
@@ -305,6 +324,7 @@ Result<std::string> ArtifactCache::make_build_dir(const std::string& name) {
   std::string creator = std::to_string(pid) + "-" +
                         std::to_string(sys.process_start_time(pid).value_or(0)) + "-" +
                         host_tag(sys.host_name());
+  if (std::string boot = sys.boot_id(); !boot.empty()) creator += "-" + host_tag(boot);
   auto made = make_dirs(tmp_dir());
   if (!made) return pass(made);
   return make_temp_dir(tmp_dir(), name_to_leaf(name) + "." + creator + ".");
@@ -316,6 +336,7 @@ Holder ArtifactCache::holder(int instance, std::string gang_id) const {
   h.host = sys.host_name();
   h.pid = sys.self_pid();
   h.start_time = sys.process_start_time(h.pid).value_or(0);
+  h.boot_id = sys.boot_id();
   h.instance = instance;
   h.gang_id = std::move(gang_id);
   return h;

@@ -11,8 +11,9 @@
 //   locks/                   gc.lock and one lock file per key (last use = mtime)
 //   generation               bumped after every committed change
 //   logs/, tmp/              build logs; scratch on the same file system
-//                            (build dirs "<name>.<pid>-<start>-<host tag>.XXXXXX",
-//                            host tag: 8 hex digits of the host name's SHA-256)
+//                            (build dirs "<name>.<pid>-<start>-<host tag>-<boot tag>.XXXXXX",
+//                            host/boot tag: 8 hex digits of the SHA-256 of the
+//                            host name / of its boot id)
 //
 // Publication: insert() stores every file as a blob (copying it, or with
 // Ownership::take adopting a disposable tree's inodes), stores the manifest as
@@ -87,7 +88,9 @@ class ArtifactCache {
     std::chrono::milliseconds lease{std::chrono::minutes(10)};  // claims of other hosts
     std::size_t initial_map_size = std::size_t{64} << 20;   // LMDB map; grows on demand
     TempFiles temp_files = TempFiles::anonymous;
-    std::int64_t orphan_age_s = 24 * 3600;  // gc removes temporaries this old even if alive
+    // gc removes temporaries this old even if alive, and build directories
+    // this old whose creator's liveness cannot be known (another host's).
+    std::int64_t orphan_age_s = 24 * 3600;
     // Where warnings go (e.g. a corrupt blob); null: stderr "gang: warning: ...".
     std::function<void(const std::string&)> warn;
   };
@@ -106,8 +109,10 @@ class ArtifactCache {
   // after this process, so that gc() can remove it once the process is dead.
   // The caller owns its removal.
   [[nodiscard]] Result<std::string> make_build_dir(const std::string& name);
-  // Removes the build directories in tmp/ whose creators died (or that are
-  // older than orphan_age_s); returns how many. gc() does this too; workers
+  // Removes the build directories in tmp/ whose creators died (same host:
+  // pid gone or reused, or another boot; never for age alone while the
+  // creator lives), or, where liveness cannot be known (another host's),
+  // that are older than orphan_age_s; returns how many. gc() does this too; workers
   // call it when they start, so killed workers' sandboxes do not pile up.
   std::uint64_t remove_dead_build_dirs();
 
@@ -152,14 +157,14 @@ class ArtifactCache {
   // Re-hashes every blob; drops damaged blobs and the artifacts that need them.
   [[nodiscard]] Result<VerifyReport> verify();
   // Removes orphan temporaries, build directories in tmp/ whose creator is
-  // dead (same host) or that are older than orphan_age_s, and unreferenced
+  // dead (see remove_dead_build_dirs), and unreferenced
   // blobs and, with max_size, evicts least-recently-used artifacts (and
   // their build logs) until the blobs fit; never an artifact that is
   // claimed or being staged.
   [[nodiscard]] Result<GcReport> gc(std::optional<std::uint64_t> max_size = std::nullopt);
 
   // Takes key's claim for holder, or says why not. A claim whose holder died
-  // (same host: pid gone or start time changed) or whose lease expired
+  // (same host: pid gone, start time changed, or recorded in another boot) or whose lease expired
   // (other hosts) is taken over. Re-claiming one's own claim renews it.
   [[nodiscard]] Result<ClaimOutcome> claim(const std::string& key, const Holder& holder);
   // Extends holder's lease on key; an error if holder does not hold it.

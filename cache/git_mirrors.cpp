@@ -296,8 +296,104 @@ Result<std::optional<std::string>> gitlink_at(git_commit* commit, const std::str
   return oid_hex(git_tree_entry_id(entry.get()));
 }
 
+// Gives the file `name` in dir_fd (shown as `path`) an inode of its own:
+// copies it beside itself (copy_file_range: a reflink where the file
+// system can, else an in-kernel copy) and renames the copy over it. Mode
+// and times are kept.
+Result<void> unshare_file(int dir_fd, const char* name, const struct stat& st,
+                          const std::string& path) {
+  std::string temp = std::string(name) + ".gang-unshare";
+  int in = ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in < 0) return make_errno_error("cannot read " + path);
+  int out = ::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) {
+    int err = errno;
+    ::close(in);
+    return make_errno_error("cannot copy " + path, err);
+  }
+  auto fail = [&](int err) -> Result<void> {
+    ::close(in);
+    ::close(out);
+    ::unlinkat(dir_fd, temp.c_str(), 0);
+    return make_errno_error("cannot copy " + path, err);
+  };
+  off_t left = st.st_size;
+  bool plain = false;  // copy_file_range unsupported here: read and write
+  while (left > 0 && !plain) {
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, static_cast<std::size_t>(left), 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+      plain = true;
+    } else if (n < 0) {
+      return fail(errno);
+    } else if (n == 0) {
+      break;
+    } else {
+      left -= n;
+    }
+  }
+  if (plain) {
+    char buffer[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(in, buffer, sizeof buffer);
+      if (n < 0) return fail(errno);
+      if (n == 0) break;
+      for (ssize_t done = 0; done < n;) {
+        ssize_t w = ::write(out, buffer + done, static_cast<std::size_t>(n - done));
+        if (w < 0) return fail(errno);
+        done += w;
+      }
+    }
+  }
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::fchmod(out, st.st_mode & 07777) != 0 || ::futimens(out, times) != 0) return fail(errno);
+  ::close(in);
+  if (::close(out) != 0 || ::renameat(dir_fd, temp.c_str(), dir_fd, name) != 0) {
+    int err = errno;
+    ::unlinkat(dir_fd, temp.c_str(), 0);
+    return make_errno_error("cannot copy " + path, err);
+  }
+  return {};
+}
+
+// Gives every multiply-linked regular file below the open directory dir_fd
+// an inode of its own (see unshare_file).
+Result<void> unshare_tree_below(int dir_fd, const std::string& path) {
+  int fd = ::dup(dir_fd);
+  DIR* dir = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (dir == nullptr) {
+    if (fd >= 0) ::close(fd);
+    return make_errno_error("cannot read " + path);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(dir);
+  for (const auto& name : names) {
+    struct stat st;
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return make_errno_error("cannot inspect " + path + "/" + name);
+    if (S_ISDIR(st.st_mode)) {
+      int sub = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) return make_errno_error("cannot read " + path + "/" + name);
+      auto done = unshare_tree_below(sub, path + "/" + name);
+      ::close(sub);
+      if (!done) return done;
+    } else if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      if (auto done = unshare_file(dir_fd, name.c_str(), st, path + "/" + name); !done) return done;
+    }
+  }
+  return {};
+}
+
 // Clones the local mirror into `dest_dir` without checking anything out.
-// Hard-links objects when it can (ybd's `git clone` does too), else copies.
+// The clone shares no inode with the mirror: a build step may write
+// anything in its build directory, .git included, and must never change a
+// file every later checkout of the mirror reads (ybd clones with
+// --no-hardlinks for this reason). Hard-linking and then copying the linked
+// files with copy_file_range (a reflink where the file system can) is
+// faster than libgit2's own copying clone.
 Result<GitPtr<git_repository>> clone_from_mirror(const std::string& mirror, const std::string& dest_dir) {
   int rc = 0;
   for (git_clone_local_t mode : {GIT_CLONE_LOCAL, GIT_CLONE_LOCAL_NO_LINKS}) {
@@ -306,7 +402,16 @@ Result<GitPtr<git_repository>> clone_from_mirror(const std::string& mirror, cons
     options.local = mode;
     git_repository* raw = nullptr;
     rc = retry_while_locked([&] { return git_clone(&raw, mirror.c_str(), dest_dir.c_str(), &options); });
-    if (rc == 0) return GitPtr<git_repository>(raw);
+    if (rc == 0) {
+      GitPtr<git_repository> repo(raw);
+      std::string objects = dest_dir + "/.git/objects";
+      int fd = ::open(objects.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return make_errno_error("cannot read " + objects);
+      auto unshared = unshare_tree_below(fd, objects);
+      ::close(fd);
+      if (!unshared) return std::unexpected(unshared.error());
+      return repo;
+    }
     (void)remove_tree(dest_dir + "/.git");
   }
   return libgit2_error("cannot clone " + mirror + " into " + dest_dir, rc);

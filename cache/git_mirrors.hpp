@@ -3,7 +3,9 @@
 // by definitions are resolved there to a commit and its tree (the tree id
 // feeds the cache key; the commit time is SOURCE_DATE_EPOCH), fetching all
 // refs from upstream when a ref is missing, and commits are checked out from
-// the mirror into build directories, submodules included. Like ybd and
+// the mirror into build directories, submodules included; a checkout's .git
+// shares no inode with the mirror (a build may write anything in its build
+// directory, never into the mirror). Like ybd and
 // morph, a checkout gives every file, directory and symlink of the working
 // tree one fixed mtime, k_checkout_mtime, so that make never sees a generated
 // file (configure, aclocal.m4, Makefile.in) as older than its sources just

@@ -70,6 +70,7 @@ void add_holder(std::string& out, std::string_view prefix, const Holder& h) {
   add(out, p + "start_time", static_cast<std::int64_t>(h.start_time));
   add(out, p + "instance", h.instance);
   add(out, p + "gang_id", h.gang_id);
+  if (!h.boot_id.empty()) add(out, p + "boot_id", h.boot_id);
 }
 
 // Assigns a holder field if name is one; returns false if it is not.
@@ -82,6 +83,7 @@ bool set_holder(Holder& h, std::string_view prefix, const std::string& name,
   if (field == "start_time") return to_number(value, h.start_time), true;
   if (field == "instance") return to_number(value, h.instance), true;
   if (field == "gang_id") return h.gang_id = value, true;
+  if (field == "boot_id") return h.boot_id = value, true;
   return false;
 }
 

@@ -15,19 +15,22 @@
 
 namespace gang {
 
-// A worker process: where it runs and which gang it belongs to. host, pid and
-// start_time (from /proc/<pid>/stat field 22) identify the process even
-// after its pid is reused.
+// A worker process: where it runs and which gang it belongs to. host, pid,
+// start_time (from /proc/<pid>/stat field 22) and boot_id (the host's boot,
+// /proc/sys/kernel/random/boot_id) identify the process even after its pid
+// is reused or the host rebooted.
 struct Holder {
   std::string host;
   int pid = 0;
   std::uint64_t start_time = 0;
   int instance = 0;
-  std::string gang_id;  // the gang run's id or label
+  std::string gang_id;        // the gang run's id or label
+  std::string boot_id = {};   // "" when recorded by an older gang (unknown)
 
-  // True if both name the same process (host, pid and start time).
+  // True if both name the same process (host, pid, start time and boot).
   [[nodiscard]] bool same_process(const Holder& other) const {
-    return host == other.host && pid == other.pid && start_time == other.start_time;
+    return host == other.host && pid == other.pid && start_time == other.start_time &&
+           boot_id == other.boot_id;
   }
   // "instance 2 (pid 123 on host, gang build-1)".
   [[nodiscard]] std::string describe() const;

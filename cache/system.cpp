@@ -51,6 +51,17 @@ std::optional<std::uint64_t> read_process_start_time(int pid) {
   return value;
 }
 
+std::string read_boot_id() {
+  static const std::string id = [] {
+    auto text = read_file("/proc/sys/kernel/random/boot_id");
+    if (!text) return std::string();
+    std::string out = *text;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }();
+  return id;
+}
+
 std::shared_ptr<System> real_system() {
   static auto system = std::make_shared<RealSystem>();
   return system;

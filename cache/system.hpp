@@ -11,6 +11,9 @@
 
 namespace gang {
 
+// The running kernel's boot id, read once; "" if unknown.
+[[nodiscard]] std::string read_boot_id();
+
 class System {
  public:
   virtual ~System() = default;
@@ -23,6 +26,9 @@ class System {
   [[nodiscard]] virtual std::optional<std::uint64_t> process_start_time(int pid) = 0;
   // This process's pid.
   [[nodiscard]] virtual int self_pid() = 0;
+  // This boot of the host (/proc/sys/kernel/random/boot_id; "" if unknown):
+  // a process recorded under another boot id is gone, whatever its pid.
+  [[nodiscard]] virtual std::string boot_id() { return read_boot_id(); }
 };
 
 // The real clock, host and /proc.

@@ -33,11 +33,25 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
   // Watch for changes from now on, before the worker's first look at the
   // index, so that no change between that look and a wait is missed.
   (void)m_cache.change_fd();
+  for (std::size_t i = 0; i < m_graph.components.size(); ++i) {
+    const Component& c = m_graph.components[i];
+    if (c.kind == Kind::stratum && c.cache_key) m_strata.emplace(*c.cache_key, i);
+  }
   // Sandboxes of workers killed earlier are cleared in the background.
   m_remover.add_job([&cache] { (void)cache.remove_dead_build_dirs(); });
 }
 
-bool BuildBackend::is_cached(const std::string& key) { return m_cache.contains(key); }
+bool BuildBackend::is_cached(const std::string& key) {
+  if (!m_cache.contains(key)) return false;
+  auto stratum = m_strata.find(key);
+  if (stratum == m_strata.end()) return true;
+  for (std::size_t member : m_graph.components[stratum->second].chunks) {
+    const Component& m = m_graph.components[member];
+    if (m.build_mode == BuildMode::bootstrap || !m.cache_key) continue;
+    if (!m_cache.contains(*m.cache_key)) return false;
+  }
+  return true;
+}
 
 std::optional<std::string> BuildBackend::failure(const std::string& key) {
   auto record = m_cache.failure(key);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_map>
 
 #include "cache/artifact_cache.hpp"
 #include "cache/git_mirrors.hpp"
@@ -30,6 +31,10 @@ class BuildBackend final : public WorkerBackend {
   BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const GitMirrors& git,
                const std::atomic<bool>& stop, int stop_fd, BuildBackendOptions options);
 
+  // A stratum counts as cached only while its member chunks (bootstrap ones
+  // aside) are cached too: one dropped or forgotten is a dependency that is
+  // not ready, so the worker rebuilds it before anything that needs the
+  // stratum is assembled or staged (rather than failing that assembly).
   bool is_cached(const std::string& key) override;
   std::optional<std::string> failure(const std::string& key) override;
   std::string failure_log(const std::string& key) override;
@@ -51,6 +56,7 @@ class BuildBackend final : public WorkerBackend {
   const std::atomic<bool>& m_stop;
   int m_stop_fd;  // readable once a stop was requested (self-pipe), or -1
   BuildBackendOptions m_options;
+  std::unordered_map<std::string, std::size_t> m_strata;  // stratum key -> its index
   Holder m_holder;
   std::string m_building_key;
   std::int64_t m_last_renew_ms = 0;

@@ -1,11 +1,15 @@
 #include "gang/chunk_builder.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "gang/baserock_meta.hpp"
+#include "gang/step_trouble.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
 #include "util/path_name.hpp"
@@ -54,7 +58,66 @@ Result<void> list_into(const std::string& dir, const std::string& prefix,
   return {};
 }
 
+// A path for an error message: whole when short, else its start and end.
+std::string abbreviated(const std::string& path) {
+  if (path.size() <= 240) return path;
+  return path.substr(0, 160) + "..." + path.substr(path.size() - 60);
+}
+
+Result<void> check_entries(int dirfd, const std::string& rel) {
+  int fd = ::dup(dirfd);
+  if (fd < 0) return make_errno_error("cannot read " + abbreviated(rel));
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return make_errno_error("cannot read " + abbreviated(rel), err);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    if (name.size() > k_max_artifact_name)
+      return make_error("DESTDIR holds a name of " + std::to_string(name.size()) +
+                        " bytes, longer than " + std::to_string(k_max_artifact_name) +
+                        ": " + abbreviated(path));
+    if (path.size() > k_max_artifact_path)
+      return make_error("DESTDIR holds a path of " + std::to_string(path.size()) +
+                        " bytes, longer than gang can stage (" +
+                        std::to_string(k_max_artifact_path) + "): " + abbreviated(path));
+    struct stat st;
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return make_errno_error("cannot inspect " + abbreviated(path));
+    if (S_ISDIR(st.st_mode)) {
+      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) return make_errno_error("cannot read " + abbreviated(path));
+      auto checked = check_entries(sub, path);
+      ::close(sub);
+      if (!checked) return checked;
+    } else if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+      const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO"
+                         : S_ISSOCK(st.st_mode) ? "a socket"
+                                                : "a device node";
+      return make_error("DESTDIR holds " + std::string(what) + ", which an artifact cannot hold: " +
+                        abbreviated(path));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> check_publishable(const std::string& install_dir) {
+  int fd = ::open(install_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot read " + install_dir);
+  auto checked = check_entries(fd, "");
+  ::close(fd);
+  return checked;
+}
 
 Result<std::vector<std::string>> list_tree(const std::string& dir) {
   std::vector<std::string> out;
@@ -92,8 +155,15 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   // Two kinds of trouble. fail(): the component itself failed (its commands
   // or its source); recorded in the cache so that no instance retries it.
   // abandon(): the machine failed (disk, sandbox set-up, a vanished
-  // dependency); nothing is recorded and the worker looks again later.
+  // dependency, a kill from outside: step_trouble.hpp); nothing is recorded
+  // and the worker looks again later.
+  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
+    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
+    return {BuildOutcome::cancelled, 0, why, log_path};
+  };
   auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+    // A step killed by our own stop (Ctrl-C) is not the component's failure.
+    if (ctx.stop.load()) return cancelled(sandbox_dir, "stop requested");
     if (!sandbox_dir.empty()) {
       if (kept_spec != nullptr) (void)save_spec(*kept_spec);
       // Keep the sandbox for `gang shell`; an older kept one is replaced.
@@ -111,10 +181,6 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto abandon = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
     if (!sandbox_dir.empty()) ctx.remover.add(sandbox_dir);
     return {BuildOutcome::abandoned, 0, reason, log_path};
-  };
-  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
-    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
-    return {BuildOutcome::cancelled, 0, why, log_path};
   };
 
   if (auto made = make_dirs(ctx.cache.logs_dir()); !made) return abandon(made.error().to_string(), "");
@@ -157,7 +223,10 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
                     (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
     auto checked = git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
-    if (!checked) return fail("checkout failed: " + checked.error().to_string(), dir);
+    if (!checked) {
+      std::string why = "checkout failed: " + checked.error().to_string();
+      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
+    }
   } else if (auto made = make_dirs(spec.build_dir); !made) {
     return abandon(made.error().to_string(), dir);
   }
@@ -175,15 +244,28 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     steps.push_back({std::move(step_name), kind, commands});
   }
   if (!steps.empty()) {
+    auto oom_kills_before = oom_kill_count();
     auto result = run_steps(spec, steps, log_path, step_options);
     if (!result) return abandon("cannot start the sandbox: " + result.error().to_string(), dir);
-    if (result->cancelled)
+    if (result->cancelled || (!result->ok && ctx.stop.load()))
       return cancelled(dir, ctx.stop.load() ? "stop requested" : "the target no longer needs it");
-    if (!result->ok) return fail(result->describe(), dir);
+    if (!result->ok) {
+      if (auto cause = outside_cause(*result, oom_kills_before, ctx.cache.root()))
+        return abandon(*cause, dir);
+      return fail(result->describe(), dir);
+    }
+  }
+  // Output that could be published but never staged (a path too long, a
+  // FIFO) is the component's failure, deterministic: not retried.
+  if (auto publishable = check_publishable(spec.install_dir); !publishable) {
+    std::string why = "cannot publish: " + publishable.error().to_string();
+    return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
   }
   if (c.chunk_def != nullptr && ctx.graph.split_rules != nullptr) {
-    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split)
-      return fail("cannot split the artifact: " + split.error().to_string(), dir);
+    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split) {
+      std::string why = "cannot split the artifact: " + split.error().to_string();
+      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
+    }
   }
   // A build that finished is published even if the target appeared
   // meanwhile (it may serve another target); only a stop request drops it.
@@ -194,6 +276,19 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration), Ownership::take);
   ctx.remover.add(dir);
   if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
+  // Built now: the sandbox kept from an earlier failed attempt is stale.
+  // It moves into a build directory named after this worker (at once), and
+  // goes in the background; if this worker exits first, the next worker's
+  // clearing of dead workers' build directories removes it.
+  if (std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id); path_exists(kept)) {
+    auto stale = ctx.cache.make_build_dir(c.name + "-kept");
+    if (stale && ::rename(kept.c_str(), (*stale + "/kept").c_str()) == 0) {
+      ctx.remover.add(*stale);
+    } else {
+      (void)remove_sandbox(kept);
+      if (stale) (void)remove_sandbox(*stale);
+    }
+  }
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
           0, {}, log_path};

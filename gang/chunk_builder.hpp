@@ -4,11 +4,15 @@
 // chunk's products (splitting.hpp) recorded in baserock/NAME.meta
 // (baserock_meta.hpp), and publishes DESTDIR as the chunk's artifact.
 //
-// A chunk whose commands or source fail keeps its sandbox at
+// A chunk whose commands or source fail on their own, or whose output could
+// never be staged (check_publishable), keeps its sandbox at
 // kept_sandbox_dir() for `gang shell` and records the failure in the cache,
-// so no instance retries it. Trouble that is the machine's, not the
-// component's (disk, sandbox set-up, a dependency that vanished), is
-// reported as `abandoned` and recorded nowhere.
+// so no instance retries it; a later successful build removes that kept
+// sandbox. Trouble that is the machine's, not the component's (a full or
+// failing disk, sandbox set-up, a dependency that vanished, a step killed
+// from outside: step_trouble.hpp), is reported as `abandoned` and recorded
+// nowhere. A stop request is checked before any failure is recorded: a step
+// killed by our own Ctrl-C handling is `cancelled`.
 //
 // Concurrency: called by one worker thread at a time.
 #pragma once
@@ -29,6 +33,21 @@ namespace gang {
 // Every path under dir (files, directories, links), relative to it, without
 // a leading '/'; the order is unspecified.
 [[nodiscard]] Result<std::vector<std::string>> list_tree(const std::string& dir);
+
+// The longest path, relative to an artifact's root, that a chunk may
+// publish. Staging joins it to a destination (the cache's tmp/ dir, a build
+// directory, a sysroot) and the whole must stay under PATH_MAX (4096), so
+// some 1 KiB is left for the destination; NAME_MAX (255) bounds each name.
+inline constexpr std::size_t k_max_artifact_path = 3000;
+inline constexpr std::size_t k_max_artifact_name = 255;
+
+// Checks that the tree at install_dir can be published and then staged:
+// only directories, regular files and symlinks (no FIFO, device or socket),
+// no relative path longer than k_max_artifact_path bytes and no name longer
+// than k_max_artifact_name. The error names the offending path (abbreviated
+// when long) and its length. Walks with directory descriptors, so a path
+// of any length is found.
+[[nodiscard]] Result<void> check_publishable(const std::string& install_dir);
 
 // Splits the tree at install_dir by chunk c's rules and writes
 // install_dir/baserock/NAME.meta (NAME: the chunk's definition name).

@@ -10,6 +10,7 @@
 
 #include "gang/baserock_meta.hpp"
 #include "gang/overlay_upper.hpp"
+#include "gang/step_trouble.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
 #include "util/path_name.hpp"
@@ -170,17 +171,25 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   ctx.log(c.id, "Running " + std::to_string(commands.size()) + " system-integration commands");
   StepOptions options;
   options.control.should_stop = ctx.should_stop;
+  auto oom_kills_before = oom_kill_count();
   auto result =
       run_steps(spec, {{"system-integration", StepKind::other, commands}}, log_path, options);
   if (!result) return abandon("cannot start the sandbox: " + result.error().to_string());
-  if (result->cancelled)
+  if (result->cancelled || (!result->ok && ctx.stop.load()))
     return std::unexpected(Trouble{BuildOutcome::cancelled, ctx.stop.load()
                                                                 ? "stop requested"
                                                                 : "the target no longer needs it"});
-  if (!result->ok) return failed(result->describe());
+  if (!result->ok) {
+    if (auto cause = outside_cause(*result, oom_kills_before, ctx.cache.root()))
+      return abandon(*cause);
+    return failed(result->describe());
+  }
   auto merged = merge_overlay_upper(sandbox_dir + "/overlay/root/upper", root,
                                     {"proc", "dev", "tmp", name + ".build", name + ".inst"});
-  if (!merged) return failed("system integration: " + merged.error().to_string());
+  if (!merged) {
+    std::string why = "system integration: " + merged.error().to_string();
+    return is_machine_trouble(why) ? abandon(why) : failed(why);
+  }
   return {};
 }
 
@@ -248,6 +257,9 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
     return run_integration(ctx, c, root, *dir + "/sandbox", log_path);
   }();
   if (!assembled) {
+    // A stop request is checked before a failure is recorded: a sandbox
+    // killed by our own Ctrl-C handling is not the component's failure.
+    if (ctx.stop.load()) return {BuildOutcome::cancelled, 0, "stop requested", log_path};
     if (assembled.error().outcome == BuildOutcome::failed)
       (void)ctx.cache.mark_failed(*c.cache_key, log_path, assembled.error().reason, ctx.holder);
     return {assembled.error().outcome, 0, assembled.error().reason, log_path};

@@ -1086,6 +1086,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   // gone). Attribute it to the command that was running.
   outcome.failed_index = current < 0 ? 0 : current;
   outcome.wait_status = init_status;
+  outcome.init_killed = true;
   if (WIFEXITED(init_status) && WEXITSTATUS(init_status) == 125 && !outcome.cancelled)
     return make_error("sandbox: the sandbox init failed before running anything");
   return outcome;

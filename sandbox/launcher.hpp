@@ -76,6 +76,10 @@ struct LaunchOutcome {
   int failed_index = -1;   // command mode: index of the failing command, -1 if none
   int wait_status = 0;     // waitpid status of the failing command / the program
   bool cancelled = false;  // stopped through StepControl::should_stop
+  // The init died before it reported how the commands ended: the whole
+  // sandbox was killed from outside (a user's kill, the OOM killer, an
+  // interrupt); wait_status is then the init's own.
+  bool init_killed = false;
 };
 
 class Launcher {

@@ -127,6 +127,7 @@ Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& s
 
   result.ok = false;
   result.cancelled = outcome->cancelled;
+  result.sandbox_killed = outcome->init_killed && !outcome->cancelled;
   std::size_t index = std::min(static_cast<std::size_t>(std::max(0, outcome->failed_index)),
                                what.commands.size() - 1);
   result.step = steps[step_of[index]].name;

@@ -38,6 +38,7 @@ struct StepResult {
   int exit_status = 0;                  // its exit status, when it exited
   int signal = 0;                       // the signal that killed it, when killed
   bool cancelled = false;               // stopped through StepControl::should_stop
+  bool sandbox_killed = false;          // the sandbox's init was killed from outside
   std::vector<std::string> last_lines;  // last k_failure_log_lines of the log
 
   // "step build failed: command `make` exited with status 2" plus the log

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "cache/git_mirrors.hpp"
@@ -206,6 +207,46 @@ TEST_F(GitMirrorsTest, CheckoutWritesTheTreeWithAGitDirDetachedAtTheCommit) {
   EXPECT_EQ(git_in(dest, "rev-parse HEAD"), sha);
   EXPECT_EQ(git_in(dest, "describe --tags"), "v1");
   EXPECT_EQ(git_in(dest, "status --porcelain"), "");
+}
+
+// Every (device, inode) of the regular files under `root`, with a path each.
+std::map<std::pair<dev_t, ino_t>, std::string> inodes_under(const std::string& root) {
+  std::map<std::pair<dev_t, ino_t>, std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      out.emplace(std::pair{st.st_dev, st.st_ino}, it->path().string());
+  }
+  return out;
+}
+
+TEST_F(GitMirrorsTest, ACheckoutSharesNoInodeWithTheMirror) {
+  // A build step may write anything in its build directory, .git included;
+  // no write there may reach the mirror every later checkout reads.
+  std::string repo = make_repo("a", "hello\n");
+  git_in(repo, "tag -a -m 'v1' v1");
+  commit(repo, "more", std::string(200000, 'x'), k_first_time + 5);
+  auto mirrors = open();
+  auto r = mirrors.resolve("up:a", "master");
+  ASSERT_TRUE(r);
+  std::string mirror = *mirrors.mirror_path("up:a");
+  git_in(mirror, "repack -q -a -d");  // objects in a pack, as after any fetch
+  std::string dest = m_dir.path() + "/build/a.build";
+  auto done = mirrors.checkout("up:a", r->commit, dest);
+  ASSERT_TRUE(done) << done.error().message;
+  auto in_mirror = inodes_under(mirror);
+  ASSERT_FALSE(in_mirror.empty());
+  for (const auto& [inode, path] : inodes_under(dest))
+    EXPECT_FALSE(in_mirror.contains(inode))
+        << path << " is the mirror's " << in_mirror[inode];
+  // Still a whole repository: history and tags, as a build may ask.
+  EXPECT_EQ(git_in(dest, "describe --tags"), "v1-1-g" + r->commit.substr(0, 7));
+  EXPECT_EQ(git_in(dest, "status --porcelain"), "");
+  // A build step that rewrites the pack leaves the mirror intact.
+  sh("for f in '" + dest + "'/.git/objects/pack/*; do chmod u+w \"$f\"; : > \"$f\"; done");
+  EXPECT_EQ(sh("git -C '" + mirror + "' fsck --no-dangling >/dev/null 2>&1 && echo clean"), "clean");
 }
 
 TEST_F(GitMirrorsTest, CheckoutIncludesSubmodulesAtTheirGitlinkCommits) {

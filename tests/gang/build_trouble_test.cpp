@@ -1,0 +1,310 @@
+// End-to-end tests of whose trouble a build's failure is (issue 10, items 7
+// and 15): a step killed from outside, a full disk, or our own Ctrl-C is
+// abandoned and retried, never recorded as the component's failure; a
+// successful retry removes the kept failed sandbox; a step's own crash is a
+// failure. The real binary, real workers, a real cache and sandboxes.
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <signal.h>
+
+#include <map>
+
+#include "cache/artifact_cache.hpp"
+#include "definitions/cache_key.hpp"
+#include "gang/project.hpp"
+#include "gang/step_trouble.hpp"
+#include "gang/worker.hpp"
+#include "tests/gang/gang_process.hpp"
+#include "util/fs.hpp"
+
+namespace gang {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::count_lines_with;
+using testing::run_gang;
+
+struct Chunk {
+  std::string name;
+  std::vector<std::string> commands;  // install-commands, before the file is written
+  std::vector<std::string> deps = {};
+};
+
+// One stratum `s` of inline chunks; each runs its commands, then installs
+// share/t/<name>.
+void write_chunks(const std::string& root, const std::vector<Chunk>& chunks) {
+  (void)make_dirs(root + "/strata");
+  (void)write_file_atomic(root + "/VERSION", "version: 9\n");
+  (void)write_file_atomic(root + "/DEFAULTS",
+                          "build-systems:\n  manual:\n    install-commands: []\n"
+                          "split-rules:\n  chunk: []\n  stratum: []\n");
+  std::string morph = "name: s\nkind: stratum\nchunks:\n";
+  for (const auto& c : chunks) {
+    morph += "- name: " + c.name + "\n  build-system: manual\n";
+    if (!c.deps.empty()) {
+      morph += "  build-depends:\n";
+      for (const auto& d : c.deps) morph += "  - " + d + "\n";
+    }
+    morph += "  install-commands:\n";
+    for (const auto& command : c.commands) morph += "  - '" + command + "'\n";
+    morph += "  - mkdir -p \"$DESTDIR/share/t\" && echo " + c.name + " > \"$DESTDIR/share/t/" +
+             c.name + "\"\n";
+  }
+  (void)write_file_atomic(root + "/strata/s.morph", morph);
+}
+
+class BuildTrouble : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    defs = dir.path() + "/defs";
+    cache = dir.path() + "/cache";
+    target = defs + "/strata/s.morph";
+  }
+  void TearDown() override {
+    if (HasFailure()) dir.keep();
+  }
+  std::vector<std::string> build_args(int instances, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"build", target, "--cache", cache, "--instances",
+                                  std::to_string(instances), "--max-jobs", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  std::map<std::string, std::string> keys() {
+    ProjectOptions options;
+    options.target = target;
+    options.cache_dir = cache;
+    auto project = load_project(options, nullptr);
+    EXPECT_TRUE(project) << project.error().to_string();
+    UnresolvedSources none;
+    EXPECT_TRUE(compute_keys(project->graph, none));
+    std::map<std::string, std::string> out;
+    for (const auto& c : project->graph.components) out[c.name] = c.cache_key.value_or("");
+    return out;
+  }
+  // The recorded failure of `name`, or "" when none is recorded.
+  std::string failure_of(const std::string& name) {
+    auto opened = ArtifactCache::open(cache);
+    EXPECT_TRUE(opened);
+    auto record = opened->failure(keys()[name]);
+    EXPECT_TRUE(record);
+    return record && *record ? (*record)->reason : std::string();
+  }
+  std::vector<std::string> entries(const std::string& path) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+          out.push_back(e->d_name);
+      ::closedir(d);
+    }
+    return out;
+  }
+
+  TempDir dir{"gang-trouble-test-"};
+  std::string defs, cache, target;
+};
+
+// Pids of processes whose command line starts with argv0 and contains `arg`.
+std::vector<pid_t> processes_running(const std::string& argv0, const std::string& arg) {
+  std::vector<pid_t> out;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      pid_t pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      std::string cmdline = testing::slurp("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmdline.starts_with(argv0 + '\0') && cmdline.find(arg) != std::string::npos)
+        out.push_back(pid);
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
+TEST_F(BuildTrouble, AStepKilledFromOutsideIsRetriedNotRecordedAsFailed) {
+  // The OOM killer's or a user's SIGKILL of a build step.
+  write_chunks(defs, {{"victim", {"sleep 2.7182"}}});
+  std::string out = dir.path() + "/kill.out";
+  auto child = testing::spawn_gang(build_args(1), out);
+  std::vector<pid_t> sleeping;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (sleeping.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    sleeping = processes_running("sleep", "2.7182");
+  }
+  ASSERT_EQ(sleeping.size(), 1u) << testing::slurp(out);
+  ::kill(sleeping[0], SIGKILL);
+  int status = testing::wait_child(child, 60s);
+  std::string output = testing::slurp(out);
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_EQ(count_lines_with(output, "[victim] Starting build"), 2) << output;
+  EXPECT_NE(output.find("SIGKILL from outside"), std::string::npos) << output;
+  EXPECT_EQ(failure_of("victim"), "");
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  EXPECT_TRUE(opened->contains(keys()["victim"]));
+}
+
+TEST_F(BuildTrouble, AStepsOwnCrashIsTheComponentsFailure) {
+  // A compiler that crashes (SIGSEGV of its own) is a real failure.
+  write_chunks(defs, {{"crash", {"sh -c \"kill -SEGV \\$\\$\""}}});
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[crash] Starting build"), 1) << run.output;
+  EXPECT_NE(failure_of("crash"), "") << run.output;
+}
+
+TEST_F(BuildTrouble, AFullDiskIsAbandonedBoundedAndNeverRecorded) {
+  write_chunks(defs, {{"full", {"echo \"cp: error writing x: No space left on device\" >&2; exit 1"}}});
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[full] Starting build"), k_max_abandons) << run.output;
+  EXPECT_NE(run.output.find("full or failing file system"), std::string::npos) << run.output;
+  EXPECT_EQ(failure_of("full"), "") << "a transient fault is not the component's failure";
+  // So the next plain build tries it again instead of refusing it.
+  auto again = run_gang(build_args(1), dir.path());
+  EXPECT_GE(count_lines_with(again.output, "[full] Starting build"), 1) << again.output;
+}
+
+TEST_F(BuildTrouble, CtrlCOfTheWholeProcessGroupRecordsNoFailure) {
+  // A terminal's Ctrl-C reaches the frontend, the workers and the sandboxes
+  // at once; the sandbox dies of it before the worker notices its stop.
+  write_chunks(defs, {{"slow", {"sleep 17.31"}}});
+  std::string out = dir.path() + "/int.out";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<std::string> args{GANG_BINARY};
+    for (auto& a : build_args(1)) args.push_back(a);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  testing::Child child{pid, out, std::chrono::steady_clock::now()};
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (processes_running("sleep", "17.31").empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(processes_running("sleep", "17.31").empty()) << testing::slurp(out);
+  ::kill(-pid, SIGINT);
+  int status = testing::wait_child(child, 10s);
+  std::string output = testing::slurp(out);
+  EXPECT_NE(status, 0) << output;
+  EXPECT_EQ(failure_of("slow"), "") << output;
+}
+
+TEST_F(BuildTrouble, ASuccessfulRetryRemovesTheKeptFailedSandbox) {
+  // Fails until a moment a few seconds from now, then succeeds.
+  auto ready_at = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() +
+                  3;
+  write_chunks(defs, {{"flaky", {"test \"$(date +%s)\" -ge " + std::to_string(ready_at) +
+                                     " || { echo not yet >&2; exit 3; }"}}});
+  auto first = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(first.status, 1) << first.output;
+  ASSERT_NE(failure_of("flaky"), "");
+  ASSERT_EQ(entries(cache + "/failed").size(), 1u) << "the failed sandbox is kept";
+  while (std::chrono::system_clock::now().time_since_epoch() < std::chrono::seconds(ready_at + 1))
+    std::this_thread::sleep_for(100ms);
+  auto retried = run_gang(build_args(1, {"--retry-failed"}), dir.path());
+  ASSERT_EQ(retried.status, 0) << retried.output;
+  EXPECT_EQ(failure_of("flaky"), "");
+  EXPECT_TRUE(entries(cache + "/failed").empty()) << "the stale kept sandbox was removed";
+}
+
+TEST_F(BuildTrouble, AMissingMemberOfACachedStratumIsRebuiltNotAFailure) {
+  write_chunks(defs, {{"a", {"sleep 0.3"}}, {"b", {}}});
+  (void)make_dirs(defs + "/systems");
+  ASSERT_TRUE(write_file_atomic(defs + "/systems/sys.morph",
+                                "name: sys\nkind: system\narch: x86_64\nstrata:\n"
+                                "- name: s\n  morph: strata/s.morph\n"));
+  target = defs + "/systems/sys.morph";
+  auto first = run_gang(build_args(1), dir.path());
+  ASSERT_EQ(first.status, 0) << first.output;
+  auto k = keys();
+  for (int seed = 1; seed <= 4; ++seed) {
+    // The stratum stays cached; one of its chunks does not (gang cache
+    // forget, or verify dropped it).
+    for (const char* name : {"sys", "a"})
+      ASSERT_EQ(run_gang({"cache", "forget", k[name], "--cache", cache}, dir.path()).status, 0);
+    auto run = run_gang(build_args(2, {"--seed", std::to_string(seed)}), dir.path());
+    EXPECT_EQ(run.status, 0) << "seed " << seed << ":\n" << run.output;
+    EXPECT_NE(run.output.find("failures: none"), std::string::npos) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "Not built"), 0) << "seed " << seed << ":\n" << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "gave up"), 0) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "[a] Starting build"), 1) << run.output;
+    EXPECT_EQ(count_lines_with(run.output, "[sys] Starting build"), 1) << run.output;
+  }
+}
+
+TEST_F(BuildTrouble, OutputThatCouldNeverBeStagedIsRefusedAtPublishOnce) {
+  // A path of 4,829 bytes, made of two halves of 2,410 that are joined by
+  // a rename (no system call sees the whole path).
+  write_chunks(defs, {{"deep", {"cd \"$DESTDIR\"; a=; for i in $(seq 10 19); do "
+                                "a=$a/$(printf %0240d $i); done; mkdir -p top$a low$a; "
+                                "mv low top$a/; echo x > low$a/../f || true"}},
+                      {"user", {}, {"deep"}}});
+  // No split rules: nothing but the publication walks the output.
+  ASSERT_TRUE(write_file_atomic(defs + "/DEFAULTS",
+                                "build-systems:\n  manual:\n    install-commands: []\n"));
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[deep] Starting build"), 1) << "not retried:\n" << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[user] Starting build"), 0) << run.output;
+  std::string reason = failure_of("deep");
+  // The first path past the limit: top/ + 10 names + low/ + 3 names.
+  EXPECT_NE(reason.find("a path of 3140 bytes, longer than gang can stage (3000): top/0000"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("0012"), std::string::npos) << "names the path: " << reason;
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  EXPECT_FALSE(opened->contains(keys()["deep"])) << "the cache never holds what it cannot stage";
+}
+
+TEST_F(BuildTrouble, AFifoInDestdirIsAFailureNotRetried) {
+  write_chunks(defs, {{"piped", {"mkfifo \"$DESTDIR/pipe\""}}});
+  auto run = run_gang(build_args(1), dir.path());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(count_lines_with(run.output, "[piped] Starting build"), 1) << run.output;
+  EXPECT_NE(failure_of("piped").find("DESTDIR holds a FIFO, which an artifact cannot hold: pipe"),
+            std::string::npos)
+      << failure_of("piped");
+}
+
+TEST(StepTrouble, SentSignalsAndFullDisksAreOutsideCausesACrashIsNot) {
+  StepResult killed;
+  killed.ok = false;
+  killed.step = "build";
+  killed.command = "make";
+  killed.signal = SIGKILL;
+  EXPECT_TRUE(outside_cause(killed, std::nullopt, ""));
+  StepResult reported = killed;  // a shell reporting its command's death
+  reported.signal = 0;
+  reported.exit_status = 128 + SIGTERM;
+  EXPECT_TRUE(outside_cause(reported, std::nullopt, ""));
+  StepResult whole = killed;
+  whole.signal = 0;
+  whole.sandbox_killed = true;
+  EXPECT_TRUE(outside_cause(whole, std::nullopt, ""));
+  StepResult crash = killed;
+  crash.signal = SIGSEGV;
+  EXPECT_FALSE(outside_cause(crash, std::nullopt, ""));
+  StepResult plain = killed;
+  plain.signal = 0;
+  plain.exit_status = 2;
+  plain.last_lines = {"error: expected ';'"};
+  EXPECT_FALSE(outside_cause(plain, std::nullopt, ""));
+  plain.last_lines = {"write error: Input/output error"};
+  EXPECT_TRUE(outside_cause(plain, std::nullopt, ""));
+  EXPECT_TRUE(is_machine_trouble("cannot write x: No space left on device"));
+  EXPECT_FALSE(is_machine_trouble("checkout failed: no such commit"));
+}
+
+}  // namespace
+}  // namespace gang
