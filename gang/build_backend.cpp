@@ -44,7 +44,8 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
 bool BuildBackend::is_cached(const std::string& key) {
   if (!m_cache.contains(key)) return false;
   auto stratum = m_strata.find(key);
-  if (stratum == m_strata.end()) return true;
+  // The target itself is done once it exists, whoever published it.
+  if (stratum == m_strata.end() || stratum->second == m_options.target) return true;
   for (std::size_t member : m_graph.components[stratum->second].chunks) {
     const Component& m = m_graph.components[member];
     if (m.build_mode == BuildMode::bootstrap || !m.cache_key) continue;

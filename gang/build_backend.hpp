@@ -34,7 +34,8 @@ class BuildBackend final : public WorkerBackend {
   // A stratum counts as cached only while its member chunks (bootstrap ones
   // aside) are cached too: one dropped or forgotten is a dependency that is
   // not ready, so the worker rebuilds it before anything that needs the
-  // stratum is assembled or staged (rather than failing that assembly).
+  // stratum is assembled or staged (rather than failing that assembly). The
+  // target itself counts as cached once it exists.
   bool is_cached(const std::string& key) override;
   std::optional<std::string> failure(const std::string& key) override;
   std::string failure_log(const std::string& key) override;
