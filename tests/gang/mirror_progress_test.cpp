@@ -135,7 +135,7 @@ TEST_F(MirrorProgressTest, GangBuildLogsMirroringAndCountsItInTheTotalElapsed) {
       std::regex_search(run.output, total, std::regex(R"(total elapsed \S+ \(([0-9.]+) s\))")))
       << run.output;
   ASSERT_TRUE(std::regex_search(
-      run.output, built, std::regex(R"(instance 1: built [0-9]+ components? in ([0-9.]+) s)")))
+      run.output, built, std::regex(R"(instance 1: built [0-9]+, Bah! [0-9]+, busy ([0-9.]+) s)")))
       << run.output;
   // Mirroring and building happened one after the other within the run
   // (each figure is rounded to 0.1 s).

@@ -117,7 +117,7 @@ TEST_F(SandboxHardeningTest, ABuildHasNoControllingTerminalEvenWhenGangHasOne) {
 // started with a planted secret in its initial environment; skipped
 // otherwise.
 TEST(SandboxHardeningHelper, RunsAStepThatLooksForTheSecret) {
-  const char* root = std::getenv("GANG_HARDENING_HELPER_ROOT");
+  const char* root = std::getenv("HARDENING_TEST_HELPER_ROOT");
   if (root == nullptr) GTEST_SKIP() << "only run by the environment test";
   // The precondition: the secret is in this process's environment block.
   ASSERT_NE(slurp("/proc/self/environ").find("MY_API_TOKEN="), std::string::npos);
@@ -136,7 +136,7 @@ TEST_F(SandboxHardeningTest, TheCallersEnvironmentIsNotReadableInsideTheSandbox)
   ASSERT_GE(child, 0);
   if (child == 0) {
     std::string filter = "--gtest_filter=SandboxHardeningHelper.RunsAStepThatLooksForTheSecret";
-    std::string root = "GANG_HARDENING_HELPER_ROOT=" + m_root;
+    std::string root = "HARDENING_TEST_HELPER_ROOT=" + m_root;
     std::string token = "MY_API_TOKEN=gang-test-secret";
     std::vector<char*> envp;
     for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
