@@ -7,14 +7,17 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
 namespace gang {
 
-Result<std::string> read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_errno_error("cannot open " + path);
+// Reads `fd` to its end and closes it. Past `max_size` bytes it fails with
+// the message k_too_big (a file that grew while it was read).
+constexpr const char* k_too_big = "too big";
+static Result<std::string> read_all_and_close(int fd, const std::string& path,
+                                              std::size_t max_size) {
   std::string out;
   char buffer[1 << 16];
   for (;;) {
@@ -27,9 +30,19 @@ Result<std::string> read_file(const std::string& path) {
     }
     if (n == 0) break;
     out.append(buffer, static_cast<std::size_t>(n));
+    if (out.size() > max_size) {
+      ::close(fd);
+      return make_error(k_too_big);
+    }
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error("cannot open " + path);
+  return read_all_and_close(fd, path, std::numeric_limits<std::size_t>::max());
 }
 
 Result<std::string> read_regular_file(const std::string& path, std::size_t max_size) {
@@ -58,25 +71,9 @@ Result<std::string> read_regular_file(const std::string& path, std::size_t max_s
     ::close(fd);
     return too_big();
   }
-  std::string out;
-  char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      return make_errno_error("cannot read " + path, saved);
-    }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
-    if (out.size() > max_size) {  // it grew while read
-      ::close(fd);
-      return too_big();
-    }
-  }
-  ::close(fd);
-  return out;
+  auto read = read_all_and_close(fd, path, max_size);
+  if (!read && read.error().message == k_too_big) return too_big();
+  return read;
 }
 
 static std::string parent_of(const std::string& path) {
