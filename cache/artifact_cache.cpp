@@ -16,6 +16,7 @@
 
 #include "cache/change_notifier.hpp"
 #include "cache/file_lock.hpp"
+#include "cache/index_names.hpp"
 #include "cache/lmdb.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
@@ -25,9 +26,9 @@ namespace gang {
 
 namespace {
 
-constexpr const char* k_artifacts = "artifacts";
-constexpr const char* k_claims = "claims";
-constexpr const char* k_failures = "failures";
+constexpr const char* k_artifacts = index_names::artifacts;
+constexpr const char* k_claims = index_names::claims;
+constexpr const char* k_failures = index_names::failures;
 
 template <typename T>
 std::unexpected<Error> pass(const Result<T>& r) {
@@ -269,6 +270,21 @@ struct ArtifactCache::Impl {
     return manifest;
   }
 
+  // True if info's manifest is damaged or names a blob that is missing or
+  // in `bad`; an error if the manifest could not be read (not damage).
+  Result<bool> artifact_damaged(const ArtifactInfo& info, const std::set<BlobId>& bad) {
+    bool damaged = false;
+    auto manifest = read_manifest(info.manifest_digest, &damaged);
+    if (!manifest && !damaged) return pass(manifest);
+    if (!manifest) return true;
+    for (const auto& e : manifest->entries) {
+      if (e.type != ManifestEntry::Type::file) continue;
+      BlobId id{e.digest, (e.mode & 0111) != 0};
+      if (bad.count(id) != 0 || !blobs.contains(id)) return true;
+    }
+    return false;
+  }
+
   // Removes key's artifact row (damaged) and tells the watchers.
   void drop(const std::string& key) {
     auto dropped = env->write([&](LmdbTxn& txn) -> Result<void> {
@@ -399,22 +415,27 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
   if (contains(key)) return PublishOutcome::already_present;
 
   ArtifactInfo info;
+  info.key = key;
+  info.meta = meta;
   {
     std::lock_guard lock(m.insert_mutex);
     auto manifest = import_tree(dir, m.blobs, ownership);
     if (!manifest) return pass(manifest);
+    info.size = manifest->total_size();
+    info.file_count = manifest->file_count();
+    info.created_ms = m.options.system->now_ms();
+    // The manifest records its own key and index row (without the manifest
+    // digest, which names it), so that repair() can rebuild the index.
+    manifest->key = key;
+    manifest->record = encode_artifact(info);
+    if (contains(key)) return PublishOutcome::already_present;  // lost the race: no garbage manifest
     auto digest = m.blobs.put_bytes(manifest->encode());
     if (!digest) return pass(digest);
     // All blobs durable before the index row that refers to them.
     auto synced = m.blobs.sync();
     if (!synced) return pass(synced);
     info.manifest_digest = *digest;
-    info.size = manifest->total_size();
-    info.file_count = manifest->file_count();
   }
-  info.key = key;
-  info.created_ms = m.options.system->now_ms();
-  info.meta = meta;
   std::string row = encode_artifact(info);
   bool inserted = false;
   auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
@@ -502,23 +523,48 @@ Result<void> ArtifactCache::stage_selected(const std::string& key,
 
 Result<VerifyReport> ArtifactCache::verify() {
   Impl& m = *m_impl;
-  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::exclusive, FileLock::Wait::block);
-  if (!gc_lock) return pass(gc_lock);
   VerifyReport report;
   std::set<BlobId> bad;
-  std::optional<Error> read_error;
-  auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t) {
-    ++report.blobs_checked;
-    auto intact = m.blobs.check(id);
-    if (!intact) {
-      if (!read_error) read_error = intact.error();  // not damage: report, remove nothing
-    } else if (!*intact) {
-      bad.insert(id);
+  std::set<std::string> suspects;  // keys whose artifact looked damaged
+  std::set<std::string> seen;      // keys in the snapshot
+  {
+    // Hashing every blob takes long: hold the gc lock shared, like an
+    // insert, so that gc cannot remove blobs under the walk while gangs
+    // carry on publishing. The index is read from snapshots.
+    auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::shared, FileLock::Wait::block);
+    if (!gc_lock) return pass(gc_lock);
+    std::optional<Error> read_error;
+    auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t) {
+      ++report.blobs_checked;
+      if (m.options.on_verify_blob) m.options.on_verify_blob(id);
+      auto intact = m.blobs.check(id);
+      if (!intact) {
+        if (!read_error) read_error = intact.error();  // not damage: report, remove nothing
+      } else if (!*intact) {
+        bad.insert(id);
+      }
+    });
+    if (!walked) return pass(walked);
+    if (read_error) return std::unexpected(*read_error);
+    auto all = list();
+    if (!all) return pass(all);
+    for (const auto& info : *all) {
+      seen.insert(info.key);
+      auto damaged = m.artifact_damaged(info, bad);
+      if (!damaged) return pass(damaged);
+      if (*damaged) suspects.insert(info.key);
     }
-  });
-  if (!walked) return pass(walked);
-  if (read_error) return std::unexpected(*read_error);
+  }
+  if (bad.empty() && suspects.empty()) return report;
+
+  // Something is damaged: only now exclude inserts (which could deduplicate
+  // onto a bad blob) and gc, re-check under the lock, and drop.
+  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::exclusive, FileLock::Wait::block);
+  if (!gc_lock) return pass(gc_lock);
   for (const auto& id : bad) {
+    auto intact = m.blobs.check(id);
+    if (!intact) return pass(intact);
+    if (*intact) continue;  // replaced by a good copy meanwhile
     report.bad_blobs.push_back(id.name());
     m.warn("blob " + id.name() + " is corrupt; removing it");
     auto removed = m.blobs.remove(id);
@@ -527,23 +573,15 @@ Result<VerifyReport> ArtifactCache::verify() {
   auto all = list();
   if (!all) return pass(all);
   for (const auto& info : *all) {
-    bool damaged = false;
-    auto manifest = m.read_manifest(info.manifest_digest, &damaged);
-    if (!manifest && !damaged) return pass(manifest);
-    if (manifest) {
-      for (const auto& e : manifest->entries) {
-        if (e.type != ManifestEntry::Type::file) continue;
-        if (!m.blobs.contains(BlobId{e.digest, (e.mode & 0111) != 0})) {
-          damaged = true;
-          break;
-        }
-      }
-    }
-    if (damaged) {
-      m.warn("artifact " + info.key + " is damaged; dropping it");
-      report.dropped_artifacts.push_back(info.key);
-      m.drop(info.key);
-    }
+    // Suspects, and artifacts published since the snapshot (they may use a
+    // blob just removed); the rest were checked against the same blobs.
+    if (suspects.count(info.key) == 0 && seen.count(info.key) != 0) continue;
+    auto damaged = m.artifact_damaged(info, {});
+    if (!damaged) return pass(damaged);
+    if (!*damaged) continue;
+    m.warn("artifact " + info.key + " is damaged; dropping it");
+    report.dropped_artifacts.push_back(info.key);
+    m.drop(info.key);
   }
   return report;
 }

@@ -72,6 +72,16 @@ struct VerifyReport {
   [[nodiscard]] bool ok() const { return bad_blobs.empty() && dropped_artifacts.empty(); }
 };
 
+struct RepairReport {
+  std::uint64_t manifests_found = 0;      // version 2 manifests among the blobs
+  std::uint64_t restored = 0;             // artifacts in the new index
+  std::uint64_t kept_from_old_index = 0;  // of which from rows of the old index
+  std::uint64_t old_manifests = 0;        // version 1 manifests (no key): not restorable
+  std::uint64_t incomplete = 0;           // manifests with a missing blob: skipped
+  bool old_index_readable = false;
+  std::string old_index;                  // where the old index was moved ("" if none)
+};
+
 struct GcReport {
   std::vector<std::string> evicted;  // artifact keys removed, least recently used first
   std::uint64_t blobs_removed = 0;
@@ -93,6 +103,8 @@ class ArtifactCache {
     std::int64_t orphan_age_s = 24 * 3600;
     // Where warnings go (e.g. a corrupt blob); null: stderr "gang: warning: ...".
     std::function<void(const std::string&)> warn;
+    // Tests: called by verify() before it hashes each blob.
+    std::function<void(const BlobId&)> on_verify_blob;
   };
 
   // Opens (creating if needed) the cache at root.
@@ -154,8 +166,20 @@ class ArtifactCache {
   [[nodiscard]] Result<std::optional<std::string>> read_file(const std::string& key,
                                                              const std::string& path);
 
-  // Re-hashes every blob; drops damaged blobs and the artifacts that need them.
+  // Re-hashes every blob; drops damaged blobs and the artifacts that need
+  // them. It hashes while holding the gc lock shared and reads the index
+  // from snapshots, so gangs keep publishing meanwhile; only when it found
+  // damage does it take the lock exclusively, re-check and drop.
   [[nodiscard]] Result<VerifyReport> verify();
+  // Rebuilds the index of the cache at root from its blob store: every
+  // complete artifact whose manifest records its key (version 2) is indexed
+  // again, with the newest manifest winning for a key; rows of the old
+  // index whose artifacts are complete are kept where it can still be read.
+  // The old index directory is kept beside the new one (index.before-repair-<ms>).
+  // Claims and failure records are dropped. Run it while no gang uses the
+  // cache (it takes the gc lock exclusively, but open environments of other
+  // processes would keep using the old index).
+  [[nodiscard]] static Result<RepairReport> repair(const std::string& root);
   // Removes orphan temporaries, build directories in tmp/ whose creator is
   // dead (see remove_dead_build_dirs), and unreferenced
   // blobs and, with max_size, evicts least-recently-used artifacts (and

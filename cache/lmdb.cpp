@@ -1,9 +1,12 @@
 #include "cache/lmdb.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
+#include <cstdint>
+#include <cstring>
 #include <cstdlib>
 #include <mutex>
 
@@ -23,6 +26,69 @@ MDB_val to_val(std::string_view s) {
 
 std::string_view from_val(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+// LMDB maps data.mdb and faults (SIGBUS) on any page past the end of the
+// file, so a truncated data file would kill every process that opens it.
+// Before mapping, compare the file's size with the last page the newest
+// valid meta page references. The layout (lmdb's MDB_page and MDB_meta on
+// a 64-bit host): each of pages 0 and 1 holds a 16-byte page header, then
+// mm_magic (u32) at 16, mm_version (u32) at 20, mm_dbs[0].md_pad (the page
+// size, u32) at 40, mm_last_pg (u64) at 136 and mm_txnid (u64) at 144.
+Result<void> check_data_file(const std::string& dir) {
+  std::string path = dir + "/data.mdb";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return {};  // a new environment
+    return make_errno_error("cannot open the index data file " + path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return make_errno_error("cannot stat the index data file " + path);
+  }
+  auto damaged = [&](const std::string& why) {
+    ::close(fd);
+    return make_error("the cache index " + path + " is damaged: " + why +
+                      "; run 'gang cache repair' to rebuild it from the blob store");
+  };
+  if (!S_ISREG(st.st_mode)) return damaged("it is not a regular file");
+  if (st.st_size == 0) {
+    ::close(fd);
+    return {};  // LMDB initialises an empty file as a new environment
+  }
+  constexpr std::uint32_t k_magic = 0xBEEFC0DE;
+  std::uint64_t best_txn = 0, need = 0;
+  bool any = false;
+  std::uint32_t page_size = 0;
+  for (int page = 0; page < 2; ++page) {
+    unsigned char buf[152];
+    off_t offset = page == 0 ? 0 : static_cast<off_t>(page_size);
+    if (page == 1 && page_size == 0) break;
+    ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+    if (n != static_cast<ssize_t>(sizeof buf)) continue;
+    std::uint32_t magic, psize;
+    std::uint64_t last_pg, txnid;
+    std::memcpy(&magic, buf + 16, 4);
+    std::memcpy(&psize, buf + 40, 4);
+    std::memcpy(&last_pg, buf + 136, 8);
+    std::memcpy(&txnid, buf + 144, 8);
+    if (magic != k_magic || psize < 512 || psize > (1u << 16) || (psize & (psize - 1)) != 0) continue;
+    if (page == 0) page_size = psize;
+    if (!any || txnid > best_txn) {
+      best_txn = txnid;
+      need = (last_pg + 1) * psize;
+      any = true;
+    }
+  }
+  if (!any) return damaged("no valid meta page (the file is " + std::to_string(st.st_size) + " bytes)");
+  if (static_cast<std::uint64_t>(st.st_size) < need)
+    return damaged("it is truncated (" + std::to_string(st.st_size) + " bytes; its last page ends at " +
+                   std::to_string(need) + ")");
+  ::close(fd);
+  return {};
 }
 
 std::mutex g_registry_mutex;
@@ -106,6 +172,8 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const std::string& dir, const Opt
   if (auto existing = registry()[key].lock()) {
     if (existing->m_pid == ::getpid()) return existing;
   }
+  auto intact = check_data_file(key);
+  if (!intact) return std::unexpected(intact.error());
   std::shared_ptr<LmdbEnv> env(new LmdbEnv);
   env->m_pid = ::getpid();
   env->m_dir = key;

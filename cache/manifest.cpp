@@ -9,6 +9,7 @@ namespace gang {
 namespace {
 
 constexpr std::string_view k_header = "gang-manifest 1";
+constexpr std::string_view k_header_v2 = "gang-manifest 2";
 
 void append_escaped(std::string& out, std::string_view s) {
   for (unsigned char c : s) {
@@ -95,9 +96,16 @@ std::uint64_t Manifest::file_count() const {
 }
 
 std::string Manifest::encode() const {
-  std::string out(k_header);
+  std::string out(key.empty() ? k_header : k_header_v2);
   out.push_back('\n');
-  out.reserve(entries.size() * 120);
+  out.reserve(entries.size() * 120 + record.size() + 128);
+  if (!key.empty()) {
+    out.append("k ");
+    append_escaped(out, key);
+    out.append("\nm ");
+    append_escaped(out, record);
+    out.push_back('\n');
+  }
   char mode[16];
   for (const auto& e : entries) {
     switch (e.type) {
@@ -127,7 +135,9 @@ std::string Manifest::encode() const {
 }
 
 Result<Manifest> Manifest::decode(std::string_view text) {
-  if (!text.starts_with(k_header) || text.size() <= k_header.size() || text[k_header.size()] != '\n')
+  bool v2 = text.starts_with(k_header_v2);
+  if ((!v2 && !text.starts_with(k_header)) || text.size() <= k_header.size() ||
+      text[k_header.size()] != '\n')
     return make_error("not a gang manifest (bad header)");
   Manifest m;
   std::size_t start = k_header.size() + 1;
@@ -142,6 +152,14 @@ Result<Manifest> Manifest::decode(std::string_view text) {
       return make_error("corrupt manifest line " + std::to_string(line_no) + ": " + why);
     };
     if (fields.empty() || fields[0].size() != 1) return bad("unknown entry type");
+    if (v2 && line_no <= 3) {  // the artifact's own key and index record
+      char want = line_no == 2 ? 'k' : 'm';
+      if (fields[0][0] != want || fields.size() != 2) return bad("bad artifact record");
+      auto value = unescape(fields[1]);
+      if (!value) return bad("bad artifact record");
+      (line_no == 2 ? m.key : m.record) = std::move(*value);
+      continue;
+    }
     ManifestEntry e;
     std::size_t path_field = 0;
     switch (fields[0][0]) {

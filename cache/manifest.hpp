@@ -12,6 +12,13 @@
 //   f 0755 <sha256> 12345 usr/bin/tool
 //   l usr/bin/alias tool
 //   h usr/bin/other usr/bin/tool
+// Version 2 (written since gang records it) adds, after the header, the
+// artifact's own key and its index record (records.hpp's encoding), so the
+// index can be rebuilt from the blob store alone (`gang cache repair`):
+//   gang-manifest 2
+//   k <key>
+//   m <escaped index record>
+// Version 1 manifests (no key) are still read.
 // Plain values; thread-safe as such.
 #pragma once
 
@@ -37,6 +44,8 @@ struct ManifestEntry {
 
 struct Manifest {
   std::vector<ManifestEntry> entries;
+  std::string key;     // the artifact's cache key; "" in version 1 manifests
+  std::string record;  // its index record at publication (encode_artifact); "" in version 1
 
   [[nodiscard]] std::uint64_t total_size() const;
   [[nodiscard]] std::uint64_t file_count() const;  // regular files, hard links included

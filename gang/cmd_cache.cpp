@@ -1,4 +1,4 @@
-// gang cache ls|show|verify|gc|forget|clean: inspect and maintain the artifact cache.
+// gang cache ls|show|verify|repair|gc|forget|clean: inspect and maintain the artifact cache.
 #include <cxxopts.hpp>
 
 #include <algorithm>
@@ -21,6 +21,7 @@ constexpr const char* k_usage =
     "usage: gang cache ls [--json]\n"
     "       gang cache show KEY\n"
     "       gang cache verify\n"
+    "       gang cache repair [--json]        (rebuilds the index from the blob store)\n"
     "       gang cache gc [--max-size SIZE] [--keep-failed AGE]\n"
     "                (SIZE like 10G, 500M; kept sandboxes of failed builds older than AGE,\n"
     "                 default 7d, like 12h, 30m, 0 for all, are removed too)\n"
@@ -160,6 +161,40 @@ int cache_verify(ArtifactCache& cache) {
   return 0;
 }
 
+int cache_repair(const std::string& root, bool json) {
+  auto report = ArtifactCache::repair(root);
+  if (!report) return fail(report.error().to_string());
+  if (json) {
+    std::printf("{\"restored\": %llu, \"kept_from_old_index\": %llu, \"manifests_found\": %llu, "
+                "\"old_manifests\": %llu, \"incomplete\": %llu, \"old_index_readable\": %s, "
+                "\"old_index\": %s}\n",
+                static_cast<unsigned long long>(report->restored),
+                static_cast<unsigned long long>(report->kept_from_old_index),
+                static_cast<unsigned long long>(report->manifests_found),
+                static_cast<unsigned long long>(report->old_manifests),
+                static_cast<unsigned long long>(report->incomplete),
+                report->old_index_readable ? "true" : "false", json_string(report->old_index).c_str());
+    return 0;
+  }
+  std::printf("restored %llu artifacts (%llu from the old index, the rest from %llu manifests "
+              "recording their key)\n",
+              static_cast<unsigned long long>(report->restored),
+              static_cast<unsigned long long>(report->kept_from_old_index),
+              static_cast<unsigned long long>(report->manifests_found));
+  if (report->incomplete != 0)
+    std::printf("skipped %llu manifests whose blobs are missing\n",
+                static_cast<unsigned long long>(report->incomplete));
+  if (report->old_manifests != 0)
+    std::printf("%llu manifests were written by an older gang and record no key: their artifacts "
+                "are rebuilt when needed\n",
+                static_cast<unsigned long long>(report->old_manifests));
+  if (!report->old_index.empty())
+    std::printf("the old index was %s and is kept at %s (remove it when satisfied)\n",
+                report->old_index_readable ? "readable" : "unreadable", report->old_index.c_str());
+  std::printf("claims and failure records were dropped\n");
+  return 0;
+}
+
 int cache_gc(ArtifactCache& cache, const std::string& max_size, const std::string& keep_failed) {
   std::chrono::seconds age = k_default_keep_failed;
   if (!keep_failed.empty()) {
@@ -204,7 +239,7 @@ int cmd_cache(const Args& args) {
   cxxopts::Options options("gang cache " + action, "inspect and maintain the artifact cache");
   options.add_options()
       ("cache", "cache directory", cxxopts::value<std::string>())
-      ("json", "ls: machine-readable output")
+      ("json", "ls, repair: machine-readable output")
       ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
       ("keep-failed", "gc: remove kept sandboxes of failed builds older than AGE", cxxopts::value<std::string>())
       ("copy", "stage: copy the files (the default; kept for old scripts)")
@@ -227,7 +262,8 @@ int cmd_cache(const Args& args) {
 
   auto needs = [&](std::size_t n) { return positional.size() == n; };
   bool known = action == "ls" || action == "show" || action == "verify" || action == "gc" ||
-               action == "forget" || action == "insert" || action == "stage" || action == "clean";
+               action == "forget" || action == "insert" || action == "stage" || action == "clean" ||
+               action == "repair";
   if (!known) return fail("unknown cache command \"" + action + "\"\n" + k_usage);
   bool takes_key = action == "show" || action == "forget";
   bool takes_two = action == "insert" || action == "stage";
@@ -248,6 +284,10 @@ int cmd_cache(const Args& args) {
     std::printf("removed the cache at %s (with %zu kept sandbox%s of failed builds)\n", root.c_str(),
                 kept.size(), kept.size() == 1 ? "" : "es");
     return 0;
+  }
+  if (action == "repair") {  // without opening it: its index may be damaged
+    if (!path_exists(root)) return fail("no cache at " + root);
+    return cache_repair(root, parsed.count("json") != 0);
   }
   auto cache = ArtifactCache::open(root);
   if (!cache) return fail(cache.error().to_string());

@@ -292,7 +292,12 @@ TEST_F(ArtifactCacheTest, TakeInsertStagesAndVerifiesLikeCopyInsertAfterTheSourc
   EXPECT_EQ(stat_of(taken + "/usr/bin/suid").st_mode & 07777, 04755u);
 
   ASSERT_TRUE(remove_tree(taken));
-  EXPECT_EQ(copy_cache->manifest("k")->encode(), take_cache->manifest("k")->encode());
+  auto entries_of = [](Manifest m) {  // the tree, without the publication record
+    m.key.clear();
+    m.record.clear();
+    return m.encode();
+  };
+  EXPECT_EQ(entries_of(*copy_cache->manifest("k")), entries_of(*take_cache->manifest("k")));
   for (StageMode mode : {StageMode::hardlink, StageMode::copy}) {
     std::string suffix = mode == StageMode::copy ? "-copy" : "-link";
     std::string from_copy = dir.path() + "/out-c" + suffix, from_take = dir.path() + "/out-t" + suffix;
