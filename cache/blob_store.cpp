@@ -26,7 +26,15 @@ namespace {
 
 constexpr std::size_t k_buffer_size = std::size_t{1} << 20;
 
+// The buffer of a blob being stored (put_stream, take_file). Its bytes stay
+// in use while deduplication re-hashes an existing blob, which reads through
+// hash_buffer() instead.
 char* io_buffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[k_buffer_size]);
+  return buffer.get();
+}
+
+char* hash_buffer() {
   thread_local std::unique_ptr<char[]> buffer(new char[k_buffer_size]);
   return buffer.get();
 }
@@ -118,13 +126,45 @@ bool BlobStore::contains(const BlobId& id) const {
   return ::stat(path(id).c_str(), &st) == 0;
 }
 
+bool has_blob_stamp(const struct ::stat& st) {
+  return st.st_mtim.tv_sec == k_blob_mtime && st.st_mtim.tv_nsec == 0;
+}
+
+namespace {
+
+// Sets fd's mtime to the blob stamp (the atime is left alone).
+int stamp_fd(int fd) {
+  struct timespec times[2] = {{0, UTIME_OMIT}, {k_blob_mtime, 0}};
+  return ::futimens(fd, times);
+}
+
+}  // namespace
+
+Result<bool> BlobStore::recheck_unstamped(const BlobId& id) const {
+  auto intact = check(id);
+  if (!intact || !*intact) return intact;
+  struct timespec times[2] = {{0, UTIME_OMIT}, {k_blob_mtime, 0}};
+  (void)::utimensat(AT_FDCWD, path(id).c_str(), times, 0);  // another owner's: re-hash next time
+  return true;
+}
+
 bool BlobStore::contains_intact(const BlobId& id, std::uint64_t size) {
   std::string p = path(id);
   struct stat st;
   if (::stat(p.c_str(), &st) != 0) return false;
-  if (static_cast<std::uint64_t>(st.st_size) == size) return true;
-  // A blob's name is the hash of its bytes, so a wrong size is verified
-  // damage (a torn write, a truncation): make way for the good copy.
+  if (static_cast<std::uint64_t>(st.st_size) == size) {
+    if (has_blob_stamp(st)) return true;
+    // Written since it was stored (or stored by an older gang): trust it
+    // only after re-hashing; keep it if it is good (others may be staging it).
+    // An unreadable blob (EIO...) is not known to be damaged: it stays, and
+    // the caller's copy then loses the race to it (EEXIST).
+    auto intact = recheck_unstamped(id);
+    if (!intact) return false;
+    if (*intact) return true;
+  }
+  // A blob's name is the hash of its bytes, so a wrong size or hash is
+  // verified damage (a torn write, a truncation, an edit): make way for the
+  // good copy.
   (void)::unlink(p.c_str());
   return false;
 }
@@ -161,8 +201,8 @@ Result<int> BlobStore::create_temp(bool executable, std::string& temp_name) {
 Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const BlobId& id) {
   std::string final_path = path(id);
   // Durable before visible: the name must never point at bytes a power loss
-  // could tear.
-  if (::fsync(fd) != 0) {
+  // could tear. Stamped first, so that the stamp is durable too.
+  if (stamp_fd(fd) != 0 || ::fsync(fd) != 0) {
     int err = errno;
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
     return write_error(final_path, err);
@@ -409,11 +449,15 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
     // Read-only and durable before it becomes visible as a blob.
     if (::fchmod(fd, executable ? 0555 : 0444) != 0)
       return make_errno_error(std::string("cannot chmod ") + name);
+    if (stamp_fd(fd) != 0) return make_errno_error(std::string("cannot set the time of ") + name);
     if (::fsync(fd) != 0) return write_error(path(id), errno);
     auto linked = link_inode(fd, dirfd, name, id);
     if (!linked) return std::unexpected(linked.error());
     if (*linked) return id.digest;
-    (void)::fchmod(fd, st.st_mode & 07777);  // cannot link it: copy, as if never touched
+    // Cannot link it: copy, as if never touched.
+    (void)::fchmod(fd, st.st_mode & 07777);
+    struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
+    (void)::futimens(fd, times);
   }
   auto written = write_blob(bytes, id);
   if (!written) return std::unexpected(written.error());
@@ -438,7 +482,7 @@ Result<std::optional<std::pair<std::string, std::string>>> read_hashed(const std
   }
   Sha256 hasher;
   std::string bytes;
-  char* buffer = io_buffer();
+  char* buffer = hash_buffer();
   for (;;) {
     ssize_t n = ::read(fd, buffer, k_buffer_size);
     if (n < 0) {

@@ -17,12 +17,23 @@
 // durable: it fsyncs the directories of the few blobs written since the last
 // sync, or, when there are many, issues one syncfs().
 //
+// Damage without hashing: every blob's modification time is set to
+// k_blob_mtime before its name appears, and blobs are never written after
+// that. Any write to a blob's bytes (an edit through a hard link, a stray
+// root process) sets its mtime to the present, so one stat shows it:
+// staging and deduplication re-hash a blob whose mtime or size is not the
+// recorded one, and use it only if its hash is right (then stamp it again).
+// The ctime cannot serve: link() changes it, and links are how blobs are
+// shared and staged.
+//
 // Concurrency contract: any number of processes, and threads sharing one
 // BlobStore, may put the same or different blobs at once (sync() must not
 // run concurrently with puts whose blobs it is meant to cover); the first link wins and the others drop their
 // identical copy. Removal (gc, verify) is the caller's business to exclude
 // against writers (see ArtifactCache's gc lock).
 #pragma once
+
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <functional>
@@ -48,7 +59,14 @@ struct BlobId {
   friend bool operator==(const BlobId&, const BlobId&) = default;
 };
 
-enum class TempFiles { anonymous, named };  // O_TMPFILE, or named files in incoming/
+enum class TempFiles { anonymous, named };
+
+// The modification time of every blob (seconds since the epoch; nanoseconds 0).
+inline constexpr std::int64_t k_blob_mtime = 1321009871;
+
+// True if st carries the blob stamp (see above): its bytes were not written
+// since the blob was stored.
+[[nodiscard]] bool has_blob_stamp(const struct ::stat& st);  // O_TMPFILE, or named files in incoming/
 
 class BlobStore {
  public:
@@ -92,6 +110,10 @@ class BlobStore {
   // Re-hashes a blob: true if intact, false if missing or its hash is wrong,
   // an error if it could not be read.
   [[nodiscard]] Result<bool> check(const BlobId& id) const;
+  // Re-hashes a blob whose stamp is missing (see above) and, if intact,
+  // stamps it again: true if it may be used, false if it is damaged or
+  // missing, an error if it could not be read.
+  [[nodiscard]] Result<bool> recheck_unstamped(const BlobId& id) const;
   // Unlinks a blob; absent is not an error.
   [[nodiscard]] Result<void> remove(const BlobId& id);
   // Calls fn for every blob with its size on disk.

@@ -286,13 +286,26 @@ Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs, const 
           }
         }
         // One stat on every stage: a blob whose size is not the recorded one
-        // is damaged (truncated, torn or overwritten), never staged.
+        // is damaged (truncated, torn or overwritten), never staged; one
+        // without the blob stamp was written since it was stored (an edit
+        // of the same size) and is re-hashed before it is used.
         struct stat st;
-        if (::stat(from.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) != e.size) {
-          if (bad_blobs != nullptr) bad_blobs->push_back(id);
-          return make_error("blob " + id.name() + " for " + e.path + " is corrupt (" +
-                            std::to_string(st.st_size) + " bytes, recorded " +
-                            std::to_string(e.size) + ")");
+        if (::stat(from.c_str(), &st) == 0) {
+          if (static_cast<std::uint64_t>(st.st_size) != e.size) {
+            if (bad_blobs != nullptr) bad_blobs->push_back(id);
+            return make_error("blob " + id.name() + " for " + e.path + " is corrupt (" +
+                              std::to_string(st.st_size) + " bytes, recorded " +
+                              std::to_string(e.size) + ")");
+          }
+          if (verify == Verify::no && !has_blob_stamp(st)) {
+            auto intact = blobs.recheck_unstamped(id);
+            if (!intact) return std::unexpected(intact.error());  // not damage: no drop
+            if (!*intact) {
+              if (bad_blobs != nullptr) bad_blobs->push_back(id);
+              return make_error("blob " + id.name() + " for " + e.path +
+                                " was changed since it was stored (hash mismatch)");
+            }
+          }
         }
         bool copy = mode == StageMode::copy || cross_device || (e.mode & 07000) != 0;
         Result<void> done;

@@ -50,9 +50,16 @@ class CacheStates {
   explicit CacheStates(const std::string& cache_dir) {
     if (path_exists(cache_dir + "/index")) {
       auto opened = ArtifactCache::open(cache_dir);
-      if (opened) m_cache.emplace(std::move(*opened));
+      if (opened) {
+        m_cache.emplace(std::move(*opened));
+      } else {
+        m_error = opened.error();
+      }
     }
   }
+  // Why the cache could not be opened (e.g. a damaged index), if so: states
+  // would then all read "missing", which would be a lie.
+  [[nodiscard]] const std::optional<Error>& error() const { return m_error; }
   std::string operator()(const std::optional<std::string>& key) {
     if (!key) return "pending";
     if (!m_cache) return "missing";
@@ -64,6 +71,7 @@ class CacheStates {
 
  private:
   std::optional<ArtifactCache> m_cache;
+  std::optional<Error> m_error;
 };
 
 // Every source fails with one error (the git mirrors could not be opened).
@@ -233,6 +241,10 @@ int run_show(const ShowOptions& options) {
     return 1;
   }
   CacheStates cache_state(project->config.cache_dir);
+  if (cache_state.error()) {
+    print_error(*cache_state.error());
+    return 1;
+  }
   std::vector<std::string> states;
   states.reserve(project->graph.components.size());
   for (const auto& c : project->graph.components) states.push_back(cache_state(c.cache_key));

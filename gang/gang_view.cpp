@@ -1,5 +1,8 @@
 #include "gang/gang_view.hpp"
 
+#include <map>
+#include <vector>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -125,6 +128,19 @@ std::string GangView::summary(std::int64_t now) const {
   std::snprintf(line, sizeof line, "\n  Bah! %d lost race%s, %.1f s of work wasted", m_bah_count,
                 m_bah_count == 1 ? "" : "s", m_bah_seconds);
   out += line;
+  // Workers that stopped on an error of their own (not a build's): the
+  // cause of a gang that ended without its target, e.g. a damaged index.
+  std::map<std::string, std::vector<int>> stopped;
+  for (const auto& [number, inst] : m_instances) {
+    const auto& status = inst.exit_status;
+    if (status && (status->starts_with("error:") || status->starts_with("cannot claim")))
+      stopped[*status].push_back(number);
+  }
+  for (const auto& [status, numbers] : stopped) {
+    std::string which;
+    for (int n : numbers) which += (which.empty() ? "" : ", ") + std::to_string(n);
+    out += "\n  instance" + std::string(numbers.size() == 1 ? " " : "s ") + which + " stopped: " + status;
+  }
   if (m_failures.empty()) {
     out += "\n  failures: none";
   } else {
