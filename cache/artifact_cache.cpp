@@ -322,7 +322,8 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
   env_options.databases = {k_artifacts, k_claims, k_failures};
   auto env = LmdbEnv::open(root + "/index", env_options);
   if (!env) return pass(env);
-  auto blobs = BlobStore::open(root, options.temp_files);
+  if (!options.file_system) options.file_system = real_file_system();
+  auto blobs = BlobStore::open(root, options.temp_files, options.file_system);
   if (!blobs) return pass(blobs);
   auto notifier = ChangeNotifier::open(root);
   if (!notifier) return pass(notifier);
@@ -446,6 +447,8 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
       auto cleared = txn.del(k_failures, key);
       if (!cleared) return pass(cleared);
     }
+    if (int err = m.options.file_system->before_index_commit(); err != 0)
+      return make_errno_error("LMDB: cannot commit to " + m.root + "/index", err);
     return {};
   });
   if (!done) return pass(done);

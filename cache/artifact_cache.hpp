@@ -103,6 +103,9 @@ class ArtifactCache {
     std::int64_t orphan_age_s = 24 * 3600;
     // Where warnings go (e.g. a corrupt blob); null: stderr "gang: warning: ...".
     std::function<void(const std::string&)> warn;
+    // The seam the write path goes through (null: the real file system);
+    // tests inject faults with it.
+    std::shared_ptr<FileSystem> file_system;
     // Tests: called by verify() before it hashes each blob.
     std::function<void(const BlobId&)> on_verify_blob;
   };

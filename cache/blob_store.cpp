@@ -45,9 +45,10 @@ std::unexpected<Error> write_error(const std::string& where, int err) {
   return make_errno_error("cannot write to " + where, err);
 }
 
-Result<void> write_all(int fd, const char* data, std::size_t size, const std::string& where) {
+Result<void> write_all(FileSystem& fs, int fd, const char* data, std::size_t size,
+                       const std::string& where) {
   while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
+    ssize_t n = fs.write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
       return write_error(where, errno);
@@ -67,8 +68,10 @@ bool is_hex_digest(std::string_view s) {
 
 }  // namespace
 
-Result<BlobStore> BlobStore::open(const std::string& root, TempFiles temp_files) {
+Result<BlobStore> BlobStore::open(const std::string& root, TempFiles temp_files,
+                                  std::shared_ptr<FileSystem> fs) {
   BlobStore store;
+  store.m_fs = fs ? std::move(fs) : real_file_system();
   store.m_objects = root + "/objects";
   store.m_incoming = root + "/incoming";
   store.m_writers->temp_files = temp_files;
@@ -93,6 +96,7 @@ BlobStore::BlobStore(BlobStore&& other) noexcept
       m_incoming(std::move(other.m_incoming)),
       m_objects_fd(other.m_objects_fd),
       m_start_time(other.m_start_time),
+      m_fs(std::move(other.m_fs)),
       m_writers(std::move(other.m_writers)) {
   other.m_objects_fd = -1;
 }
@@ -104,6 +108,7 @@ BlobStore& BlobStore::operator=(BlobStore&& other) noexcept {
     m_incoming = std::move(other.m_incoming);
     m_objects_fd = other.m_objects_fd;
     m_start_time = other.m_start_time;
+    m_fs = std::move(other.m_fs);
     m_writers = std::move(other.m_writers);
     other.m_objects_fd = -1;
   }
@@ -202,7 +207,7 @@ Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const Bl
   std::string final_path = path(id);
   // Durable before visible: the name must never point at bytes a power loss
   // could tear. Stamped first, so that the stamp is durable too.
-  if (stamp_fd(fd) != 0 || ::fsync(fd) != 0) {
+  if (stamp_fd(fd) != 0 || m_fs->fsync(fd) != 0) {
     int err = errno;
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
     return write_error(final_path, err);
@@ -210,9 +215,9 @@ Result<void> BlobStore::link_temp(int fd, const std::string& temp_name, const Bl
   int rc;
   if (temp_name.empty()) {
     std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW);
+    rc = m_fs->linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW);
   } else {
-    rc = ::link(temp_name.c_str(), final_path.c_str());
+    rc = m_fs->linkat(AT_FDCWD, temp_name.c_str(), AT_FDCWD, final_path.c_str(), 0);
   }
   int err = errno;
   if (!temp_name.empty()) ::unlink(temp_name.c_str());
@@ -256,7 +261,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     std::string temp_name;
     auto fd = create_temp(executable, temp_name);
     if (!fd) return std::unexpected(fd.error());
-    auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+    auto written = write_all(*m_fs, *fd, bytes.data(), bytes.size(), m_objects);
     if (!written) {
       ::close(*fd);
       if (!temp_name.empty()) ::unlink(temp_name.c_str());
@@ -277,7 +282,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
     return e;
   };
-  auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+  auto written = write_all(*m_fs, *fd, bytes.data(), bytes.size(), m_objects);
   if (!written) return fail(std::unexpected(written.error()));
   for (;;) {
     ssize_t n = ::read(src_fd, buffer, k_buffer_size);
@@ -288,7 +293,7 @@ Result<std::string> BlobStore::put_stream(int src_fd, std::string_view bytes, bo
     if (n == 0) break;
     hasher.update(buffer, static_cast<std::size_t>(n));
     total += static_cast<std::uint64_t>(n);
-    written = write_all(*fd, buffer, static_cast<std::size_t>(n), m_objects);
+    written = write_all(*m_fs, *fd, buffer, static_cast<std::size_t>(n), m_objects);
     if (!written) return fail(std::unexpected(written.error()));
   }
   BlobId id{hasher.hex_digest(), executable};
@@ -337,7 +342,7 @@ Result<std::string> BlobStore::put_mapped(std::string_view bytes, bool executabl
   for (std::size_t done = 0; done < bytes.size();) {
     std::size_t n = std::min(k_buffer_size, bytes.size() - done);
     hasher.update(bytes.data() + done, n);
-    auto written = write_all(*fd, bytes.data() + done, n, m_objects);
+    auto written = write_all(*m_fs, *fd, bytes.data() + done, n, m_objects);
     if (!written) {
       ::close(*fd);
       if (!temp_name.empty()) ::unlink(temp_name.c_str());
@@ -358,7 +363,7 @@ Result<void> BlobStore::write_blob(std::string_view bytes, const BlobId& id) {
   std::string temp_name;
   auto fd = create_temp(id.executable, temp_name);
   if (!fd) return std::unexpected(fd.error());
-  auto written = write_all(*fd, bytes.data(), bytes.size(), m_objects);
+  auto written = write_all(*m_fs, *fd, bytes.data(), bytes.size(), m_objects);
   if (!written) {
     ::close(*fd);
     if (!temp_name.empty()) ::unlink(temp_name.c_str());
@@ -380,9 +385,9 @@ Result<bool> BlobStore::link_inode(int fd, int dirfd, const char* name, const Bl
   // somebody renamed another file to `name` meanwhile.
   char proc[32];
   std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  int rc = ::linkat(AT_FDCWD, proc, m_objects_fd, rel.c_str(), AT_SYMLINK_FOLLOW);
+  int rc = m_fs->linkat(AT_FDCWD, proc, m_objects_fd, rel.c_str(), AT_SYMLINK_FOLLOW);
   if (rc != 0 && errno == ENOENT && !path_exists("/proc/self/fd"))
-    rc = ::linkat(dirfd, name, m_objects_fd, rel.c_str(), 0);
+    rc = m_fs->linkat(dirfd, name, m_objects_fd, rel.c_str(), 0);
   if (rc != 0) {
     int err = errno;
     if (err == EEXIST) return true;  // the same bytes, published by another writer
@@ -450,7 +455,7 @@ Result<std::string> BlobStore::take_file(int dirfd, const char* name, bool execu
     if (::fchmod(fd, executable ? 0555 : 0444) != 0)
       return make_errno_error(std::string("cannot chmod ") + name);
     if (stamp_fd(fd) != 0) return make_errno_error(std::string("cannot set the time of ") + name);
-    if (::fsync(fd) != 0) return write_error(path(id), errno);
+    if (m_fs->fsync(fd) != 0) return write_error(path(id), errno);
     auto linked = link_inode(fd, dirfd, name, id);
     if (!linked) return std::unexpected(linked.error());
     if (*linked) return id.digest;
@@ -566,7 +571,7 @@ Result<void> BlobStore::sync() {
   if (paths.size() > k_fsync_each_limit) {
     // One flush for the lot beats thousands of fsyncs (it also flushes
     // other writers' data on this file system; that is the price).
-    if (::syncfs(m_objects_fd) != 0) return make_errno_error("cannot sync " + m_objects);
+    if (m_fs->syncfs(m_objects_fd) != 0) return write_error(m_objects, errno);
     return {};
   }
   std::vector<std::string> dirs;
@@ -576,8 +581,12 @@ Result<void> BlobStore::sync() {
     if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   }
   for (const auto& d : dirs) {
-    auto synced = fsync_dir(d);
-    if (!synced) return synced;
+    int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return make_errno_error("cannot open " + d);
+    int rc = m_fs->fsync(dfd);
+    int err = errno;
+    ::close(dfd);
+    if (rc != 0) return write_error(d, err);
   }
   return {};
 }

@@ -44,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/file_system.hpp"
 #include "util/error.hpp"
 
 namespace gang {
@@ -71,8 +72,10 @@ inline constexpr std::int64_t k_blob_mtime = 1321009871;
 class BlobStore {
  public:
   // root is the cache root; creates objects/ and incoming/ as needed.
+  // fs: the seam its writes go through (null: the real file system).
   [[nodiscard]] static Result<BlobStore> open(const std::string& root,
-                                              TempFiles temp_files = TempFiles::anonymous);
+                                              TempFiles temp_files = TempFiles::anonymous,
+                                              std::shared_ptr<FileSystem> fs = nullptr);
   BlobStore(BlobStore&& other) noexcept;
   BlobStore& operator=(BlobStore&& other) noexcept;
   BlobStore(const BlobStore&) = delete;
@@ -138,6 +141,7 @@ class BlobStore {
   std::string m_incoming;
   int m_objects_fd = -1;
   std::uint64_t m_start_time = 0;  // this process's start time, for temp names
+  std::shared_ptr<FileSystem> m_fs;
   // Writer state, shared by the threads of one insert.
   struct Writers {
     std::mutex mutex;
