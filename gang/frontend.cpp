@@ -304,7 +304,13 @@ int Frontend::run() {
 
   std::int64_t end = now_ms();
   emit(m_view.summary(end));
-  if (!m_view.failures().empty())
+  std::size_t given_up = 0;
+  for (const auto& [component, failure] : m_view.failures())
+    given_up += GangView::is_give_up(failure.reason) ? 1 : 0;
+  if (given_up != 0)
+    emit("  " + std::to_string(given_up) + " gave up on the machine's trouble (see why above); "
+         "nothing was recorded: once it is fixed, run the same command again.");
+  if (m_view.failures().size() > given_up)
     emit("  To build the failed components again: gang build " + m_options.target +
          " --retry-failed (with this run's other options).\n"
          "  A failed build's sandbox is kept: gang shell COMPONENT opens a shell in it.");

@@ -149,7 +149,7 @@ std::string GangView::summary(std::int64_t now) const {
       // The first line: the log's tail was shown when it failed, and is in the log.
       out += "\n    " + component + ": " + failure.reason.substr(0, failure.reason.find('\n'));
       if (!failure.log_path.empty()) out += "\n      log:   " + failure.log_path;
-      out += "\n      shell: gang shell " + component;
+      if (!is_give_up(failure.reason)) out += "\n      shell: gang shell " + component;
     }
   }
   return out;

@@ -59,6 +59,12 @@ class GangView {
 
   // "[done/todo/total]".
   [[nodiscard]] std::string counter() const;
+  // True for a failure that was the machine's trouble (a full disk, kills
+  // from outside): the worker gave up without recording it, so a plain
+  // re-run tries again and no sandbox was kept.
+  [[nodiscard]] static bool is_give_up(const std::string& reason) {
+    return reason.starts_with("gave up after ");
+  }
   struct Failure {
     std::string reason;
     std::string log_path;  // may be empty

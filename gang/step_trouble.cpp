@@ -1,5 +1,7 @@
 #include "gang/step_trouble.hpp"
 
+#include <algorithm>
+
 #include <sys/statvfs.h>
 
 #include <csignal>
@@ -64,10 +66,17 @@ std::optional<std::string> outside_cause(const StepResult& result,
   for (const auto& line : result.last_lines) tail += line + "\n";
   if (mentions_any(tail, {ENOSPC, EDQUOT, EIO}))
     return where + " failed on a full or failing file system (see the log)";
+  // Nearly full counts: a tool that met ENOSPC may say only "configure
+  // failed", and a few blocks may be free again by the time we look.
   struct statvfs fs {};
-  if (!cache_root.empty() && ::statvfs(cache_root.c_str(), &fs) == 0 && fs.f_blocks > 0 &&
-      fs.f_bavail == 0)
-    return where + " failed while the cache's file system is full";
+  if (!cache_root.empty() && ::statvfs(cache_root.c_str(), &fs) == 0 && fs.f_blocks > 0) {
+    const double total = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+    const double available = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    const double nearly_full = std::max(256.0 * 1024, std::min(total / 100, 64.0 * 1024 * 1024));
+    if (available < nearly_full || fs.f_favail == 0)
+      return where + " failed while the cache's file system is full (" +
+             std::to_string(static_cast<long long>(available / 1024)) + " KiB free)";
+  }
   return std::nullopt;
 }
 

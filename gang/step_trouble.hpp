@@ -14,7 +14,8 @@
 //     (/proc/vmstat `oom_kill` grew): `make` reports its killed compiler as
 //     an ordinary failure (status 2), so the status alone cannot tell;
 //   - the log's last lines name a full or failing file system (ENOSPC,
-//     EDQUOT, EIO), or the cache's file system has no space left.
+//     EDQUOT, EIO), or the cache's file system is nearly full (less free
+//     than 1% of it, at most 64 MiB and at least 256 KiB, or no inodes).
 // The price of a false "outside" (a step that fails with one of these on
 // purpose) is two more attempts and an unrecorded give-up, never a wrong
 // artifact.

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <map>
 
 #include "cache/artifact_cache.hpp"
@@ -15,6 +16,7 @@
 #include "gang/step_trouble.hpp"
 #include "gang/worker.hpp"
 #include "tests/gang/gang_process.hpp"
+#include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
 
 namespace gang {
@@ -163,6 +165,58 @@ TEST_F(BuildTrouble, AFullDiskIsAbandonedBoundedAndNeverRecorded) {
   // So the next plain build tries it again instead of refusing it.
   auto again = run_gang(build_args(1), dir.path());
   EXPECT_GE(count_lines_with(again.output, "[full] Starting build"), 1) << again.output;
+}
+
+// The Done-when of issue 10: with the cache on a real file system that
+// fills up mid-build (a small tmpfs, in a private mount namespace so that
+// nothing outlives the test), the gang ends within 10 s, non-zero, with a
+// summary naming the full disk; what was cached before survives, verified.
+TEST_F(BuildTrouble, ARealFullCacheFileSystemEndsTheGangQuicklyWithASummary) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";
+  if (std::system("unshare -m --propagation private true 2>/dev/null") != 0)
+    GTEST_SKIP() << "cannot create a mount namespace here (unshare -m)";
+  std::string fs = dir.path() + "/fs", script = dir.path() + "/full.sh", log = dir.path() + "/full.log";
+  ASSERT_TRUE(make_dirs(fs));
+  std::string gang = GANG_BINARY;
+  std::string cache_dir = fs + "/cache";
+  std::string body =
+      "set -u\n"
+      "mount -t tmpfs -o size=2500k tmpfs '" + fs + "' || exit 90\n"
+      "'" + gang + "' build '" + target + "' --cache '" + cache_dir +
+      "' --instances 2 --max-jobs 1 >/dev/null 2>&1\n"
+      "echo small-built=$?\n"
+      "cp '" + dir.path() + "/s-full.morph' '" + target + "'\n"
+      "start=$(date +%s%N)\n"
+      "'" + gang + "' build '" + target + "' --cache '" + cache_dir +
+      "' --instances 2 --max-jobs 1 > '" + log + "' 2>&1\n"
+      "echo status=$?\n"
+      "echo elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))\n"
+      "'" + gang + "' cache verify --cache '" + cache_dir + "' >/dev/null 2>&1\n"
+      "echo verify=$?\n"
+      "'" + gang + "' cache ls --cache '" + cache_dir + "' | grep -c '^small' | sed 's/^/small-cached=/'\n";
+  // First only `small` (built and cached), then the stratum grows a chunk
+  // that fills the disk, and one above it.
+  write_chunks(defs, {{"small", {}},
+                      {"big", {"head -c 3000000 /dev/zero > \"$DESTDIR/fill\""}, {"small"}},
+                      {"top", {}, {"big"}}});
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/s-full.morph", testing::slurp(target)));
+  write_chunks(defs, {{"small", {}}});
+  ASSERT_TRUE(write_file_atomic(script, body));
+  auto run = testing::run_command("timeout 120 unshare -m --propagation private sh '" + script + "' 2>&1");
+  std::string output = run.output + "\n" + testing::slurp(log);
+  ASSERT_EQ(run.output.find("status=0"), std::string::npos) << output;
+  EXPECT_NE(run.output.find("status=1"), std::string::npos) << output;
+  auto at = run.output.find("elapsed_ms=");
+  ASSERT_NE(at, std::string::npos) << output;
+  EXPECT_LT(std::stol(run.output.substr(at + 11)), 10000) << output;
+  EXPECT_NE(output.find("Summary:"), std::string::npos) << output;
+  EXPECT_TRUE(output.find("file system is full") != std::string::npos ||
+              output.find("full or failing file system") != std::string::npos ||
+              output.find("No space left on device") != std::string::npos ||
+              output.find("the cache is full") != std::string::npos)
+      << output;
+  EXPECT_NE(run.output.find("verify=0"), std::string::npos) << output;
+  EXPECT_NE(run.output.find("small-cached=1"), std::string::npos) << output;
 }
 
 TEST_F(BuildTrouble, CtrlCOfTheWholeProcessGroupRecordsNoFailure) {
