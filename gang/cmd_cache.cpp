@@ -20,7 +20,7 @@ namespace {
 constexpr const char* k_usage =
     "usage: gang cache ls [--json]\n"
     "       gang cache show KEY\n"
-    "       gang cache verify\n"
+    "       gang cache verify [--json]        (re-hashes every blob; drops damaged artifacts)\n"
     "       gang cache repair [--json]        (rebuilds the index from the blob store)\n"
     "       gang cache gc [--max-size SIZE] [--keep-failed AGE]\n"
     "                (SIZE like 10G, 500M; kept sandboxes of failed builds older than AGE,\n"
@@ -146,9 +146,21 @@ int cache_show(ArtifactCache& cache, const std::string& key) {
   return 0;
 }
 
-int cache_verify(ArtifactCache& cache) {
+std::string json_strings(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + json_string(item);
+  return out + "]";
+}
+
+int cache_verify(ArtifactCache& cache, bool json) {
   auto report = cache.verify();
   if (!report) return fail(report.error().to_string());
+  if (json) {
+    std::printf("{\"ok\": %s, \"blobs_checked\": %llu, \"bad_blobs\": %s, \"dropped_artifacts\": %s}\n",
+                report->ok() ? "true" : "false", static_cast<unsigned long long>(report->blobs_checked),
+                json_strings(report->bad_blobs).c_str(), json_strings(report->dropped_artifacts).c_str());
+    return report->ok() ? 0 : 1;
+  }
   std::printf("checked %llu blobs\n", static_cast<unsigned long long>(report->blobs_checked));
   for (const auto& blob : report->bad_blobs) std::printf("bad blob: %s (removed)\n", blob.c_str());
   for (const auto& key : report->dropped_artifacts) std::printf("dropped artifact: %s\n", key.c_str());
@@ -239,7 +251,7 @@ int cmd_cache(const Args& args) {
   cxxopts::Options options("gang cache " + action, "inspect and maintain the artifact cache");
   options.add_options()
       ("cache", "cache directory", cxxopts::value<std::string>())
-      ("json", "ls, repair: machine-readable output")
+      ("json", "ls, verify, repair: machine-readable output")
       ("max-size", "gc: evict least-recently-used artifacts down to SIZE", cxxopts::value<std::string>())
       ("keep-failed", "gc: remove kept sandboxes of failed builds older than AGE", cxxopts::value<std::string>())
       ("copy", "stage: copy the files (the default; kept for old scripts)")
@@ -293,7 +305,7 @@ int cmd_cache(const Args& args) {
   if (!cache) return fail(cache.error().to_string());
   if (action == "ls") return cache_ls(*cache, parsed.count("json") != 0);
   if (action == "show") return cache_show(*cache, positional[0]);
-  if (action == "verify") return cache_verify(*cache);
+  if (action == "verify") return cache_verify(*cache, parsed.count("json") != 0);
   if (action == "gc")
     return cache_gc(*cache, parsed.count("max-size") != 0 ? parsed["max-size"].as<std::string>() : "",
                     parsed.count("keep-failed") != 0 ? parsed["keep-failed"].as<std::string>() : "");

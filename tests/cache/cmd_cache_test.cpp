@@ -121,9 +121,13 @@ TEST_F(CmdCacheTest, VerifyFailsOnACorruptBlobAndGcHonoursMaxSize) {
   ASSERT_TRUE(write_file_atomic(blob, "tampered", 0555));
   auto bad = gang("verify");
   EXPECT_EQ(bad.status, 1);
+  EXPECT_EQ(bad.out.find("{"), std::string::npos) << "plain lines without --json";
   EXPECT_NE(bad.out.find("dropped artifact: a"), std::string::npos) << bad.out;
   EXPECT_NE(bad.err.find("gang: error: "), std::string::npos) << bad.err;
-  EXPECT_EQ(gang("verify").status, 0) << "bad entries were dropped";
+  auto again = gang("verify --json");
+  EXPECT_EQ(again.status, 0) << "bad entries were dropped";
+  EXPECT_NE(again.out.find("\"ok\": true"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("\"dropped_artifacts\": []"), std::string::npos) << again.out;
 
   ASSERT_EQ(gang("insert b '" + src + "'").status, 0);
   auto gc = gang("gc --max-size 0");
