@@ -29,6 +29,7 @@ namespace {
 constexpr const char* k_artifacts = index_names::artifacts;
 constexpr const char* k_claims = index_names::claims;
 constexpr const char* k_failures = index_names::failures;
+constexpr const char* k_durations = index_names::durations;
 
 template <typename T>
 std::unexpected<Error> pass(const Result<T>& r) {
@@ -319,7 +320,7 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
     return make_errno_error("cannot make the cache " + root + " private (mode 0700)");
   LmdbEnv::Options env_options;
   env_options.initial_map_size = options.initial_map_size;
-  env_options.databases = {k_artifacts, k_claims, k_failures};
+  env_options.databases.assign(std::begin(index_names::all), std::end(index_names::all));
   auto env = LmdbEnv::open(root + "/index", env_options);
   if (!env) return pass(env);
   if (!options.file_system) options.file_system = real_file_system();
@@ -455,6 +456,32 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
   if (!inserted) return PublishOutcome::already_present;
   m.notifier.bump();
   return PublishOutcome::inserted;
+}
+
+Result<void> ArtifactCache::record_duration(const std::string& component,
+                                           std::chrono::milliseconds duration) {
+  if (component.empty()) return make_error("record_duration: no component name");
+  std::string value = std::to_string(duration.count());
+  return m_impl->env->write([&](LmdbTxn& txn) -> Result<void> {
+    auto put = txn.put(k_durations, component, value);
+    if (!put) return pass(put);
+    return {};
+  });
+}
+
+Result<std::map<std::string, std::chrono::milliseconds>> ArtifactCache::durations() {
+  std::map<std::string, std::chrono::milliseconds> out;
+  auto read = m_impl->env->read([&](LmdbTxn& txn) {
+    return txn.for_each(k_durations, [&](std::string_view name, std::string_view value) {
+      std::int64_t ms = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec == std::errc() && end == value.data() + value.size() && ms >= 0)
+        out.emplace(std::string(name), std::chrono::milliseconds(ms));
+      return true;  // a damaged row is only a lost estimate
+    });
+  });
+  if (!read) return pass(read);
+  return out;
 }
 
 Result<void> ArtifactCache::stage(const std::string& key, const std::string& dest, StageMode mode,

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -152,6 +153,13 @@ class ArtifactCache {
   [[nodiscard]] Result<PublishOutcome> insert(const std::string& key, const std::string& dir,
                                               const ArtifactMeta& meta,
                                               Ownership ownership = Ownership::copy);
+  // Build-time history, by component id, kept apart from the artifacts
+  // (forget, gc and eviction leave it): the last successful build's
+  // duration. Workers use it to schedule the longest remaining chain first.
+  [[nodiscard]] Result<void> record_duration(const std::string& component,
+                                             std::chrono::milliseconds duration);
+  [[nodiscard]] Result<std::map<std::string, std::chrono::milliseconds>> durations();
+
   // Materialises key's artifact into dest (created if needed; existing
   // entries are replaced, so dependencies can be staged one after another).
   // Records the last use. A missing or corrupt blob is a cache miss: a

@@ -66,8 +66,9 @@ Result<RepairReport> ArtifactCache::repair(const std::string& root) {
   std::map<std::string, Candidate> chosen;  // key -> row
 
   LmdbEnv::Options env_options;
-  env_options.databases = {index_names::artifacts, index_names::claims, index_names::failures};
+  env_options.databases.assign(std::begin(index_names::all), std::end(index_names::all));
   const std::string index = root + "/index";
+  std::vector<std::pair<std::string, std::string>> durations;
   if (path_exists(index + "/data.mdb")) {
     // Rows of the old index, where it can still be read, are kept if their
     // artifacts are complete: they name the copy that was published.
@@ -75,6 +76,11 @@ Result<RepairReport> ArtifactCache::repair(const std::string& root) {
     if (old) {
       std::vector<std::pair<std::string, std::string>> rows;
       auto read = (*old)->read([&](LmdbTxn& txn) -> Result<void> {
+        // The build-time history too, where it can be read (a loss is harmless).
+        (void)txn.for_each(index_names::durations, [&](std::string_view name, std::string_view ms) {
+          durations.emplace_back(std::string(name), std::string(ms));
+          return true;
+        });
         return txn.for_each(index_names::artifacts, [&](std::string_view key, std::string_view row) {
           rows.emplace_back(std::string(key), std::string(row));
           return true;
@@ -127,6 +133,10 @@ Result<RepairReport> ArtifactCache::repair(const std::string& root) {
     auto written = (*env)->write([&](LmdbTxn& txn) -> Result<void> {
       for (const auto& [key, candidate] : chosen) {
         auto put = txn.put(index_names::artifacts, key, candidate.row);
+        if (!put) return std::unexpected(put.error());
+      }
+      for (const auto& [name, ms] : durations) {
+        auto put = txn.put(index_names::durations, name, ms);
         if (!put) return std::unexpected(put.error());
       }
       return {};

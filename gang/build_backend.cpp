@@ -128,6 +128,10 @@ BuildReport BuildBackend::build(std::size_t index) {
                                              : assemble(ctx, index, log_path);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The history the schedulers of later runs estimate this component by.
+  if (report.outcome == BuildOutcome::published)
+    (void)m_cache.record_duration(
+        c.id, std::chrono::milliseconds(static_cast<std::int64_t>(report.seconds * 1000)));
   return report;
 }
 

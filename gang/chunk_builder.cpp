@@ -204,6 +204,7 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
 
   // Stage the dependencies into one tree, mounted read-only as the top layer.
   std::vector<std::size_t> stage = staging_set(ctx.graph, index);
+  auto stage_start = std::chrono::steady_clock::now();
   if (!stage.empty()) {
     std::string staging = dir + "/staging";
     ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies");
@@ -218,6 +219,8 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     }
     spec.lower_layers.push_back(staging);
   }
+  double stage_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
   if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
   if (!c.repo.empty()) {
     ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
@@ -273,7 +276,10 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
 
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
+  auto publish_start = std::chrono::steady_clock::now();
   auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration), Ownership::take);
+  double publish_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
   ctx.remover.add(dir);
   if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
   // Built now: the sandbox kept from an earlier failed attempt is stale.
@@ -291,7 +297,7 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   }
   return {*published == PublishOutcome::inserted ? BuildOutcome::published
                                                  : BuildOutcome::already_present,
-          0, {}, log_path};
+          0, {}, log_path, stage_seconds, publish_seconds};
 }
 
 }  // namespace gang

@@ -127,11 +127,18 @@ int cmd_worker(const Args& args) {
   if (auto keyed = compute_keys(project->graph, resolver); !keyed) return fatal(keyed.error().to_string());
 
   BuildGraph& graph = project->graph;
+  // Earlier builds' durations: no history is fine (the order falls back
+  // to chain lengths), so an unreadable table is not an error.
+  auto history = cache->durations();
   std::vector<WorkItem> items;
   items.reserve(graph.components.size());
   for (const auto& c : graph.components) {
     if (!c.cache_key) return fatal("no cache key for " + c.name + " (its source is unresolved)");
-    items.push_back({c.id, *c.cache_key, c.depends});
+    double estimate_s = 0;
+    if (history)
+      if (auto it = history->find(c.id); it != history->end())
+        estimate_s = static_cast<double>(it->second.count()) / 1000.0;
+    items.push_back({c.id, *c.cache_key, c.depends, estimate_s});
   }
 
   BuildBackendOptions backend_options;

@@ -71,14 +71,22 @@ std::string serialise_event(const Event& e) {
   append_escaped(out, e.message);
   out += '\t';
   append_escaped(out, e.detail);
-  char seconds[32];
-  auto [end, ec] = std::to_chars(seconds, seconds + sizeof seconds, e.seconds,
-                                 std::chars_format::fixed, 3);
-  (void)ec;
-  out += '\t';
-  out.append(seconds, end);
+  auto append_seconds = [&](double value) {
+    char seconds[32];
+    auto [end, ec] = std::to_chars(seconds, seconds + sizeof seconds, value,
+                                   std::chars_format::fixed, 3);
+    (void)ec;
+    out += '\t';
+    out.append(seconds, end);
+  };
+  append_seconds(e.seconds);
   out += '\t' + std::to_string(e.done) + '\t' + std::to_string(e.todo) + '\t' +
-         std::to_string(e.total) + '\n';
+         std::to_string(e.total);
+  append_seconds(e.stage_seconds);
+  append_seconds(e.publish_seconds);
+  out += '\t';
+  append_escaped(out, e.key);
+  out += '\n';
   return out;
 }
 
@@ -91,7 +99,8 @@ std::optional<Event> parse_event(std::string_view line) {
     if (tab == std::string_view::npos) break;
     start = tab + 1;
   }
-  if (fields.size() != 11 || fields[0] != k_magic) return std::nullopt;
+  // 11 fields, or 14 with the staging and publish seconds and the key.
+  if ((fields.size() != 11 && fields.size() != 14) || fields[0] != k_magic) return std::nullopt;
   Event e;
   bool known = false;
   for (std::size_t i = 0; i < k_type_names.size(); ++i) {
@@ -104,6 +113,11 @@ std::optional<Event> parse_event(std::string_view line) {
       !parse_number(fields[7], e.seconds) || !parse_number(fields[8], e.done) ||
       !parse_number(fields[9], e.todo) || !parse_number(fields[10], e.total))
     return std::nullopt;
+  if (fields.size() == 14) {
+    if (!parse_number(fields[11], e.stage_seconds) || !parse_number(fields[12], e.publish_seconds))
+      return std::nullopt;
+    e.key = unescape(fields[13]);
+  }
   e.component = unescape(fields[4]);
   e.message = unescape(fields[5]);
   e.detail = unescape(fields[6]);

@@ -41,6 +41,9 @@ struct Event {
   int done = 0;               // components cached (before or during this run), as this worker last counted
   int todo = 0;               // components this worker found to build when it started
   int total = 0;              // components in the graph
+  double stage_seconds = 0;   // build_done, bah: of `seconds`, staging dependencies
+  double publish_seconds = 0; // build_done, bah: of `seconds`, publishing
+  std::string key;            // the component's cache key (components of two kinds may share a name)
 };
 
 [[nodiscard]] std::string_view event_type_name(EventType type);

@@ -239,6 +239,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   (void)write_file(log_path, "");
 
   std::string root = *dir + "/" + std::string(to_string(c.kind));
+  double stage_seconds = 0;  // installing the strata into a system
   auto assembled = [&]() -> Outcome<void> {
     if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
     switch (c.kind) {
@@ -251,9 +252,12 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
       case Kind::system:
         break;
     }
+    auto stage_start = std::chrono::steady_clock::now();
     for (const SystemMember& member : c.strata)
       if (auto installed = install_stratum(ctx, c, member, root, log_path); !installed)
         return installed;
+    stage_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
     return run_integration(ctx, c, root, *dir + "/sandbox", log_path);
   }();
   if (!assembled) {
@@ -269,7 +273,10 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   ArtifactMeta meta = ctx.meta_for(duration);
   for (std::size_t dep : c.depends)
     meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
+  auto publish_start = std::chrono::steady_clock::now();
   auto published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
+  double publish_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
   if (!published)
     return {BuildOutcome::abandoned, 0, "cannot publish: " + published.error().to_string(),
             log_path};
@@ -277,7 +284,9 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
                                                  : BuildOutcome::already_present,
           0,
           {},
-          log_path};
+          log_path,
+          stage_seconds,
+          publish_seconds};
 }
 
 }  // namespace gang

@@ -17,9 +17,28 @@ Worker::Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& b
   // so the critical path never waits behind work that could come later;
   // within one chain length, this worker's own shuffle (ybd's), so that
   // instances spread over the graph instead of colliding.
-  std::vector<std::size_t> height(m_items.size(), 1);
+  //
+  // A chain's length is measured in time where the cache remembers how long
+  // its components took (the last build of each, under any key), and each
+  // component never built here counts as the mean of those that were; with
+  // no history at all, every component counts 1 and the length is a count.
+  double known_sum = 0;
+  std::size_t known = 0;
+  for (const auto& item : m_items) {
+    if (item.estimate_s > 0) {
+      known_sum += item.estimate_s;
+      ++known;
+    }
+  }
+  const double unknown_weight = known == 0 ? 1.0 : known_sum / static_cast<double>(known);
+  std::vector<double> weight(m_items.size());
+  for (std::size_t i = 0; i < m_items.size(); ++i)
+    weight[i] = m_items[i].estimate_s > 0 ? m_items[i].estimate_s : unknown_weight;
+  std::vector<double> height(m_items.size());
+  for (std::size_t i = 0; i < m_items.size(); ++i) height[i] = weight[i];
   for (std::size_t i = m_items.size(); i-- > 0;)
-    for (std::size_t dep : m_items[i].deps) height[dep] = std::max(height[dep], height[i] + 1);
+    for (std::size_t dep : m_items[i].deps)
+      height[dep] = std::max(height[dep], height[i] + weight[dep]);
   m_order.resize(m_items.size());
   for (std::size_t i = 0; i < m_order.size(); ++i) m_order[i] = i;
   std::mt19937_64 random(m_options.seed);
@@ -28,14 +47,21 @@ Worker::Worker(std::vector<WorkItem> items, std::size_t target, WorkerBackend& b
                    [&](std::size_t a, std::size_t b) { return height[a] > height[b]; });
 }
 
-void Worker::emit(EventType type, const std::string& component, const std::string& message,
-                  double seconds, const std::string& detail) {
+void Worker::emit(EventType type, std::size_t item, const std::string& message, double seconds,
+                  const std::string& detail, const BuildReport* report) {
   if (!m_sink) return;
   Event e;
+  if (item != k_no_item) {
+    e.component = m_items[item].name;
+    e.key = m_items[item].key;
+  }
+  if (report != nullptr) {
+    e.stage_seconds = report->stage_seconds;
+    e.publish_seconds = report->publish_seconds;
+  }
   e.type = type;
   e.instance = m_options.instance;
   e.time_ms = now_ms();
-  e.component = component;
   e.message = message;
   e.detail = detail;
   e.seconds = seconds;
@@ -49,7 +75,7 @@ void Worker::mark_cached(std::size_t index) {
   if (m_cached[index]) return;
   m_cached[index] = 1;
   ++m_done;
-  emit(EventType::cached, m_items[index].name);
+  emit(EventType::cached, index);
 }
 
 Worker::Scan Worker::scan_once() {
@@ -72,7 +98,7 @@ Worker::Scan Worker::scan_once() {
         // Recorded by another instance or an earlier run: a failure of this
         // run too, reported once, with its log.
         if (m_failure_reported.insert(index).second)
-          emit(EventType::failed, item.name, "recorded failure: " + *reason, 0,
+          emit(EventType::failed, index, "recorded failure: " + *reason, 0,
                m_backend.failure_log(item.key));
       }
     }
@@ -99,13 +125,13 @@ Worker::Scan Worker::scan_once() {
         m_failure_reported.insert(index);
         m_gave_up = item.name + ": " + claim.error().to_string() + " (gave up after " +
                     std::to_string(k_max_claim_errors) + " attempts)";
-        emit(EventType::failed, item.name,
+        emit(EventType::failed, index,
              what + " (gave up after " + std::to_string(k_max_claim_errors) + " attempts)");
         return Scan::claim_gave_up;
       }
       int backoff = k_claim_retry_first_ms << (errors - 1);
       m_claim_retry_at[index] = m_backend.clock_ms() + backoff;
-      emit(EventType::log, item.name,
+      emit(EventType::log, index,
            what + " (attempt " + std::to_string(errors) + " of " +
                std::to_string(k_max_claim_errors) + ", retrying in " + std::to_string(backoff) +
                " ms)");
@@ -115,40 +141,40 @@ Worker::Scan Worker::scan_once() {
     m_claim_retry_at.erase(index);
     if (claim->status == ClaimStatus::failed) {
       if (m_failure_reported.insert(index).second)
-        emit(EventType::failed, item.name, "failed in " + claim->holder, 0,
+        emit(EventType::failed, index, "failed in " + claim->holder, 0,
              m_backend.failure_log(item.key));
       continue;
     }
     if (claim->status == ClaimStatus::held_by_other) {
       if (m_bah_reported.insert({index, claim->holder}).second)
-        emit(EventType::bah, item.name, "claimed by " + claim->holder);
+        emit(EventType::bah, index, "claimed by " + claim->holder);
       continue;
     }
     if (claim->status == ClaimStatus::already_cached || m_backend.is_cached(item.key)) {
       // Won the claim, but the artifact appeared meanwhile: ybd's missing re-check.
       if (claim->status == ClaimStatus::won) m_backend.release(item.key);
-      emit(EventType::bah, item.name, "already built by another instance");
+      emit(EventType::bah, index, "already built by another instance");
       mark_cached(index);
       continue;
     }
-    emit(EventType::build_start, item.name, item.key);
+    emit(EventType::build_start, index, item.key);
     BuildReport report = m_backend.build(index);
     m_backend.release(item.key);
     switch (report.outcome) {
       case BuildOutcome::published:
         m_cached[index] = 1;
         ++m_done;
-        emit(EventType::build_done, item.name, item.key, report.seconds, report.log_path);
+        emit(EventType::build_done, index, item.key, report.seconds, report.log_path, &report);
         break;
       case BuildOutcome::already_present:
         m_cached[index] = 1;
         ++m_done;
-        emit(EventType::bah, item.name, "published by another instance first; work wasted",
-             report.seconds);
+        emit(EventType::bah, index, "published by another instance first; work wasted",
+             report.seconds, {}, &report);
         break;
       case BuildOutcome::failed:
         m_failure_reported.insert(index);
-        emit(EventType::failed, item.name, report.reason, report.seconds, report.log_path);
+        emit(EventType::failed, index, report.reason, report.seconds, report.log_path);
         break;
       case BuildOutcome::abandoned:
         // A dependency may have been dropped from the cache (a corrupt blob):
@@ -161,17 +187,17 @@ Worker::Scan Worker::scan_once() {
         }
         if (++m_abandons[index] >= k_max_abandons) {
           m_failure_reported.insert(index);
-          emit(EventType::failed, item.name, "gave up after " + std::to_string(k_max_abandons) +
+          emit(EventType::failed, index, "gave up after " + std::to_string(k_max_abandons) +
                                                  " attempts: " + report.reason,
                report.seconds, report.log_path);
           m_blocked_here.insert(index);
         } else {
-          emit(EventType::log, item.name, "Not built, will look again: " + report.reason,
+          emit(EventType::log, index, "Not built, will look again: " + report.reason,
                report.seconds);
         }
         break;
       case BuildOutcome::cancelled:
-        emit(EventType::log, item.name, "Build stopped: " + report.reason, report.seconds);
+        emit(EventType::log, index, "Build stopped: " + report.reason, report.seconds);
         return Scan::nothing_left;
     }
     return Scan::built_something;
@@ -190,27 +216,27 @@ int Worker::run() {
     }
   }
   m_todo = static_cast<int>(m_items.size()) - m_done;
-  emit(EventType::hello, "", std::to_string(m_options.seed));
+  emit(EventType::hello, k_no_item, std::to_string(m_options.seed));
   for (;;) {
     if (m_backend.stop_requested()) {
-      emit(EventType::exit, "", "stopped");
+      emit(EventType::exit, k_no_item, "stopped");
       return k_worker_stopped;
     }
     if (m_cached[m_target] || m_backend.is_cached(m_items[m_target].key)) {
-      emit(EventType::target_done, m_items[m_target].name, m_items[m_target].key);
-      emit(EventType::exit, "", "target done");
+      emit(EventType::target_done, m_target, m_items[m_target].key);
+      emit(EventType::exit, k_no_item, "target done");
       return k_worker_target_done;
     }
     Scan scan = scan_once();
     if (scan == Scan::claim_gave_up) {
-      emit(EventType::exit, "", "cannot claim " + m_gave_up);
+      emit(EventType::exit, k_no_item, "cannot claim " + m_gave_up);
       return k_worker_failed;
     }
     if (scan == Scan::built_something) continue;
     if (m_backend.stop_requested()) continue;
     if (scan == Scan::nothing_left) {
       if (m_backend.is_cached(m_items[m_target].key)) continue;
-      emit(EventType::exit, "", "nothing more can be built");
+      emit(EventType::exit, k_no_item, "nothing more can be built");
       return k_worker_failed;
     }
     // Wake up for the earliest claim retry, if one is due before the idle

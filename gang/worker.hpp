@@ -33,6 +33,7 @@ struct WorkItem {
   std::string key;                 // the cache key
   std::vector<std::size_t> deps;   // indices of the items that must be cached first;
                                    // always lower than the item's own (dependency order)
+  double estimate_s = 0;           // its last measured build time; 0 if never built here
 };
 
 enum class ClaimStatus { won, held_by_other, already_cached, failed };
@@ -64,6 +65,8 @@ struct BuildReport {
   double seconds = 0;
   std::string reason;    // for failed: what failed (step, command, status)
   std::string log_path;  // the build log
+  double stage_seconds = 0;    // of `seconds`: staging the dependencies
+  double publish_seconds = 0;  // of `seconds`: publishing into the cache
 };
 
 class WorkerBackend {
@@ -120,8 +123,10 @@ class Worker {
   enum class Scan { built_something, waiting_on_others, nothing_left, claim_gave_up };
 
   Scan scan_once();
-  void emit(EventType type, const std::string& component, const std::string& message = {},
-            double seconds = 0, const std::string& detail = {});
+  static constexpr std::size_t k_no_item = static_cast<std::size_t>(-1);
+  void emit(EventType type, std::size_t item, const std::string& message = {},
+            double seconds = 0, const std::string& detail = {},
+            const BuildReport* report = nullptr);
   void mark_cached(std::size_t index);
 
   std::vector<WorkItem> m_items;

@@ -216,3 +216,39 @@ TEST_F(IndexRepairTest, VerifyLetsAPublishCompleteWhileItHashes) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST(BuildHistory, DurationsOutliveForgetAndGcAndSurviveARepair) {
+  TempDir dir{"gang-history-"};
+  std::string root = dir.path() + "/cache";
+  {
+    auto cache = ArtifactCache::open(root);
+    ASSERT_TRUE(cache) << cache.error().to_string();
+    std::string src = dir.path() + "/src";
+    ASSERT_TRUE(make_dirs(src));
+    ASSERT_TRUE(write_file_atomic(src + "/f", "x", 0644));
+    ASSERT_TRUE(cache->insert("gcc.k1", src, ArtifactMeta{}));
+    ASSERT_TRUE(cache->record_duration("gcc", std::chrono::milliseconds(61500)));
+    ASSERT_TRUE(cache->record_duration("core", std::chrono::milliseconds(20)));
+    ASSERT_TRUE(cache->record_duration("gcc", std::chrono::milliseconds(60000)));  // the last wins
+    ASSERT_TRUE(cache->forget("gcc.k1"));
+    ASSERT_TRUE(cache->gc(0));
+    auto history = cache->durations();
+    ASSERT_TRUE(history) << history.error().to_string();
+    EXPECT_EQ(*history, (std::map<std::string, std::chrono::milliseconds>{
+                            {"core", std::chrono::milliseconds(20)},
+                            {"gcc", std::chrono::milliseconds(60000)}}));
+  }
+  ASSERT_TRUE(ArtifactCache::repair(root));
+  auto cache = ArtifactCache::open(root);
+  ASSERT_TRUE(cache);
+  auto history = cache->durations();
+  ASSERT_TRUE(history);
+  EXPECT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->at("gcc"), std::chrono::milliseconds(60000));
+}
+
+}  // namespace
+}  // namespace gang

@@ -23,6 +23,9 @@ TEST(Event, RoundTripsThroughALineWithEscapes) {
   e.done = 2;
   e.todo = 5;
   e.total = 9;
+  e.stage_seconds = 0.25;
+  e.publish_seconds = 0.125;
+  e.key = "lib\tfoo.0123";
   std::string line = serialise_event(e);
   ASSERT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1) << "one event, one line";
@@ -37,6 +40,9 @@ TEST(Event, RoundTripsThroughALineWithEscapes) {
   EXPECT_DOUBLE_EQ(parsed->seconds, 1.5);
   EXPECT_EQ(parsed->todo, 5);
   EXPECT_EQ(parsed->total, 9);
+  EXPECT_DOUBLE_EQ(parsed->stage_seconds, 0.25);
+  EXPECT_DOUBLE_EQ(parsed->publish_seconds, 0.125);
+  EXPECT_EQ(parsed->key, e.key);
 }
 
 TEST(Event, RejectsLinesThatAreNotEvents) {
@@ -47,16 +53,16 @@ TEST(Event, RejectsLinesThatAreNotEvents) {
 
 TEST(GangView, RendersYbdShapedLinesAndASummary) {
   GangView view(1000);
-  Event hello{EventType::hello, 1, 1000, "", "42", "", 0, 1, 3, 4};
+  Event hello{EventType::hello, 1, 1000, "", "42", "", 0, 1, 3, 4, 0, 0, {}};
   EXPECT_NE(view.on_event(hello)->find("seed 42"), std::string::npos);
-  Event start{EventType::build_start, 1, 2000, "libfoo", "libfoo.abc", "", 0, 0, 3, 4};
+  Event start{EventType::build_start, 1, 2000, "libfoo", "libfoo.abc", "", 0, 0, 3, 4, 0, 0, {}};
   EXPECT_EQ(*view.on_event(start), "00:00:01 [0/3/4] [#1] [libfoo] Starting build (libfoo.abc)");
   EXPECT_NE(view.status(2500).find("libfoo(#1)"), std::string::npos);
-  Event done{EventType::build_done, 1, 63000, "libfoo", "", "", 61.0, 2, 3, 4};
+  Event done{EventType::build_done, 1, 63000, "libfoo", "", "", 61.0, 2, 3, 4, 0, 0, {}};
   EXPECT_NE(view.on_event(done)->find("Elapsed time for build 00:01:01"), std::string::npos);
-  Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 2, 2, 4};
+  Event bah{EventType::bah, 2, 64000, "libbar", "claimed by host:1 #1", "", 2.0, 2, 2, 4, 0, 0, {}};
   EXPECT_NE(view.on_event(bah)->find("[#2] [libbar] Bah! claimed by host:1 #1"), std::string::npos);
-  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed\n  the log's tail", "/l/baz.log", 0, 2, 2, 4};
+  Event failed{EventType::failed, 2, 65000, "libbaz", "build-commands failed\n  the log's tail", "/l/baz.log", 0, 2, 2, 4, 0, 0, {}};
   (void)view.on_event(failed);
   std::string summary = view.summary(70000);
   // Counts per instance; the names go to the --log file only.
@@ -74,7 +80,7 @@ TEST(GangView, RendersYbdShapedLinesAndASummary) {
       << summary;
   EXPECT_EQ(view.bah_count(), 1);
   // Another instance reporting the same (recorded) failure is a log line, not a second failure.
-  Event again{EventType::failed, 1, 66000, "libbaz", "recorded failure: x", "/l/baz.log", 0, 1, 3, 4};
+  Event again{EventType::failed, 1, 66000, "libbaz", "recorded failure: x", "/l/baz.log", 0, 1, 3, 4, 0, 0, {}};
   EXPECT_NE(view.on_event(again)->find("[libbaz] Skipping: recorded failure: x"), std::string::npos);
   EXPECT_EQ(view.failures().size(), 1u);
 }

@@ -224,6 +224,26 @@ TEST(Worker, PrefersComponentsOnTheLongestChain) {
   }
 }
 
+TEST(Worker, PrefersTheLongestChainByMeasuredTimeOnceKnown) {
+  // Three short steps in a chain (1 s each) against one slow leaf (10 s): by
+  // count the chain is longer, by measured time the leaf is; a component
+  // never built before counts as the mean of the known ones.
+  std::vector<WorkItem> items = {{"c1", "c1", {}, 1.0}, {"c2", "c2", {0}, 1.0},
+                                 {"c3", "c3", {1}, 1.0}, {"slow", "slow", {}, 10.0},
+                                 {"new", "new", {}, 0.0}, {"t", "t", {2, 3, 4}, 0.0}};
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    FakeBackend backend(items);
+    Worker worker(items, items.size() - 1, backend, {1, seed, 10}, {});
+    EXPECT_EQ(worker.order().front(), 3u) << "seed " << seed;
+    EXPECT_EQ(worker.run(), k_worker_target_done);
+    EXPECT_EQ(backend.built.front(), "slow") << "seed " << seed;
+  }
+  // Without history the count decides: the chain first.
+  for (auto& item : items) item.estimate_s = 0;
+  FakeBackend cold_backend(items);
+  Worker cold(items, items.size() - 1, cold_backend, {1, 0, 10}, {});
+  EXPECT_EQ(cold.order().front(), 0u);
+}
 
 // A backend whose builds are abandoned a given number of times first.
 class AbandoningBackend : public FakeBackend {
