@@ -458,6 +458,8 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
   return PublishOutcome::inserted;
 }
 
+LmdbEnv& ArtifactCache::index_env() { return *m_impl->env; }
+
 Result<void> ArtifactCache::record_duration(const std::string& component,
                                            std::chrono::milliseconds duration) {
   if (component.empty()) return make_error("record_duration: no component name");

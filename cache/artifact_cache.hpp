@@ -83,6 +83,16 @@ struct RepairReport {
   std::string old_index;                  // where the old index was moved ("" if none)
 };
 
+class LmdbEnv;
+
+struct CacheCopyReport {
+  std::uint64_t artifacts = 0;     // in the copy's index
+  std::uint64_t files_linked = 0;  // blobs and git objects shared with the original
+  std::uint64_t files_copied = 0;  // the rest (or all, across file systems)
+  std::uint64_t bytes_copied = 0;
+  std::uint64_t claims_dropped = 0;
+};
+
 struct GcReport {
   std::vector<std::string> evicted;  // artifact keys removed, least recently used first
   std::uint64_t blobs_removed = 0;
@@ -182,6 +192,14 @@ class ArtifactCache {
   // from snapshots, so gangs keep publishing meanwhile; only when it found
   // damage does it take the lock exclusively, re-check and drop.
   [[nodiscard]] Result<VerifyReport> verify();
+  // Makes dest (absent or empty) a copy of this cache to start other runs
+  // from (`gang build --cache-from`): the index as a consistent snapshot,
+  // without claims; blobs and git objects hard-linked (copied across file
+  // systems), the mirrors' refs and config copied. Logs, scratch and kept
+  // sandboxes are left out. This cache is not changed, and runs on the copy
+  // never change it.
+  [[nodiscard]] Result<CacheCopyReport> copy_to(const std::string& dest);
+
   // Rebuilds the index of the cache at root from its blob store: every
   // complete artifact whose manifest records its key (version 2) is indexed
   // again, with the newest manifest winning for a key; rows of the old
@@ -235,6 +253,7 @@ class ArtifactCache {
  private:
   struct Impl;
   explicit ArtifactCache(std::unique_ptr<Impl> impl);
+  [[nodiscard]] LmdbEnv& index_env();
   [[nodiscard]] Result<void> stage_selected(const std::string& key,
                                             const std::unordered_set<std::string>* paths,
                                             const std::string& dest, StageMode mode, Verify verify);

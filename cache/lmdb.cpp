@@ -319,3 +319,15 @@ Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& fn) {
 }
 
 }  // namespace gang
+
+namespace gang {
+
+Result<void> LmdbEnv::copy_to(const std::string& dest) {
+  if (auto ok = check_pid(); !ok) return ok;
+  std::shared_lock lock(m_resize);
+  int rc = mdb_env_copy2(m_env, dest.c_str(), 0);
+  if (rc != 0) return lmdb_error("LMDB: cannot copy " + m_dir + " to " + dest, rc);
+  return {};
+}
+
+}  // namespace gang

@@ -85,6 +85,10 @@ class LmdbEnv {
   // so fn must only have effects through the transaction.
   [[nodiscard]] Result<void> write(const std::function<Result<void>(LmdbTxn&)>& fn);
 
+  // Writes a consistent snapshot of the environment into directory dest
+  // (which must exist and hold no data.mdb), without blocking writers.
+  [[nodiscard]] Result<void> copy_to(const std::string& dest);
+
   // The current map size in bytes (for tests and diagnostics).
   [[nodiscard]] std::size_t map_size() const;
 

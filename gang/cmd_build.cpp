@@ -1,6 +1,7 @@
 // gang build: the frontend. Parses the flags, then starts the gang of
 // workers (each `gang worker` with the same flags) and renders their events.
 #include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,14 +17,63 @@
 #include "gang/gang_view.hpp"
 #include "gang/mirror_progress.hpp"
 #include "gang/project.hpp"
+#include "gang/run_report.hpp"
 #include "gang/status_printer.hpp"
+#include "cache/artifact_cache.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
+
+namespace {
+
+// Writes the --report file (atomically: a script never reads half a report).
+void write_report(const std::string& path, const std::string& json) {
+  if (path.empty()) return;
+  if (auto written = write_file_atomic(path, json, 0644); !written)
+    std::fprintf(stderr, "gang: error: cannot write the report %s: %s\n", path.c_str(),
+                 written.error().to_string().c_str());
+}
+
+// The report of a run that ended before its workers started.
+std::string early_report(const std::string& target, int status, const std::string& error,
+                         std::int64_t start_ms) {
+  nlohmann::ordered_json out;
+  out["schema_version"] = k_report_schema_version;
+  out["target"] = target;
+  out["exit_status"] = status;
+  out["start_time_ms"] = start_ms;
+  out["wall_s"] = static_cast<double>(now_ms() - start_ms) / 1000.0;
+  out["error"] = error;
+  out["components"] = nlohmann::ordered_json::array();
+  return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+int build(const Args& args, std::int64_t start_ms, std::string& report_path,
+          std::string& target_for_report, std::string& early_error);
+
+}  // namespace
 
 int cmd_build(const Args& args) {
   // The run starts now: mirroring before the workers start counts in the
   // summary's total elapsed.
   const std::int64_t start_ms = now_ms();
+  std::string report_path, target, early_error;
+  int status = build(args, start_ms, report_path, target, early_error);
+  // A run that got as far as its workers wrote its own report.
+  if (!report_path.empty() && !early_error.empty())
+    write_report(report_path, early_report(target, status, early_error, start_ms));
+  return status;
+}
+
+namespace {
+
+int build(const Args& args, const std::int64_t start_ms, std::string& report_path,
+          std::string& target_for_report, std::string& early_error) {
+  auto fail = [&](const std::string& message, int status = 1) {
+    std::fprintf(stderr, "gang: error: %s\n", message.c_str());
+    early_error = message;
+    return status;
+  };
   cxxopts::Options options("gang build", "Build TARGET with a gang of racing worker instances.");
   options.positional_help("TARGET");
   options.add_options()
@@ -40,6 +90,9 @@ int cmd_build(const Args& args) {
       ("retry-failed", "rebuild components recorded as failed")
       ("verify", "re-hash every cached file before staging it into a build")
       ("strict", "unknown definition fields are errors")
+      ("report", "when the run ends, write a JSON report of it to FILE", cxxopts::value<std::string>())
+      ("cache-from", "start from a cheap copy of the cache DIR (--cache must be absent or empty)",
+       cxxopts::value<std::string>())
       ("h,help", "print this help");
   options.parse_positional({"target"});
   auto result = parse_options(options, args);
@@ -50,6 +103,10 @@ int cmd_build(const Args& args) {
     return 2;
   }
   std::string target = parsed["target"].as<std::string>();
+  target_for_report = target;
+  if (parsed.count("report")) report_path = parsed["report"].as<std::string>();
+  if (parsed.count("cache-from") && !parsed.count("cache"))
+    return fail("--cache-from needs --cache DIR: the new cache to copy into", 2);
 
   // Load once here, to report definition errors and warnings once, before
   // starting any worker; the workers load the same files themselves.
@@ -63,21 +120,29 @@ int cmd_build(const Args& args) {
   auto project = load_project(project_options, [](const Error& w) {
     std::fprintf(stderr, "gang: warning: %s\n", w.to_string().c_str());
   });
-  if (!project) {
-    std::fprintf(stderr, "gang: error: %s\n", project.error().to_string().c_str());
-    return 1;
-  }
+  if (!project) return fail(project.error().to_string());
   if (parsed.count("offline")) project->config.offline = true;
+  if (parsed.count("cache-from")) {
+    // Before anything writes to the new cache (the mirrors come next).
+    std::string from = parsed["cache-from"].as<std::string>();
+    if (!path_exists(from + "/index/data.mdb"))
+      return fail("--cache-from " + from + ": not a gang cache (no index/data.mdb)");
+    auto source = ArtifactCache::open(from);
+    if (!source) return fail("--cache-from " + from + ": " + source.error().to_string());
+    auto copied = source->copy_to(project->config.cache_dir);
+    if (!copied) return fail("--cache-from " + from + ": " + copied.error().to_string());
+    std::printf("copied the cache %s: %llu artifacts, %llu files linked, %llu copied\n",
+                from.c_str(), static_cast<unsigned long long>(copied->artifacts),
+                static_cast<unsigned long long>(copied->files_linked),
+                static_cast<unsigned long long>(copied->files_copied));
+  }
   // Bring branch and tag refs up to date once, here, so that every worker
   // resolves the same commits from the mirrors without fetching again. Each
   // clone or fetch is logged (and shown on the status line while it runs)
   // in the frontend's line shape, and to --log.
   {
     auto git = open_git_mirrors(*project);
-    if (!git) {
-      std::fprintf(stderr, "gang: error: %s\n", git.error().to_string().c_str());
-      return 1;
-    }
+    if (!git) return fail(git.error().to_string());
     GangView view(start_ms, static_cast<int>(project->graph.components.size()));
     StatusPrinter printer(stdout, StatusPrinter::is_smart_terminal(stdout));
     std::ofstream log;
@@ -101,18 +166,12 @@ int cmd_build(const Args& args) {
                                                              : GitSourceResolver::Mode::refresh);
     auto keyed = compute_keys(project->graph, resolver);
     printer.clear_status();
-    if (!keyed) {
-      std::fprintf(stderr, "gang: error: %s\n", keyed.error().to_string().c_str());
-      return 1;
-    }
+    if (!keyed) return fail(keyed.error().to_string());
   }
   std::string instances_text =
       parsed.count("instances") ? parsed["instances"].as<std::string>() : project->config.instances;
   auto instances = resolve_instances(instances_text);
-  if (!instances) {
-    std::fprintf(stderr, "gang: error: %s\n", instances.error().to_string().c_str());
-    return 2;
-  }
+  if (!instances) return fail(instances.error().to_string(), 2);
 
   std::uint64_t seed = parsed.count("seed") ? parsed["seed"].as<std::uint64_t>()
                                             : std::random_device{}();
@@ -143,7 +202,35 @@ int cmd_build(const Args& args) {
     gang.worker_argv.push_back("--retry-failed-before");
     gang.worker_argv.push_back(std::to_string(now_ms()));
   }
-  return run_gang(gang);
+  if (report_path.empty()) return run_gang(gang);
+
+  // The report: what was cached at the start, then every worker event.
+  RunInfo info;
+  info.target = target;
+  info.arch = project->config.arch;
+  info.instances = *instances;
+  info.max_jobs = parsed.count("max-jobs") ? parsed["max-jobs"].as<int>()
+                                           : resolve_max_jobs(project->config.max_jobs);
+  info.seed = seed;
+  info.start_ms = start_ms;
+  const BuildGraph& graph = project->graph;
+  info.target_key = graph.components[graph.target_index].cache_key.value_or("");
+  auto cache = ArtifactCache::open(project->config.cache_dir);
+  for (const auto& c : graph.components) {
+    std::string key = c.cache_key.value_or("");
+    bool cached = cache && !key.empty() && cache->contains(key);
+    info.components.push_back({c.id, std::string(to_string(c.kind)), key, c.depends, cached});
+  }
+  RunReport report(std::move(info));
+  gang.on_event = [&](const Event& e) { report.on_event(e); };
+  gang.on_worker_exit = [&](int instance, std::int64_t time_ms, const std::string& how) {
+    report.on_worker_exit(instance, time_ms, how);
+  };
+  int status = run_gang(gang);
+  write_report(report_path, report.to_json(status, now_ms()));
+  return status;
 }
+
+}  // namespace
 
 }  // namespace gang

@@ -148,6 +148,7 @@ void Frontend::handle_lines(Worker& worker, std::string& buffer, bool events, bo
     if (events) {
       auto event = parse_event(line);
       if (!event) continue;
+      if (m_options.on_event) m_options.on_event(*event);
       auto rendered = m_view.on_event(*event);
       if (rendered) {
         emit(*rendered);
@@ -175,6 +176,10 @@ void Frontend::reap() {
       if (w.pid != pid) continue;
       w.exited = true;
       w.wait_status = status;
+      if (m_options.on_worker_exit)
+        m_options.on_worker_exit(w.instance, now_ms(),
+                                 WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                     : "exit " + std::to_string(WEXITSTATUS(status)));
       if (WIFSIGNALED(status) && m_stop_signal == 0) {
         emit(m_view.frontend_line("worker #" + std::to_string(w.instance) + " was killed by signal " +
                                       std::to_string(WTERMSIG(status)) +

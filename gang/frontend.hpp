@@ -12,8 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "gang/event.hpp"
 
 namespace gang {
 
@@ -27,6 +30,10 @@ struct GangOptions {
   std::string target;       // for messages only
   int total = 0;            // components in the graph, until workers report
   std::int64_t start_ms = 0;  // when the run started (ms since the epoch); 0: now
+  // Observers (the run report): every worker event, and every worker's end
+  // (time, and how it ended: "exit 0", "signal 9").
+  std::function<void(const Event&)> on_event;
+  std::function<void(int instance, std::int64_t time_ms, const std::string& how)> on_worker_exit;
 };
 
 // Runs the gang to completion and returns the process exit status: 0 when
