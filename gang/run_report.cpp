@@ -75,7 +75,10 @@ void RunReport::on_event(const Event& e) {
       break;
     case EventType::bah:
       ++instance.bah;
-      if (index) m_components[*index].lost_race = true;
+      if (index) {
+        m_components[*index].lost_race = true;
+        instance.bahs.emplace_back(*index, e.time_ms);
+      }
       if (e.seconds > 0) {  // built, then another instance published first
         instance.busy_s += e.seconds;
         instance.wasted_s += e.seconds;
@@ -219,6 +222,10 @@ std::string RunReport::to_json(int exit_status, std::int64_t end_ms) const {
                           {"end_s", offset(a.end_ms)},
                           {"outcome", a.outcome}});
     j["builds"] = std::move(attempts);
+    Json bahs = Json::array();
+    for (const auto& [component, at] : instance.bahs)
+      bahs.push_back({{"component", m_info.components[component].name}, {"at_s", offset(at)}});
+    j["lost_races"] = std::move(bahs);
     instances.push_back(std::move(j));
   }
   out["per_instance"] = std::move(instances);

@@ -78,6 +78,7 @@ class RunReport {
     double busy_s = 0, wasted_s = 0;
     int built = 0, bah = 0;
     std::vector<Attempt> attempts;
+    std::vector<std::pair<std::size_t, std::int64_t>> bahs;  // (component, when)
     std::optional<std::size_t> building;  // the component of the open build_start
     std::int64_t building_since_ms = 0;
   };
