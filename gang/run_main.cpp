@@ -21,6 +21,7 @@ constexpr Subcommand k_subcommands[] = {
     {"show", cmd_show, "print what would be built, in order, with cache keys and states"},
     {"cache", cmd_cache, "inspect and maintain the artifact cache (ls, show, verify, gc, forget, clean)"},
     {"shell", cmd_shell, "open a shell, or run a command, in a failed build's sandbox"},
+    {"deploy", cmd_deploy, "build a cluster, then deploy its systems with their extensions"},
     {"timeline", cmd_timeline, "draw a run report (build --report) as a timeline picture"},
     {"worker", cmd_worker, nullptr},
 };
