@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "tests/gang/gang_process.hpp"
 #include "tests/support/run_command.hpp"
@@ -101,6 +102,42 @@ TEST_F(GangDeploy, AFailingExtensionLeavesNothingAndBadInputFailsBeforeBuilding)
   EXPECT_EQ(label.output.find("Starting build"), std::string::npos) << "checked before building";
   auto param = run_gang(deploy_args({"-p", "HOSTNAME=x"}), dir.path());
   EXPECT_EQ(param.status, 2) << param.output;
+}
+
+// The fixture: the assembly fixture's minimal system (split rules,
+// system-integration) with the public definitions' own extensions.
+TEST(GangDeployFixture, RealExtensionsDeployASplitIntegratedSystemAsTarAndSysroot) {
+  TempDir dir{"gang-deploy-fixture-"};
+  std::string defs = dir.path() + "/defs", out = dir.path() + "/out";
+  const std::string fixtures = std::string(GANG_SOURCE_DIR) + "/tests/gang/fixtures";
+  std::filesystem::copy(fixtures + "/assembly", defs, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(fixtures + "/deploy", defs, std::filesystem::copy_options::recursive);
+  std::string cluster = read_file(defs + "/clusters/deploy.morph").value_or("");
+  for (auto at = cluster.find("OUT"); at != std::string::npos; at = cluster.find("OUT"))
+    cluster.replace(at, 3, out);
+  ASSERT_TRUE(write_file_atomic(defs + "/clusters/deploy.morph", cluster));
+  std::string system = read_file(defs + "/systems/minimal-x86_64.morph").value_or("");
+  ASSERT_TRUE(write_file_atomic(defs + "/systems/minimal-x86_64.morph",
+                                system + "configuration-extensions:\n- set-hostname\n"));
+  auto run = run_gang({"deploy", defs + "/clusters/deploy.morph", "--cache", dir.path() + "/cache",
+                       "--arch", "x86_64", "--instances", "1"},
+                      dir.path(), std::chrono::seconds(180));
+  ASSERT_EQ(run.status, 0) << run.output;
+  const std::string root = out + "/minimal-root";
+  for (const char* kept : {"usr/bin/tool", "usr/include/extra.h", "bin/sh", "integration.log",
+                           "baserock/deployment.meta"})
+    EXPECT_TRUE(path_exists(root + "/" + kept)) << kept;
+  for (const char* left : {"usr/bin/extra", "etc/secret", "usr/include/modes.h"})
+    EXPECT_FALSE(path_exists(root + "/" + left)) << left;
+  EXPECT_EQ(read_file(root + "/etc/hostname").value_or(""), "gang-sysroot\n");
+  std::string listing = dir.path() + "/listing", hostname = dir.path() + "/hostname";
+  ASSERT_EQ(std::system(("tar -tf '" + out + "/minimal.tar' > '" + listing + "'").c_str()), 0);
+  std::string files = read_file(listing).value_or("");
+  for (const char* kept : {"./usr/bin/tool", "./integration.log", "./baserock/deployment.meta"})
+    EXPECT_NE(files.find(kept), std::string::npos) << kept;
+  EXPECT_EQ(files.find("./etc/secret"), std::string::npos);
+  ASSERT_EQ(std::system(("tar -xOf '" + out + "/minimal.tar' ./etc/hostname > '" + hostname + "'").c_str()), 0);
+  EXPECT_EQ(read_file(hostname).value_or(""), "gang-fixture\n");
 }
 
 }  // namespace
