@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -43,6 +45,45 @@ Result<void> run_tool(const std::vector<std::string>& argv, int output_fd) {
   return {};
 }
 
+// mkfs.ext4 for the built-in rawdisk ("" if the host lacks e2fsprogs);
+// /usr/sbin is not on every user's PATH.
+std::string find_mkfs_ext4() {
+  for (const char* dir : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) {
+    std::string candidate = std::string(dir) + "/mkfs.ext4";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// The bytes a tree's regular files take, rounded up to blocks.
+std::uint64_t tree_bytes(const std::string& root) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+// DISK_SIZE as Baserock writes it (4G, 512M, 100K, or bytes).
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t value = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i)
+    value = value * 10 + static_cast<std::uint64_t>(text[i] - '0');
+  if (i == 0) return std::nullopt;
+  std::string unit = text.substr(i);
+  if (unit.empty()) return value;
+  char u = static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0])));
+  if (unit.size() > 1 && !(unit.size() == 2 && (unit[1] == 'B' || unit[1] == 'b'))) return std::nullopt;
+  int shift = u == 'K' ? 10 : u == 'M' ? 20 : u == 'G' ? 30 : u == 'T' ? 40 : -1;
+  if (shift < 0) return std::nullopt;
+  return value << shift;
+}
+
 bool is_local(const std::string& location) {
   // user@host:path and URLs are the extension's business.
   return location.find(':') == std::string::npos;
@@ -70,9 +111,18 @@ Result<Resolved> resolve(const Definitions& defs, const DeploymentStep& step, co
   auto write = find_extension(root, step.type, ExtensionStep::write);
   if (!write) return std::unexpected(write.error());
   r.write = *write;
-  if (!r.write && step.type != "tar" && step.type != "sysroot")
+  if (!r.write && step.type != "tar" && step.type != "sysroot" && step.type != "rawdisk")
     return make_error("deployment " + step.label + ": no write extension for type " + step.type +
-                      " (extensions/" + step.type + ".write; built in: tar, sysroot)");
+                      " (extensions/" + step.type + ".write; built in: tar, sysroot, rawdisk)");
+  if (!r.write && step.type == "rawdisk") {
+    if (find_mkfs_ext4().empty())
+      return make_error("deployment " + step.label + ": the built-in rawdisk needs mkfs.ext4 "
+                        "(Debian's e2fsprogs), which this machine lacks");
+    if (auto size = step.parameters.find("DISK_SIZE");
+        size != step.parameters.end() && !parse_size(size->second))
+      return make_error("deployment " + step.label + ": DISK_SIZE " + size->second +
+                        " is not a size (like 4G, 512M)");
+  }
   for (const auto& e : r.configure)
     if (auto ok = check_runnable(e); !ok) return std::unexpected(ok.error());
   for (const auto* e : {&r.check, &r.write})
@@ -144,6 +194,16 @@ Result<void> deploy_into(const Definitions& defs, const DeploymentStep& step,
     written = run_extension(*resolved->write, call);
   } else if (step.type == "tar") {
     written = run_tool({"tar", "--numeric-owner", "-C", root, "-cf", temporary, "."}, ctx.output_fd);
+  } else if (step.type == "rawdisk") {
+    // An ext4 image of the tree (no partition table, no boot loader),
+    // populated by mke2fs itself: no mount, no root needed.
+    std::uint64_t size = 0;
+    if (auto given = step.parameters.find("DISK_SIZE"); given != step.parameters.end())
+      size = parse_size(given->second).value_or(0);
+    if (size == 0) size = tree_bytes(root) * 13 / 10 + (std::uint64_t{32} << 20);
+    written = run_tool({find_mkfs_ext4(), "-q", "-F", "-t", "ext4", "-L", "baserock", "-E",
+                        "root_owner=0:0", "-d", root, temporary, std::to_string(size / 1024) + "k"},
+                       ctx.output_fd);
   } else {  // sysroot: the tree itself
     written = ::rename(root.c_str(), temporary.c_str()) == 0
                   ? Result<void>{}

@@ -1,8 +1,12 @@
 // deployer.hpp: carries out one planned deployment (plan.hpp) as Baserock
 // does: unpack the system into a scratch tree, deploy its subsystems into
 // that tree, write baserock/deployment.meta, run the system's
-// configuration extensions, then TYPE.check and TYPE.write. `tar` and
-// `sysroot` are built in where the definitions provide no write extension.
+// configuration extensions, then TYPE.check and TYPE.write. `tar`,
+// `sysroot` and `rawdisk` are built in where the definitions provide no
+// write extension; the built-in rawdisk is an ext4 image of the tree made
+// by mke2fs -d (Debian's e2fsprogs: no mount, no root), DISK_SIZE bytes
+// (4G, 512M; default: the tree plus 30% and 32 MiB), with no partition
+// table or boot loader.
 //
 // Safety: every extension is found and checked runnable (interpreter
 // present) before anything runs; an existing location is refused unless

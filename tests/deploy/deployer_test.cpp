@@ -3,6 +3,8 @@
 // an existing location refused.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 
 #include "deploy/deployer.hpp"
@@ -96,6 +98,28 @@ TEST_F(DeployerTest, AFailingExtensionLeavesNothingAtTheLocationAndKeepsTheTree)
   EXPECT_FALSE(path_exists(location));
   // Nothing half-written beside it either.
   EXPECT_EQ(std::system(("test -z \"$(ls -A '" + dir.path() + "/out')\"").c_str()), 0);
+}
+
+TEST_F(DeployerTest, RawdiskIsAnExt4ImageOfTheTreeWhereTheHostHasMkfs) {
+  if (!path_exists("/usr/sbin/mkfs.ext4") || !path_exists("/usr/sbin/debugfs"))
+    GTEST_SKIP() << "e2fsprogs is not installed";
+  std::string location = dir.path() + "/out/sys.img";
+  DeploymentStep s = step("rawdisk", location);
+  s.parameters["DISK_SIZE"] = "16M";
+  ASSERT_TRUE(deploy(defs, s, ctx)) << log;
+  struct stat st;
+  ASSERT_EQ(::stat(location.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 16 << 20);
+  std::string out = dir.path() + "/hostname";
+  ASSERT_EQ(std::system(("/usr/sbin/debugfs -R 'cat /etc/hostname' '" + location + "' > '" + out +
+                         "' 2>/dev/null").c_str()),
+            0);
+  EXPECT_EQ(read_file(out).value_or(""), "gang-host\n");
+  s.location = dir.path() + "/out/bad.img";
+  s.parameters["DISK_SIZE"] = "lots";
+  auto bad = deploy(defs, s, ctx);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().to_string().find("DISK_SIZE lots is not a size"), std::string::npos);
 }
 
 TEST_F(DeployerTest, AMissingInterpreterFailsBeforeAnythingIsStaged) {
