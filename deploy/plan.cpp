@@ -83,10 +83,14 @@ Result<std::vector<DeploymentStep>> plan_deployments(const Definitions& defs,
   std::set<std::string> used_labels, seen_labels;
   for (const ClusterSystem& spec : cluster.systems) {
     const SystemDef& system = defs.systems[spec.system];
+    seen_labels.insert(system.name);
     for (const Deployment& d : spec.deploy) {
       seen_labels.insert(d.label);
       if (!only.empty()) {
-        if (std::find(only.begin(), only.end(), d.label) == only.end()) continue;
+        // A deployment's label (as morph deploy takes) or its system's name.
+        if (std::find(only.begin(), only.end(), d.label) == only.end() &&
+            std::find(only.begin(), only.end(), system.name) == only.end())
+          continue;
       } else if (!system.arch.empty() && system.arch != arch) {
         continue;
       }
@@ -97,7 +101,7 @@ Result<std::vector<DeploymentStep>> plan_deployments(const Definitions& defs,
   }
   for (const auto& label : only)
     if (!seen_labels.contains(label))
-      return make_error(cluster.path + ": no deployment labelled " + label + " in cluster " + cluster.name);
+      return make_error(cluster.path + ": no deployment labelled " + label + ", nor a system of that name, in cluster " + cluster.name);
   for (const auto& o : overrides)
     if (!used_labels.contains(o.label))
       return make_error("-p " + o.label + "." + o.key + ": no deployment labelled " + o.label +

@@ -37,7 +37,8 @@ struct DeploymentStep {
 
 // The deployments of `cluster`: every top-level system whose arch is `arch`
 // (a system without arch matches), or, with `only` non-empty, just the
-// deployments whose labels are listed (an unknown label is an error).
+// deployments whose labels, or whose systems' names, are listed (whatever
+// their arch; a name that is neither is an error).
 // Overrides must each name a deployment of the plan.
 [[nodiscard]] Result<std::vector<DeploymentStep>> plan_deployments(
     const Definitions& defs, const ClusterDef& cluster, const std::string& arch,

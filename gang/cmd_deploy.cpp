@@ -29,11 +29,11 @@ const std::set<std::string> k_valued = {"-a", "--arch", "-i", "--instances", "-j
                                         "--report", "--cache-from"};
 
 int deploy_usage() {
-  std::fputs("usage: gang deploy CLUSTER [LABEL...] [-p LABEL.KEY=VALUE ...] [--force] "
+  std::fputs("usage: gang deploy CLUSTER [NAME...] [-p LABEL.KEY=VALUE ...] [--force] "
              "[gang build options]\n"
              "  builds what is missing (as gang build CLUSTER), then deploys every system of the\n"
-             "  arch, or only the deployments LABEL...; -p overrides a deployment's parameter;\n"
-             "  --force replaces an existing location\n",
+             "  arch, or only the deployments NAME... (labels or system names); -p overrides a\n"
+             "  deployment's parameter; --force replaces an existing location\n",
              stderr);
   return 2;
 }

@@ -65,6 +65,9 @@ TEST(DeployPlan, LabelsSelectAcrossArchesAndOverridesWin) {
   ASSERT_EQ(plan->size(), 1u);
   EXPECT_EQ((*plan)[0].parameters.at("HOSTNAME"), "a b;$(x)=y");
 
+  auto by_system = plan_deployments(defs, cluster(), "x86_64", {"base-x86_64"}, {});
+  ASSERT_TRUE(by_system);
+  EXPECT_EQ(by_system->size(), 2u);  // both deployments of that system
   auto unknown = plan_deployments(defs, cluster(), "x86_64", {"nope"}, {});
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().to_string().find("no deployment labelled nope"), std::string::npos);

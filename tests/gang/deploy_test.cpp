@@ -125,7 +125,7 @@ TEST(GangDeployFixture, RealExtensionsDeployASplitIntegratedSystemAsTarAndSysroo
   ASSERT_EQ(run.status, 0) << run.output;
   const std::string root = out + "/minimal-root";
   for (const char* kept : {"usr/bin/tool", "usr/include/extra.h", "bin/sh", "integration.log",
-                           "baserock/deployment.meta"})
+                           "baserock/deployment.meta", "boot/full.tar"})
     EXPECT_TRUE(path_exists(root + "/" + kept)) << kept;
   for (const char* left : {"usr/bin/extra", "etc/secret", "usr/include/modes.h"})
     EXPECT_FALSE(path_exists(root + "/" + left)) << left;
@@ -133,7 +133,8 @@ TEST(GangDeployFixture, RealExtensionsDeployASplitIntegratedSystemAsTarAndSysroo
   std::string listing = dir.path() + "/listing", hostname = dir.path() + "/hostname";
   ASSERT_EQ(std::system(("tar -tf '" + out + "/minimal.tar' > '" + listing + "'").c_str()), 0);
   std::string files = read_file(listing).value_or("");
-  for (const char* kept : {"./usr/bin/tool", "./integration.log", "./baserock/deployment.meta"})
+  for (const char* kept : {"./usr/bin/tool", "./integration.log", "./baserock/deployment.meta",
+                           "./boot/full.tar"})
     EXPECT_NE(files.find(kept), std::string::npos) << kept;
   EXPECT_EQ(files.find("./etc/secret"), std::string::npos);
   ASSERT_EQ(std::system(("tar -xOf '" + out + "/minimal.tar' ./etc/hostname > '" + hostname + "'").c_str()), 0);
