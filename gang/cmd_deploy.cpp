@@ -44,7 +44,7 @@ int cmd_deploy(const Args& args) {
   Args build_args;
   std::vector<std::string> labels;
   std::vector<ParameterOverride> overrides;
-  std::string cluster, arch, cache_dir, definitions;
+  std::string cluster, arch, cache_dir, definitions, base;
   bool force = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -64,6 +64,7 @@ int cmd_deploy(const Args& args) {
       if (a == "-a" || a == "--arch") arch = args[i + 1];
       if (a == "--cache") cache_dir = args[i + 1];
       if (a == "--definitions") definitions = args[i + 1];
+      if (a == "--base") base = args[i + 1];  // in the keys: the same as the build's
       build_args.push_back(a);
       build_args.push_back(args[++i]);
     } else if (a.starts_with("-")) {
@@ -83,6 +84,7 @@ int cmd_deploy(const Args& args) {
   options.arch = arch;
   options.cache_dir = cache_dir;
   options.definitions = definitions;
+  options.base = base;
   auto project = load_project(options, nullptr);
   if (!project) {
     std::fprintf(stderr, "gang: error: %s\n", project.error().to_string().c_str());
