@@ -286,6 +286,28 @@ struct ArtifactCache::Impl {
     return false;
   }
 
+  // Commits info's index row (MDB_NOOVERWRITE) and clears key's failure
+  // record; false if somebody published key first.
+  Result<bool> commit(const std::string& key, const ArtifactInfo& info) {
+    std::string row = encode_artifact(info);
+    bool inserted = false;
+    auto done = env->write([&](LmdbTxn& txn) -> Result<void> {
+      auto put = txn.put(k_artifacts, key, row, /*no_overwrite=*/true);
+      if (!put) return pass(put);
+      inserted = *put;
+      if (inserted) {
+        auto cleared = txn.del(k_failures, key);
+        if (!cleared) return pass(cleared);
+      }
+      if (int err = options.file_system->before_index_commit(); err != 0)
+        return make_errno_error("LMDB: cannot commit to " + root + "/index", err);
+      return {};
+    });
+    if (!done) return pass(done);
+    if (inserted) notifier.bump();
+    return inserted;
+  }
+
   // Removes key's artifact row (damaged) and tells the watchers.
   void drop(const std::string& key) {
     auto dropped = env->write([&](LmdbTxn& txn) -> Result<void> {
@@ -438,25 +460,86 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
     if (!synced) return pass(synced);
     info.manifest_digest = *digest;
   }
-  std::string row = encode_artifact(info);
-  bool inserted = false;
-  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
-    auto put = txn.put(k_artifacts, key, row, /*no_overwrite=*/true);
-    if (!put) return pass(put);
-    inserted = *put;
-    if (inserted) {
-      auto cleared = txn.del(k_failures, key);
-      if (!cleared) return pass(cleared);
-    }
-    if (int err = m.options.file_system->before_index_commit(); err != 0)
-      return make_errno_error("LMDB: cannot commit to " + m.root + "/index", err);
-    return {};
-  });
-  if (!done) return pass(done);
-  if (!inserted) return PublishOutcome::already_present;
-  m.notifier.bump();
-  return PublishOutcome::inserted;
+  auto inserted = m.commit(key, info);
+  if (!inserted) return pass(inserted);
+  return *inserted ? PublishOutcome::inserted : PublishOutcome::already_present;
 }
+
+Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
+                                                     const Manifest& manifest,
+                                                     const ArtifactMeta& meta,
+                                                     const BlobFetcher& fetch) {
+  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
+  Impl& m = *m_impl;
+  auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::shared, FileLock::Wait::block);
+  if (!gc_lock) return pass(gc_lock);
+  if (contains(key)) return PublishOutcome::already_present;
+  auto dir = make_build_dir("fetch");
+  if (!dir) return pass(dir);
+  int dirfd = ::open(dir->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    (void)remove_tree(*dir);
+    return make_errno_error("cannot open " + *dir);
+  }
+  struct Cleanup {
+    int fd;
+    std::string dir;
+    ~Cleanup() {
+      ::close(fd);
+      (void)remove_tree(dir);
+    }
+  } cleanup{dirfd, *dir};
+  ArtifactInfo info;
+  info.key = key;
+  info.meta = meta;
+  {
+    std::lock_guard lock(m.insert_mutex);
+    std::set<BlobId> done;
+    int n = 0;
+    for (const auto& e : manifest.entries) {
+      if (e.type != ManifestEntry::Type::file) continue;
+      BlobId id{e.digest, (e.mode & 0111) != 0};
+      if (done.contains(id)) continue;
+      done.insert(id);
+      if (m.blobs.contains_intact(id, e.size)) continue;
+      std::string name = "b" + std::to_string(n++);
+      int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) return make_errno_error("cannot create " + *dir + "/" + name);
+      auto fetched = fetch(id, e.size, fd);
+      ::close(fd);
+      if (!fetched) return pass(fetched);
+      struct stat st;
+      if (::fstatat(dirfd, name.c_str(), &st, 0) != 0)
+        return make_errno_error("cannot stat " + *dir + "/" + name);
+      if (static_cast<std::uint64_t>(st.st_size) != e.size)
+        return make_error("blob " + e.digest + " of " + e.path + " arrived with " +
+                          std::to_string(st.st_size) + " bytes, not " + std::to_string(e.size));
+      // Hashed again as it is adopted: a wrong blob is never named right.
+      auto digest = m.blobs.take_file(dirfd, name.c_str(), id.executable);
+      if (!digest) return pass(digest);
+      if (*digest != e.digest)
+        return make_error("blob " + e.digest + " of " + e.path + " arrived corrupt (its SHA-256 is " +
+                          *digest + ")");
+    }
+    Manifest mine = manifest;
+    info.size = mine.total_size();
+    info.file_count = mine.file_count();
+    info.created_ms = m.options.system->now_ms();
+    mine.key = key;
+    mine.record = encode_artifact(info);
+    if (contains(key)) return PublishOutcome::already_present;
+    auto digest = m.blobs.put_bytes(mine.encode());
+    if (!digest) return pass(digest);
+    auto synced = m.blobs.sync();
+    if (!synced) return pass(synced);
+    info.manifest_digest = *digest;
+  }
+  auto inserted = m.commit(key, info);
+  if (!inserted) return pass(inserted);
+  return *inserted ? PublishOutcome::inserted : PublishOutcome::already_present;
+}
+
+std::string ArtifactCache::blob_path(const BlobId& id) const { return m_impl->blobs.path(id); }
 
 LmdbEnv& ArtifactCache::index_env() { return *m_impl->env; }
 

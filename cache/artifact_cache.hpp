@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "cache/blob_store.hpp"
+#include "cache/manifest.hpp"
 #include "cache/records.hpp"
 #include "cache/system.hpp"
 #include "cache/tree.hpp"
@@ -163,6 +164,21 @@ class ArtifactCache {
   [[nodiscard]] Result<PublishOutcome> insert(const std::string& key, const std::string& dir,
                                               const ArtifactMeta& meta,
                                               Ownership ownership = Ownership::copy);
+  // Publishes key's artifact as described by `manifest` (another cache's:
+  // a remote tier's), fetching the file blobs this store lacks: fetch(id,
+  // size, fd) writes the blob's bytes into fd, an empty file in this
+  // cache's tmp/. Every fetched blob is hashed again here and refused
+  // unless its digest and size are the manifest's; nothing is published
+  // unless every blob is intact. The index row and the new manifest (this
+  // cache's own, recording key) are committed as by insert(), with meta.
+  using BlobFetcher =
+      std::function<Result<void>(const BlobId& id, std::uint64_t size, int fd)>;
+  [[nodiscard]] Result<PublishOutcome> insert_fetched(const std::string& key,
+                                                      const Manifest& manifest,
+                                                      const ArtifactMeta& meta,
+                                                      const BlobFetcher& fetch);
+  // The path of a file blob in the store (it may not exist); for pushing.
+  [[nodiscard]] std::string blob_path(const BlobId& id) const;
   // Build-time history, by component id, kept apart from the artifacts
   // (forget, gc and eviction leave it): the last successful build's
   // duration. Workers use it to schedule the longest remaining chain first.

@@ -36,6 +36,7 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
   for (std::size_t i = 0; i < m_graph.components.size(); ++i) {
     const Component& c = m_graph.components[i];
     if (c.kind == Kind::stratum && c.cache_key) m_strata.emplace(*c.cache_key, i);
+    if (c.cache_key) m_names.emplace(*c.cache_key, c.id);
   }
   // Sandboxes of workers killed earlier are cleared in the background.
   m_remover.add_job([&cache] { (void)cache.remove_dead_build_dirs(); });
@@ -66,7 +67,68 @@ std::string BuildBackend::failure_log(const std::string& key) {
   return record && *record ? (*record)->log_path : std::string();
 }
 
+void BuildBackend::report_remote() {
+  RemoteTier* remote = m_options.remote;
+  if (remote == nullptr) return;
+  for (const auto& line : remote->take_messages()) log("", line);
+  if (!m_options.remote_event) return;
+  for (const auto& push : remote->take_push_reports()) {
+    auto name = m_names.find(push.key);
+    std::string component = name != m_names.end() ? name->second : push.key;
+    if (push.ok) {
+      m_options.remote_event(EventType::pushed, component,
+                             std::to_string(push.blobs_uploaded) + " new blobs");
+    } else {
+      m_options.remote_event(EventType::push_failed, component, push.error);
+    }
+  }
+}
+
+std::optional<ClaimReply> BuildBackend::download(const std::string& key) {
+  RemoteTier* remote = m_options.remote;
+  if (remote == nullptr || !remote->has_cache() || m_cache.contains(key)) return std::nullopt;
+  PullResult pulled = remote->pull(key);
+  report_remote();
+  if (pulled.kind != PullResult::Kind::downloaded) return std::nullopt;
+  return ClaimReply{ClaimStatus::downloaded, "from the remote cache", pulled.seconds};
+}
+
 Result<ClaimReply> BuildBackend::claim(const std::string& key) {
+  RemoteTier* remote = m_options.remote;
+  report_remote();
+  // A lease another host holds: it is building this; look again later.
+  if (remote != nullptr && remote->has_leases() && !m_cache.contains(key)) {
+    if (auto other = remote->peek_lease(key))
+      return ClaimReply{ClaimStatus::held_by_other, *other + " (lease)"};
+  }
+  auto reply = claim_locally(key);
+  if (!reply || reply->status != ClaimStatus::won || remote == nullptr) return reply;
+  // Won here: the remote may have it already, or another host may be on it.
+  if (remote->has_cache()) {
+    PullResult pulled = remote->pull(key);
+    report_remote();
+    if (pulled.kind == PullResult::Kind::downloaded ||
+        pulled.kind == PullResult::Kind::already_present) {
+      release(key);
+      return ClaimReply{ClaimStatus::downloaded, "from the remote cache", pulled.seconds};
+    }
+  }
+  if (remote->has_leases()) {
+    LeaseResult lease = remote->take_lease(key);
+    report_remote();
+    if (lease.kind == LeaseResult::Kind::held) {
+      release(key);
+      return ClaimReply{ClaimStatus::held_by_other, lease.holder + " (lease)"};
+    }
+    if (lease.kind == LeaseResult::Kind::won) {
+      m_lease_key = key;
+      m_last_lease_renew_ms = now_ms();
+    }
+  }
+  return reply;
+}
+
+Result<ClaimReply> BuildBackend::claim_locally(const std::string& key) {
   auto outcome = m_cache.claim(key, m_holder);
   if (!outcome) return std::unexpected(outcome.error());
   if (outcome->kind == ClaimOutcome::Kind::failed && outcome->failure &&
@@ -98,6 +160,9 @@ void BuildBackend::release(const std::string& key) {
   if (auto released = m_cache.release(key, m_holder); !released)
     log("", "cannot release claim on " + key + ": " + released.error().to_string());
   if (m_building_key == key) m_building_key.clear();
+  // A lease still held here was not handed to an upload: give it up now.
+  if (m_lease_key == key && m_options.remote != nullptr) m_options.remote->release_lease(key);
+  if (m_lease_key == key) m_lease_key.clear();
 }
 
 void BuildBackend::wait_for_change(int timeout_ms) {
@@ -114,6 +179,21 @@ bool BuildBackend::should_stop() {
   if (!m_building_key.empty() && now_ms() - m_last_renew_ms > k_renew_every_ms) {
     (void)m_cache.renew(m_building_key, m_holder);
     m_last_renew_ms = now_ms();
+  }
+  RemoteTier* remote = m_options.remote;
+  if (remote != nullptr && !m_lease_key.empty() &&
+      now_ms() - m_last_lease_renew_ms > remote->lease_ms() / 3) {
+    m_last_lease_renew_ms = now_ms();
+    std::string holder;
+    if (!remote->renew_lease(m_lease_key, &holder)) {
+      // Correctness never depends on the lease: build on, the cost is
+      // duplicate work.
+      auto name = m_names.find(m_lease_key);
+      log(name != m_names.end() ? name->second : m_lease_key,
+          "Bah! the lease expired and " + holder + " took it; building on (duplicate work)");
+      m_lease_key.clear();
+    }
+    report_remote();
   }
   return false;
 }
@@ -132,6 +212,15 @@ BuildReport BuildBackend::build(std::size_t index) {
   if (report.outcome == BuildOutcome::published)
     (void)m_cache.record_duration(
         c.id, std::chrono::milliseconds(static_cast<std::int64_t>(report.seconds * 1000)));
+  // Upload what was built here (in the background); the lease goes with
+  // the upload, once the artifact is on the remote.
+  if (m_options.remote != nullptr &&
+      (report.outcome == BuildOutcome::published || report.outcome == BuildOutcome::already_present)) {
+    bool leased = m_lease_key == *c.cache_key;
+    if (report.outcome == BuildOutcome::published || leased) m_options.remote->push(*c.cache_key);
+    if (leased) m_lease_key.clear();
+  }
+  report_remote();
   return report;
 }
 

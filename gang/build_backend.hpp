@@ -40,12 +40,17 @@ class BuildBackend final : public WorkerBackend {
   std::optional<std::string> failure(const std::string& key) override;
   std::string failure_log(const std::string& key) override;
   Result<ClaimReply> claim(const std::string& key) override;
+  std::optional<ClaimReply> download(const std::string& key) override;
+  // Hands the remote tier's messages and upload results on as log lines
+  // and events (called on the worker's thread; also by cmd_worker at exit).
+  void report_remote();
   void release(const std::string& key) override;
   BuildReport build(std::size_t index) override;
   void wait_for_change(int timeout_ms) override;
   bool stop_requested() override { return m_stop.load(); }
 
  private:
+  [[nodiscard]] Result<ClaimReply> claim_locally(const std::string& key);
   [[nodiscard]] bool should_stop();
   void log(const std::string& component, const std::string& message) {
     if (m_options.log) m_options.log(component, message);
@@ -61,6 +66,9 @@ class BuildBackend final : public WorkerBackend {
   Holder m_holder;
   std::string m_building_key;
   std::int64_t m_last_renew_ms = 0;
+  std::string m_lease_key;  // the key whose Redis lease this worker holds
+  std::int64_t m_last_lease_renew_ms = 0;
+  std::unordered_map<std::string, std::string> m_names;  // key -> component id, for messages
   BackgroundRemover m_remover;  // last member: joined first, while the rest still exists
 };
 

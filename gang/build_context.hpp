@@ -15,6 +15,8 @@
 #include "cache/artifact_cache.hpp"
 #include "definitions/build_graph.hpp"
 #include "gang/background_remover.hpp"
+#include "gang/event.hpp"
+#include "remote/remote_tier.hpp"
 
 namespace gang {
 
@@ -29,6 +31,11 @@ struct BuildBackendOptions {
   std::size_t target = 0;  // index of the target in the graph
   // Progress lines about a component ("Checking out ...").
   std::function<void(const std::string& component, const std::string& message)> log;
+  // The remote cache and leases (null: none); owned by the caller.
+  RemoteTier* remote = nullptr;
+  // Events the remote tier causes (pushed, push_failed) about a component.
+  std::function<void(EventType type, const std::string& component, const std::string& message)>
+      remote_event;
 };
 
 struct BuildContext {

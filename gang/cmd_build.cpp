@@ -9,6 +9,7 @@
 #include <random>
 
 #include "gang/commands.hpp"
+#include "remote/remote_options.hpp"
 #include "definitions/cache_key.hpp"
 #include "gang/cli.hpp"
 #include "gang/config.hpp"
@@ -93,6 +94,11 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
       ("report", "when the run ends, write a JSON report of it to FILE", cxxopts::value<std::string>())
       ("cache-from", "start from a cheap copy of the cache DIR (--cache must be absent or empty)",
        cxxopts::value<std::string>())
+      ("remote-cache", "share artifacts through the Bazel HTTP cache at URL (credentials: "
+       "remote-credentials in gang.conf, or .netrc)", cxxopts::value<std::string>())
+      ("redis", "take leases across hosts in the Redis server at URL (redis://host:port)",
+       cxxopts::value<std::string>())
+      ("no-remote-push", "download from the remote cache, never upload to it")
       ("h,help", "print this help");
   options.parse_positional({"target"});
   auto result = parse_options(options, args);
@@ -122,6 +128,14 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
   });
   if (!project) return fail(project.error().to_string());
   if (parsed.count("offline")) project->config.offline = true;
+  if (parsed.count("remote-cache")) {
+    auto url = normalise_cache_url(parsed["remote-cache"].as<std::string>());
+    if (!url) return fail("--remote-cache: " + url.error().message, 2);
+  }
+  if (parsed.count("redis")) {
+    auto address = parse_redis_url(parsed["redis"].as<std::string>());
+    if (!address) return fail("--redis: " + address.error().message, 2);
+  }
   if (parsed.count("cache-from")) {
     // Before anything writes to the new cache (the mirrors come next).
     std::string from = parsed["cache-from"].as<std::string>();
@@ -194,7 +208,12 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
     gang.worker_argv.push_back("--max-jobs");
     gang.worker_argv.push_back(std::to_string(parsed["max-jobs"].as<int>()));
   }
-  for (const char* flag : {"offline", "strict", "verify"})
+  for (const char* flag : {"remote-cache", "redis"}) {
+    if (!parsed.count(flag)) continue;
+    gang.worker_argv.push_back(std::string("--") + flag);
+    gang.worker_argv.push_back(parsed[flag].as<std::string>());
+  }
+  for (const char* flag : {"offline", "strict", "verify", "no-remote-push"})
     if (parsed.count(flag)) gang.worker_argv.push_back(std::string("--") + flag);
   if (parsed.count("retry-failed")) {
     // Failures recorded before this gang started are retried; failures

@@ -19,6 +19,7 @@
 #include "gang/mirror_progress.hpp"
 #include "gang/project.hpp"
 #include "gang/worker.hpp"
+#include "remote/remote_tier.hpp"
 #include "sandbox/launcher.hpp"
 
 namespace gang {
@@ -63,6 +64,9 @@ int cmd_worker(const Args& args) {
       ("definitions", "", cxxopts::value<std::string>())
       ("base", "", cxxopts::value<std::string>())
       ("offline", "")
+      ("remote-cache", "", cxxopts::value<std::string>())
+      ("redis", "", cxxopts::value<std::string>())
+      ("no-remote-push", "")
       ("strict", "")
       ("verify", "")
       ("retry-failed-before", "", cxxopts::value<std::int64_t>())
@@ -114,8 +118,24 @@ int cmd_worker(const Args& args) {
   if (parsed.count("base")) config.base = parsed["base"].as<std::string>();
   if (parsed.count("max-jobs")) config.max_jobs = parsed["max-jobs"].as<int>();
 
+  if (parsed.count("remote-cache")) {
+    auto url = normalise_cache_url(parsed["remote-cache"].as<std::string>());
+    if (!url) return fatal("--remote-cache: " + url.error().message);
+    config.remote.cache_url = *url;
+  }
+  if (parsed.count("redis")) config.remote.redis_url = parsed["redis"].as<std::string>();
+  if (parsed.count("no-remote-push")) config.remote.push = false;
+
   auto cache = ArtifactCache::open(config.cache_dir);
   if (!cache) return fatal(cache.error().to_string());
+  // The remote tier (its upload thread runs beside the builds; sandboxes are
+  // cloned children that make only system calls, so that is safe).
+  std::unique_ptr<RemoteTier> remote;
+  if (config.remote.any()) {
+    auto opened = RemoteTier::open(*cache, config.remote, cache->holder().host);
+    if (!opened) return fatal(opened.error().to_string());
+    remote = std::move(*opened);
+  }
   auto git = open_git_mirrors(*project);
   if (!git) return fatal(git.error().to_string());
   // A worker fetches only what the frontend left missing (a submodule's
@@ -154,11 +174,16 @@ int cmd_worker(const Args& args) {
   backend_options.log = [&](const std::string& component, const std::string& message) {
     say(EventType::log, component, message);
   };
+  backend_options.remote = remote.get();
+  backend_options.remote_event = [&](EventType type, const std::string& component,
+                                     const std::string& message) { say(type, component, message); };
   BuildBackend backend(graph, *cache, *git, g_stop, g_stop_pipe[0], backend_options);
 
   WorkerOptions worker_options;
   worker_options.instance = instance;
   worker_options.seed = parsed["seed"].as<std::uint64_t>();
+  // Other hosts' progress shows only on the remote: look again sooner.
+  if (remote) worker_options.idle_timeout_ms = 250;
   Worker worker(std::move(items), graph.target_index, backend, worker_options,
                 [&](const Event& e) {
                   events.send(e);
@@ -168,6 +193,13 @@ int cmd_worker(const Args& args) {
                                  e.message.c_str());
                 });
   int status = worker.run();
+  if (remote) {
+    // Uploads still queued finish before the worker goes (bounded): another
+    // host may be waiting for them.
+    if (std::size_t left = remote->finish(g_stop.load() ? 2000 : 120000); left > 0)
+      say(EventType::log, "", std::to_string(left) + " uploads to the remote cache left unfinished");
+    backend.report_remote();
+  }
   events.drain(2000);
   return status;
 }

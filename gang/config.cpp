@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -16,6 +17,11 @@ namespace {
 const char* env(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
 }
 
 std::string absolute(const std::string& path) {
@@ -38,6 +44,57 @@ Result<bool> parse_bool(const std::string& text, const std::string& what) {
   if (text == "0" || text == "false" || text == "no" || text == "off") return false;
   return make_error(what + ": expected true or false, got \"" + text + "\"");
 }
+
+// Seconds, possibly fractional ("2", "0.5"), as milliseconds (at least 1).
+Result<int> parse_seconds_ms(const std::string& text, const std::string& what) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || !(value > 0) || value > 86400)
+    return make_error(what + ": expected a number of seconds (0 < s <= 86400), got \"" + text + "\"");
+  return std::max(1, static_cast<int>(value * 1000));
+}
+
+// The remote settings gang.conf and GANG_* share: applies `name` = text.
+// Returns false if name is not one of them.
+Result<bool> apply_remote_setting(const std::string& name, const std::string& text,
+                                  const std::string& base_dir, RemoteOptions& remote) {
+  auto path = [&](const std::string& p) {
+    return p.empty() || p[0] == '/' || base_dir.empty() ? absolute(p) : base_dir + "/" + p;
+  };
+  if (name == "remote-cache") {
+    auto url = text.empty() ? Result<std::string>("") : normalise_cache_url(text);
+    if (!url) return std::unexpected(url.error());
+    remote.cache_url = *url;
+  } else if (name == "remote-credentials") {
+    remote.credentials_file = text.empty() ? "" : path(text);
+  } else if (name == "remote-netrc") {
+    remote.netrc_file = text.empty() ? "" : path(text);
+  } else if (name == "remote-push") {
+    auto b = parse_bool(text, name);
+    if (!b) return std::unexpected(b.error());
+    remote.push = *b;
+  } else if (name == "remote-connect-timeout" || name == "remote-timeout" ||
+             name == "remote-retry-after" || name == "lease-time") {
+    auto ms = parse_seconds_ms(text, name);
+    if (!ms) return std::unexpected(ms.error());
+    (name == "remote-connect-timeout" ? remote.connect_timeout_ms
+     : name == "remote-timeout"       ? remote.timeout_ms
+     : name == "remote-retry-after"   ? remote.retry_after_ms
+                                      : remote.lease_ms) = *ms;
+  } else if (name == "redis") {
+    if (!text.empty()) {
+      auto address = parse_redis_url(text);
+      if (!address) return std::unexpected(address.error());
+    }
+    remote.redis_url = text;
+  } else if (name == "redis-credentials") {
+    remote.redis_credentials_file = text.empty() ? "" : path(text);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 
 Result<void> parse_aliases(const std::string& text, Config& config) {
   std::size_t start = 0;
@@ -105,7 +162,10 @@ Result<void> load_conf_file(const std::string& path, Config& config) {
       auto b = parse_bool(*text, key);
       if (!b) return fail_on(b.error());
       (key == "offline" ? config.offline : config.strict) = *b;
-    } else {
+    } else if (auto remote = apply_remote_setting(key, *text, dir_of(path), config.remote);
+               !remote) {
+      return fail_on(remote.error());
+    } else if (!*remote) {
       return make_error_at(path, line, "unknown setting \"" + key + "\"", key);
     }
   }
@@ -161,6 +221,15 @@ Result<Config> load_config(const std::string& definitions_dir) {
     auto b = parse_bool(v, "GANG_STRICT");
     if (!b) return std::unexpected(b.error());
     config.strict = *b;
+  }
+  for (const auto& [variable, name] :
+       {std::pair{"GANG_REMOTE_CACHE", "remote-cache"}, {"GANG_REMOTE_CREDENTIALS", "remote-credentials"},
+        {"GANG_REMOTE_NETRC", "remote-netrc"}, {"GANG_REMOTE_PUSH", "remote-push"},
+        {"GANG_REDIS", "redis"}, {"GANG_REDIS_CREDENTIALS", "redis-credentials"}}) {
+    if (const char* v = env(variable)) {
+      auto applied = apply_remote_setting(name, v, "", config.remote);
+      if (!applied) return make_error(std::string(variable) + ": " + applied.error().message);
+    }
   }
   if (const char* v = env("GANG_ALIASES")) {
     auto parsed = parse_aliases(v, config);

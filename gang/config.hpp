@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "remote/remote_options.hpp"
 #include "util/error.hpp"
 
 namespace gang {
@@ -27,6 +28,7 @@ struct Config {
   std::string base = "host";                   // sandbox base: host, none, or a sysroot path
   bool strict = false;                         // unknown definition fields are errors
   bool retry_failed = false;                   // rebuild components recorded as failed
+  RemoteOptions remote;                        // remote cache and Redis leases (none by default)
 };
 
 // The default cache root: $XDG_CACHE_HOME/gang, else $HOME/.cache/gang.
@@ -40,7 +42,13 @@ struct Config {
 // Builds the Config for a definitions directory (may be empty: no gang.conf).
 // Reads `<definitions_dir>/gang.conf` if present, then GANG_* variables:
 // GANG_CACHE, GANG_INSTANCES, GANG_MAX_JOBS, GANG_ARCH, GANG_OFFLINE,
-// GANG_BASE, GANG_STRICT and GANG_ALIASES ("name=prefix,name=prefix").
+// GANG_BASE, GANG_STRICT and GANG_ALIASES ("name=prefix,name=prefix"), and
+// for the remote tier GANG_REMOTE_CACHE, GANG_REMOTE_CREDENTIALS,
+// GANG_REMOTE_NETRC, GANG_REMOTE_PUSH, GANG_REDIS and GANG_REDIS_CREDENTIALS.
+// gang.conf's remote settings: remote-cache (URL), remote-credentials and
+// remote-netrc (files, relative to the definitions directory),
+// remote-push, remote-connect-timeout, remote-timeout, remote-retry-after
+// (seconds), redis (URL), redis-credentials (file), lease-time (seconds).
 // Errors name the file, line and field, or the variable.
 [[nodiscard]] Result<Config> load_config(const std::string& definitions_dir);
 

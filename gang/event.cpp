@@ -13,9 +13,10 @@ namespace gang {
 
 namespace {
 
-constexpr std::array<std::string_view, 10> k_type_names = {
+constexpr std::array<std::string_view, 13> k_type_names = {
     "hello", "log", "build_start", "build_done", "bah",
-    "failed", "cached", "progress", "target_done", "exit"};
+    "failed", "cached", "progress", "target_done", "exit",
+    "downloaded", "pushed", "push_failed"};
 
 void append_escaped(std::string& out, std::string_view text) {
   for (char c : text) {

@@ -28,6 +28,9 @@ enum class EventType {
   progress,      // done/total changed
   target_done,   // the target artifact exists
   exit,          // worker is exiting; seconds = busy seconds; message = status
+  downloaded,    // component fetched from the remote cache; seconds = time taken, message = from where
+  pushed,        // component uploaded to the remote cache; message = what was uploaded
+  push_failed,   // an upload gave up; message = why (never fatal)
 };
 
 struct Event {

@@ -84,6 +84,18 @@ std::optional<std::string> GangView::on_event(const Event& e) {
       if (!m_target_done_ms) m_target_done_ms = e.time_ms;
       return prefix(e.time_ms, e.instance, e.component) + "Target is cached" +
              (e.message.empty() ? "" : ": " + e.message);
+    case EventType::downloaded:
+      ++m_downloaded;
+      m_downloaded_seconds += e.seconds;
+      return prefix(e.time_ms, e.instance, e.component) + "Downloaded" +
+             (e.message.empty() ? "" : " " + e.message) + " in " + seconds + " s";
+    case EventType::pushed:
+      ++m_pushed;
+      return std::nullopt;  // counted in the summary; one line per upload is noise
+    case EventType::push_failed:
+      m_push_failures.emplace_back(e.component, e.message);
+      return prefix(e.time_ms, e.instance, e.component) + "Upload to the remote cache failed: " +
+             e.message;
     case EventType::exit:
       inst.building.clear();
       inst.exit_status = e.message;
@@ -128,6 +140,20 @@ std::string GangView::summary(std::int64_t now) const {
   std::snprintf(line, sizeof line, "\n  Bah! %d lost race%s, %.1f s of work wasted", m_bah_count,
                 m_bah_count == 1 ? "" : "s", m_bah_seconds);
   out += line;
+  if (m_downloaded > 0 || m_pushed > 0 || !m_push_failures.empty()) {
+    std::snprintf(line, sizeof line,
+                  "\n  remote cache: downloaded %d (%.1f s), uploaded %d, uploads failed %zu",
+                  m_downloaded, m_downloaded_seconds, m_pushed, m_push_failures.size());
+    out += line;
+    std::size_t shown = 0;
+    for (const auto& [component, why] : m_push_failures) {
+      if (++shown > 5) {
+        out += "\n    ... and " + std::to_string(m_push_failures.size() - 5) + " more";
+        break;
+      }
+      out += "\n    upload of " + component + " failed: " + why;
+    }
+  }
   // Workers that stopped on an error of their own (not a build's): the
   // cause of a gang that ended without its target, e.g. a damaged index.
   std::map<std::string, std::vector<int>> stopped;

@@ -90,6 +90,10 @@ class GangView {
   int m_todo = 0;    // most components any worker found to build when it started
   int m_total = 0;
   int m_bah_count = 0;
+  int m_downloaded = 0;
+  double m_downloaded_seconds = 0;
+  int m_pushed = 0;
+  std::vector<std::pair<std::string, std::string>> m_push_failures;  // component, why
   double m_bah_seconds = 0;
   std::set<std::string> m_built;
   std::map<std::string, Failure> m_failures;  // by component

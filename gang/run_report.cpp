@@ -119,6 +119,23 @@ void RunReport::on_event(const Event& e) {
       if (!instance.exit_ms) instance.exit_ms = e.time_ms;
       if (instance.exit_status.empty()) instance.exit_status = e.message;
       break;
+    case EventType::downloaded:
+      if (index && m_components[*index].state != "built") {
+        ComponentRun& c = m_components[*index];
+        c.state = "downloaded";
+        c.end_ms = e.time_ms;
+        c.start_ms = e.time_ms - static_cast<std::int64_t>(e.seconds * 1000);
+        c.build_s = e.seconds;
+      }
+      ++instance.downloaded;
+      instance.busy_s += e.seconds;
+      break;
+    case EventType::pushed:
+      ++instance.pushed;
+      break;
+    case EventType::push_failed:
+      ++instance.push_failed;
+      break;
     case EventType::progress:
       break;
   }
@@ -168,7 +185,7 @@ std::string RunReport::to_json(int exit_status, std::int64_t end_ms) const {
   out["wall_s"] = round3(wall_s);
   out["target_published_s"] = m_target_done_ms ? Json(offset(*m_target_done_ms)) : Json(nullptr);
 
-  int built = 0, cached = 0, failed = 0, elsewhere = 0, skipped = 0;
+  int built = 0, cached = 0, failed = 0, elsewhere = 0, skipped = 0, downloaded = 0;
   Json components = Json::array();
   for (std::size_t i = 0; i < m_components.size(); ++i) {
     const RunComponent& info = m_info.components[i];
@@ -178,11 +195,15 @@ std::string RunReport::to_json(int exit_status, std::int64_t end_ms) const {
     failed += c.state == "failed";
     elsewhere += c.state == "built_elsewhere";
     skipped += c.state == "skipped";
+    downloaded += c.state == "downloaded";
     Json j;
     j["name"] = info.name;
     j["kind"] = info.kind;
     j["key"] = info.key;
     j["state"] = c.state;
+    Json depends = Json::array();
+    for (std::size_t dep : info.deps) depends.push_back(m_info.components[dep].name);
+    j["depends"] = std::move(depends);
     j["instance"] = c.state == "built" ? Json(c.instance) : Json(nullptr);
     j["start_s"] = c.start_ms ? Json(offset(*c.start_ms)) : Json(nullptr);
     j["end_s"] = c.end_ms ? Json(offset(*c.end_ms)) : Json(nullptr);
@@ -215,6 +236,9 @@ std::string RunReport::to_json(int exit_status, std::int64_t end_ms) const {
     j["built"] = instance.built;
     j["bah"] = instance.bah;
     j["wasted_s"] = round3(instance.wasted_s);
+    j["downloaded"] = instance.downloaded;
+    j["uploaded"] = instance.pushed;
+    j["uploads_failed"] = instance.push_failed;
     Json attempts = Json::array();
     for (const Attempt& a : instance.attempts)
       attempts.push_back({{"component", m_info.components[a.component].name},
@@ -237,6 +261,7 @@ std::string RunReport::to_json(int exit_status, std::int64_t end_ms) const {
                    {"built", built},
                    {"cached_at_start", cached},
                    {"built_elsewhere", elsewhere},
+                   {"downloaded", downloaded},
                    {"failed", failed},
                    {"skipped", skipped},
                    {"bah", bah},

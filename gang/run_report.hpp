@@ -77,6 +77,7 @@ class RunReport {
     std::string exit_status;
     double busy_s = 0, wasted_s = 0;
     int built = 0, bah = 0;
+    int downloaded = 0, pushed = 0, push_failed = 0;
     std::vector<Attempt> attempts;
     std::vector<std::pair<std::size_t, std::int64_t>> bahs;  // (component, when)
     std::optional<std::size_t> building;  // the component of the open build_start

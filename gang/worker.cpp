@@ -145,6 +145,12 @@ Worker::Scan Worker::scan_once() {
              m_backend.failure_log(item.key));
       continue;
     }
+    if (claim->status == ClaimStatus::downloaded) {
+      m_cached[index] = 1;
+      ++m_done;
+      emit(EventType::downloaded, index, claim->holder, claim->seconds);
+      return Scan::built_something;
+    }
     if (claim->status == ClaimStatus::held_by_other) {
       if (m_bah_reported.insert({index, claim->holder}).second)
         emit(EventType::bah, index, "claimed by " + claim->holder);
@@ -217,6 +223,7 @@ int Worker::run() {
   }
   m_todo = static_cast<int>(m_items.size()) - m_done;
   emit(EventType::hello, k_no_item, std::to_string(m_options.seed));
+  bool scan_waited = false;
   for (;;) {
     if (m_backend.stop_requested()) {
       emit(EventType::exit, k_no_item, "stopped");
@@ -226,6 +233,17 @@ int Worker::run() {
       emit(EventType::target_done, m_target, m_items[m_target].key);
       emit(EventType::exit, k_no_item, "target done");
       return k_worker_target_done;
+    }
+    // Whole targets come from a remote cache without their dependencies.
+    if (!m_target_download_tried || scan_waited) {
+      m_target_download_tried = true;
+      scan_waited = false;
+      if (auto got = m_backend.download(m_items[m_target].key)) {
+        m_cached[m_target] = 1;
+        ++m_done;
+        emit(EventType::downloaded, m_target, got->holder, got->seconds);
+        continue;
+      }
     }
     Scan scan = scan_once();
     if (scan == Scan::claim_gave_up) {
@@ -245,6 +263,7 @@ int Worker::run() {
     for (const auto& [index, at] : m_claim_retry_at)
       timeout = std::min(timeout, std::max<std::int64_t>(1, at - m_backend.clock_ms()));
     m_backend.wait_for_change(static_cast<int>(timeout));
+    scan_waited = true;
   }
 }
 

@@ -36,11 +36,14 @@ struct WorkItem {
   double estimate_s = 0;           // its last measured build time; 0 if never built here
 };
 
-enum class ClaimStatus { won, held_by_other, already_cached, failed };
+// downloaded: the backend found the artifact in a remote cache and
+// published it locally instead (it holds no claim afterwards).
+enum class ClaimStatus { won, held_by_other, already_cached, failed, downloaded };
 
 struct ClaimReply {
   ClaimStatus status = ClaimStatus::won;
-  std::string holder;  // who holds it (held_by_other) or failed it (failed)
+  std::string holder;  // who holds it (held_by_other) or failed it (failed); downloaded: from where
+  double seconds = 0;  // downloaded: how long it took
 };
 
 // abandoned: not built for a reason outside the component (a dependency's
@@ -79,6 +82,12 @@ class WorkerBackend {
   // The build log of key's recorded failure, for the summary ("" if unknown).
   [[nodiscard]] virtual std::string failure_log(const std::string& /*key*/) { return {}; }
   [[nodiscard]] virtual Result<ClaimReply> claim(const std::string& key) = 0;
+  // Fetches key's artifact from a remote cache, if there is one and it
+  // has it (the target, before its dependencies are ready): a `downloaded`
+  // reply, or nullopt.
+  [[nodiscard]] virtual std::optional<ClaimReply> download(const std::string& /*key*/) {
+    return std::nullopt;
+  }
   virtual void release(const std::string& key) = 0;
   // Builds item `index` under the claim and publishes it, or records its
   // failure. Returns `cancelled` when should_stop() became true mid-build;
@@ -143,6 +152,7 @@ class Worker {
   std::map<std::size_t, int> m_claim_errors;             // consecutive claim errors per item
   std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
   std::string m_gave_up;                                 // why the worker gave up (claim_gave_up)
+  bool m_target_download_tried = false;
   int m_done = 0;
   int m_todo = 0;
 };
