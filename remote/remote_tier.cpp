@@ -173,7 +173,10 @@ PullResult RemoteTier::pull(const std::string& key) {
   if (manifest->key != key)
     return refused("its manifest is the artifact of \"" + manifest->key + "\", not of this key");
   ArtifactMeta meta;
-  if (auto recorded = decode_artifact(key, manifest->record)) meta = recorded->meta;
+  // The builder's record (as repair() reads it: the row without its
+  // manifest digest, which names the manifest itself).
+  if (auto recorded = decode_artifact(key, manifest->record + "manifest=" + manifest_ref->hash + "\n"))
+    meta = recorded->meta;
   meta.extra["downloaded_from"] = m_pull->describe();
 
   std::optional<RemoteError> remote_error;
