@@ -35,7 +35,9 @@ class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* name : {"GANG_CACHE", "GANG_INSTANCES", "GANG_MAX_JOBS", "GANG_ARCH",
-                             "GANG_OFFLINE", "GANG_BASE", "GANG_STRICT", "GANG_ALIASES"})
+                             "GANG_OFFLINE", "GANG_BASE", "GANG_STRICT", "GANG_ALIASES",
+                             "GANG_REMOTE_CACHE", "GANG_REMOTE_CREDENTIALS", "GANG_REMOTE_NETRC",
+                             "GANG_REMOTE_PUSH", "GANG_REDIS", "GANG_REDIS_CREDENTIALS"})
       env.set(name, nullptr);
   }
   TempDir dir{"gang-config-test-"};
@@ -104,6 +106,50 @@ TEST_F(ConfigTest, BadValuesNameTheFileLineAndField) {
   auto bad_env = load_config(dir.path());
   ASSERT_FALSE(bad_env);
   EXPECT_NE(bad_env.error().message.find("GANG_MAX_JOBS"), std::string::npos);
+}
+
+TEST_F(ConfigTest, RemoteSettingsFromGangConfAndEnvironment) {
+  auto none = load_config(dir.path());
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->remote.any());
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/gang.conf",
+                                "remote-cache: http://cache.example:8080/gang/\n"
+                                "remote-credentials: secrets/remote\n"
+                                "remote-push: false\nremote-connect-timeout: 0.5\n"
+                                "remote-timeout: 20\nredis: redis://10.0.0.2:6380\n"
+                                "lease-time: 90\n"));
+  auto config = load_config(dir.path());
+  ASSERT_TRUE(config) << config.error().to_string();
+  EXPECT_EQ(config->remote.cache_url, "http://cache.example:8080/gang");
+  EXPECT_EQ(config->remote.credentials_file, dir.path() + "/secrets/remote");
+  EXPECT_FALSE(config->remote.push);
+  EXPECT_EQ(config->remote.connect_timeout_ms, 500);
+  EXPECT_EQ(config->remote.timeout_ms, 20000);
+  EXPECT_EQ(config->remote.redis_url, "redis://10.0.0.2:6380");
+  EXPECT_EQ(config->remote.lease_ms, 90000);
+  env.set("GANG_REMOTE_CACHE", "https://other.example");
+  env.set("GANG_REMOTE_PUSH", "yes");
+  auto merged = load_config(dir.path());
+  ASSERT_TRUE(merged);
+  EXPECT_EQ(merged->remote.cache_url, "https://other.example");
+  EXPECT_TRUE(merged->remote.push);
+
+  // A password in the URL is refused where it was written, and not echoed.
+  env.set("GANG_REMOTE_CACHE", nullptr);
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/gang.conf",
+                                "instances: 2\nremote-cache: http://me:hunter2@cache.example/\n"));
+  auto leaky = load_config(dir.path());
+  ASSERT_FALSE(leaky);
+  EXPECT_EQ(leaky.error().line, 2);
+  EXPECT_EQ(leaky.error().field, "remote-cache");
+  EXPECT_EQ(leaky.error().to_string().find("hunter2"), std::string::npos);
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/gang.conf", "remote-timeout: soon\n"));
+  EXPECT_FALSE(load_config(dir.path()));
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/gang.conf", "instances: 1\n"));
+  env.set("GANG_REDIS", "redis://:pw@host");
+  auto bad_env = load_config(dir.path());
+  ASSERT_FALSE(bad_env);
+  EXPECT_NE(bad_env.error().message.find("GANG_REDIS"), std::string::npos);
 }
 
 TEST_F(ConfigTest, InstancesAutoFollowsYbdsRule) {
