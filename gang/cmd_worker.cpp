@@ -196,7 +196,13 @@ int cmd_worker(const Args& args) {
   if (remote) {
     // Uploads still queued finish before the worker goes (bounded): another
     // host may be waiting for them.
-    if (std::size_t left = remote->finish(g_stop.load() ? 2000 : 120000); left > 0)
+    // In slices, so that a stop request (which must end the worker within
+    // 2 s) cuts the wait short.
+    std::size_t left = 0;
+    for (int waited = 0; waited < 120000 && !g_stop.load(); waited += 100)
+      if ((left = remote->finish(100)) == 0) break;
+    if (left > 0 || g_stop.load()) left = remote->finish(0);
+    if (left > 0)
       say(EventType::log, "", std::to_string(left) + " uploads to the remote cache left unfinished");
     backend.report_remote();
   }

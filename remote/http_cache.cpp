@@ -84,6 +84,11 @@ std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* use
   return take;
 }
 
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return cancel != nullptr && cancel->load() ? 1 : 0;  // non-zero aborts
+}
+
 // Collects the body of a failed answer (for its message), bounded.
 std::size_t on_error_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto& body = *static_cast<std::string*>(user);
@@ -156,6 +161,11 @@ RemoteResult<long> HttpCache::perform(const char* method, const std::string& url
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(m_headers));
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (m_cancel != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(m_cancel));
+  }
   if (m_credentials.kind == Credentials::Kind::basic) {
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(curl, CURLOPT_USERPWD, m_credentials.secret.c_str());

@@ -13,6 +13,7 @@
 // thread. http_global_init() must run once before any thread starts.
 #pragma once
 
+#include <atomic>
 #include <expected>
 #include <memory>
 #include <optional>
@@ -60,6 +61,9 @@ class RemoteStore {
                                                std::string_view bytes) = 0;
   [[nodiscard]] virtual RemoteResult<void> put_file(RemoteArea area, const std::string& digest,
                                                     const std::string& path) = 0;
+  // Transfers in progress give up soon after *flag becomes true (a worker
+  // that is stopping); the flag must outlive the store.
+  virtual void set_cancel_flag(const std::atomic<bool>* /*flag*/) {}
 };
 
 // Once per process, before threads (curl_global_init).
@@ -85,6 +89,7 @@ class HttpCache final : public RemoteStore {
                                        std::string_view bytes) override;
   [[nodiscard]] RemoteResult<void> put_file(RemoteArea area, const std::string& digest,
                                             const std::string& path) override;
+  void set_cancel_flag(const std::atomic<bool>* flag) override { m_cancel = flag; }
 
   struct Transfer;  // one request's state (for libcurl's callbacks)
 
@@ -100,6 +105,7 @@ class HttpCache final : public RemoteStore {
   Credentials m_credentials;
   void* m_curl = nullptr;       // CURL*
   void* m_headers = nullptr;    // curl_slist*
+  const std::atomic<bool>* m_cancel = nullptr;
 };
 
 }  // namespace gang

@@ -184,8 +184,10 @@ RemoteResult<bool> RedisLeases::renew(const std::string& key) {
   return rr->type == REDIS_REPLY_INTEGER && rr->integer == 1;
 }
 
-RemoteResult<void> RedisLeases::release(const std::string& key) {
-  auto reply = command({"EVAL", k_release_script, "1", m_options.lease_prefix + key, m_me});
+RemoteResult<void> RedisLeases::release(const std::string& key) { return release_dead(key, m_me); }
+
+RemoteResult<void> RedisLeases::release_dead(const std::string& key, const std::string& value) {
+  auto reply = command({"EVAL", k_release_script, "1", m_options.lease_prefix + key, value});
   if (!reply) return std::unexpected(reply.error());
   Reply r(*reply);
   if (as_reply(r)->type == REDIS_REPLY_ERROR)

@@ -40,6 +40,9 @@ class LeaseService {
   // holds it, or nobody does.
   [[nodiscard]] virtual RemoteResult<bool> renew(const std::string& key) = 0;
   [[nodiscard]] virtual RemoteResult<void> release(const std::string& key) = 0;
+  // Deletes key's lease if it still holds `value` (a dead holder's).
+  [[nodiscard]] virtual RemoteResult<void> release_dead(const std::string& key,
+                                                        const std::string& value) = 0;
 };
 
 class RedisLeases final : public LeaseService {
@@ -59,6 +62,8 @@ class RedisLeases final : public LeaseService {
   [[nodiscard]] RemoteResult<std::optional<std::string>> peek(const std::string& key) override;
   [[nodiscard]] RemoteResult<bool> renew(const std::string& key) override;
   [[nodiscard]] RemoteResult<void> release(const std::string& key) override;
+  [[nodiscard]] RemoteResult<void> release_dead(const std::string& key,
+                                                const std::string& value) override;
 
  private:
   RedisLeases() = default;

@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <csignal>
 
 #include "cache/manifest.hpp"
 #include "remote/action_result.hpp"
@@ -35,6 +38,19 @@ std::string short_holder(const std::string& value) {
 
 }  // namespace
 
+bool RemoteTier::holder_dead_here(const std::string& value) const {
+  // "host:pid:token"
+  auto last = value.rfind(':');
+  if (last == std::string::npos || last == 0) return false;
+  auto mid = value.rfind(':', last - 1);
+  if (mid == std::string::npos || m_host.empty() || value.substr(0, mid) != m_host) return false;
+  int pid = 0;
+  std::string_view digits = std::string_view(value).substr(mid + 1, last - mid - 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+  if (ec != std::errc() || end != digits.data() + digits.size() || pid <= 0) return false;
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
 Result<std::unique_ptr<RemoteTier>> RemoteTier::open(ArtifactCache& cache,
                                                      const RemoteOptions& options,
                                                      const std::string& host) {
@@ -59,7 +75,9 @@ Result<std::unique_ptr<RemoteTier>> RemoteTier::open(ArtifactCache& cache,
       return std::move(*l);
     };
   }
-  return std::make_unique<RemoteTier>(cache, options, std::move(stores), std::move(leases));
+  auto tier = std::make_unique<RemoteTier>(cache, options, std::move(stores), std::move(leases));
+  tier->set_host(host);
+  return tier;
 }
 
 RemoteTier::RemoteTier(ArtifactCache& cache, RemoteOptions options, StoreFactory stores,
@@ -80,6 +98,7 @@ RemoteTier::~RemoteTier() {
     std::lock_guard lock(m_mutex);
     m_stopping = true;
   }
+  m_cancel.store(true);
   m_wake.notify_all();
   if (m_thread.joinable()) m_thread.join();
 }
@@ -232,6 +251,15 @@ std::optional<std::string> RemoteTier::peek_lease(const std::string& key) {
   }
   succeeded(m_redis_health);
   if (!*reply || **reply == m_leases->me()) return std::nullopt;
+  // A holder on this machine that has died (a killed worker) cannot renew:
+  // its lease goes now rather than when it expires.
+  if (holder_dead_here(**reply)) {
+    if (auto released = m_leases->release_dead(key, **reply); released) {
+      std::lock_guard lock(m_mutex);
+      say("released the lease on " + key + " of " + short_holder(**reply) + ", which died");
+      return std::nullopt;
+    }
+  }
   return short_holder(**reply);
 }
 
@@ -343,6 +371,7 @@ RemoteResult<int> RemoteTier::push_one(RemoteStore& store, const std::string& ke
 
 void RemoteTier::push_loop() {
   std::unique_ptr<RemoteStore> store = m_store_factory ? m_store_factory() : nullptr;
+  if (store) store->set_cancel_flag(&m_cancel);
   std::unique_ptr<LeaseService> leases = m_lease_factory ? m_lease_factory() : nullptr;
   auto release = [&](const std::string& key) {
     if (!leases || !available(m_redis_health)) return;
@@ -364,6 +393,14 @@ void RemoteTier::push_loop() {
       continue;
     }
     m_queue.pop_front();
+    if (m_stopping) {
+      // The worker is going now: what is left is not uploaded (the leases
+      // go, so other hosts need not wait for them to expire).
+      lock.unlock();
+      release(job.key);
+      lock.lock();
+      continue;
+    }
     ++m_in_flight;
     bool skip = m_push_refused || !store;
     bool down = m_cache_health.down && wall_ms() < m_cache_health.until_ms;

@@ -19,6 +19,7 @@
 // take_messages() on the worker thread (events are single-threaded).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -69,9 +70,13 @@ class RemoteTier {
   using LeaseFactory = std::function<std::unique_ptr<LeaseService>()>;
   RemoteTier(ArtifactCache& cache, RemoteOptions options, StoreFactory stores,
              LeaseFactory leases);
-  ~RemoteTier();  // finishes queued pushes (bounded by finish())
+  ~RemoteTier();
   RemoteTier(const RemoteTier&) = delete;
   RemoteTier& operator=(const RemoteTier&) = delete;
+
+  // This machine's host name, as in lease values: a lease of a process of
+  // this host that has died is released by whoever finds it.
+  void set_host(std::string host) { m_host = std::move(host); }
 
   [[nodiscard]] bool has_cache() const { return m_pull != nullptr; }
   [[nodiscard]] bool has_leases() const { return m_leases != nullptr; }
@@ -93,6 +98,8 @@ class RemoteTier {
   // Without push (or without a remote cache) it releases the lease at once.
   void push(const std::string& key);
   // Waits up to timeout_ms for queued pushes; returns how many are left.
+  // The destructor does not wait: queued uploads are dropped (their leases
+  // released) and one in flight is cancelled.
   std::size_t finish(int timeout_ms);
 
   // Log lines (degraded mode, recoveries, refusals) since the last call.
@@ -111,11 +118,13 @@ class RemoteTier {
   void failed(Health& h, const std::string& why);
   void succeeded(Health& h);
   void say(const std::string& line);
+  [[nodiscard]] bool holder_dead_here(const std::string& value) const;
   void push_loop();
   [[nodiscard]] RemoteResult<int> push_one(RemoteStore& store, const std::string& key);
 
   ArtifactCache& m_cache;
   RemoteOptions m_options;
+  std::string m_host;
   std::unique_ptr<RemoteStore> m_pull;     // the worker thread's connection
   std::unique_ptr<LeaseService> m_leases;  // the worker thread's connection
   StoreFactory m_store_factory;
@@ -136,7 +145,8 @@ class RemoteTier {
   std::deque<Job> m_queue;
   int m_in_flight = 0;
   bool m_stopping = false;
-  bool m_finishing = false;  // finish() was called: no more waiting between retries
+  bool m_finishing = false;
+  std::atomic<bool> m_cancel{false};  // set when the tier goes: uploads in flight give up  // finish() was called: no more waiting between retries
   std::condition_variable m_wake;
   std::condition_variable m_idle;
   std::thread m_thread;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <map>
@@ -120,11 +121,12 @@ class FakeLeases final : public LeaseService {
     auto it = m_redis->leases.find(key);
     return it != m_redis->leases.end() && it->second == m_me;
   }
-  RemoteResult<void> release(const std::string& key) override {
+  RemoteResult<void> release(const std::string& key) override { return release_dead(key, m_me); }
+  RemoteResult<void> release_dead(const std::string& key, const std::string& value) override {
     std::lock_guard lock(m_redis->mutex);
     if (m_redis->down) return down();
     auto it = m_redis->leases.find(key);
-    if (it != m_redis->leases.end() && it->second == m_me) m_redis->leases.erase(it);
+    if (it != m_redis->leases.end() && it->second == value) m_redis->leases.erase(it);
     return {};
   }
 
@@ -294,7 +296,9 @@ TEST_F(RemoteTierTest, ACorruptBlobIsRefusedNeverStagedAndRepairedByTheNextUploa
   EXPECT_FALSE(cache_b->contains("thing.1"));
   // Nothing in b's store carries the right name with the wrong bytes.
   std::string path = cache_b->blob_path(BlobId{readme, false});
-  if (path_exists(path)) EXPECT_EQ(*sha256_file(path), readme);
+  if (path_exists(path)) {
+    EXPECT_EQ(*sha256_file(path), readme);
+  }
   auto messages = b->take_messages();
   ASSERT_FALSE(messages.empty());
   EXPECT_NE(messages[0].find("refused"), std::string::npos) << messages[0];
@@ -386,6 +390,19 @@ TEST_F(RemoteTierTest, LeasesExcludeOtherHostsUntilTheUploadIsUp) {
   // Released only after the upload: whoever takes it next finds the artifact.
   EXPECT_FALSE(b->peek_lease("thing.1"));
   EXPECT_EQ(b->pull("thing.1").kind, PullResult::Kind::downloaded);
+  // A dead holder on this machine (a killed worker) loses its lease at
+  // once; a live one, or one on another host, keeps it.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  b->set_host("host-b");
+  redis->leases["thing.3"] = "host-b:" + std::to_string(child) + ":dead";
+  EXPECT_FALSE(b->peek_lease("thing.3"));
+  EXPECT_FALSE(redis->leases.contains("thing.3"));
+  redis->leases["thing.4"] = "host-b:" + std::to_string(::getpid()) + ":alive";
+  EXPECT_TRUE(b->peek_lease("thing.4"));
+  redis->leases["thing.5"] = "host-c:" + std::to_string(child) + ":elsewhere";
+  EXPECT_TRUE(b->peek_lease("thing.5"));
   // A lease lost to another host: renew says so, and who.
   EXPECT_EQ(a->take_lease("thing.2").kind, LeaseResult::Kind::won);
   redis->leases["thing.2"] = "host-c:33:z";
