@@ -189,6 +189,7 @@ Result<void> deploy_into(const Definitions& defs, const DeploymentStep& step,
     call.location = temporary;
   }
   Result<void> written;
+  bool moved_tree = false;  // the built-in sysroot moved the scratch tree itself
   if (resolved->write) {
     if (ctx.log) ctx.log("Running write extension " + resolved->write->name);
     written = run_extension(*resolved->write, call);
@@ -205,9 +206,8 @@ Result<void> deploy_into(const Definitions& defs, const DeploymentStep& step,
                         "root_owner=0:0", "-d", root, temporary, std::to_string(size / 1024) + "k"},
                        ctx.output_fd);
   } else {  // sysroot: the tree itself
-    written = ::rename(root.c_str(), temporary.c_str()) == 0
-                  ? Result<void>{}
-                  : run_tool({"cp", "-a", "--", root, temporary}, ctx.output_fd);
+    moved_tree = ::rename(root.c_str(), temporary.c_str()) == 0;
+    written = moved_tree ? Result<void>{} : run_tool({"cp", "-a", "--", root, temporary}, ctx.output_fd);
   }
   if (!written) {
     (void)remove_tree(temporary);
@@ -217,7 +217,9 @@ Result<void> deploy_into(const Definitions& defs, const DeploymentStep& step,
     if (ctx.force) (void)remove_tree(final_location);
     if (::rename(temporary.c_str(), final_location.c_str()) != 0) {
       auto e = make_errno_error("cannot move the deployment into place at " + final_location);
-      (void)remove_tree(temporary);
+      // The kept scratch tree is the one moved: put it back, so that the
+      // error's "kept" is true.
+      if (!moved_tree || ::rename(temporary.c_str(), root.c_str()) != 0) (void)remove_tree(temporary);
       return kept(e.error());
     }
   }

@@ -146,12 +146,8 @@ PullResult RemoteTier::pull(const std::string& key) {
   }
   auto start = std::chrono::steady_clock::now();
   auto unavailable = [&](const RemoteError& e) {
-    if (e.kind == RemoteError::Kind::unreachable) {
-      failed(m_cache_health, e.message);
-    } else {
-      std::lock_guard lock(m_mutex);
-      say("remote cache: " + e.message + "; building " + key + " here");
-    }
+    // Down, failing (5xx) or refusing reads (401): off for a while, said once.
+    failed(m_cache_health, e.message);
     out.kind = PullResult::Kind::unavailable;
     out.detail = e.message;
     return out;
@@ -182,11 +178,12 @@ PullResult RemoteTier::pull(const std::string& key) {
   }
   if (!*manifest_bytes) return out;  // the /ac/ entry outlived its manifest: a miss
   if (sha256_hex(**manifest_bytes) != manifest_ref->hash) {
-    std::lock_guard lock(m_mutex);
-    m_bad_on_remote.insert(manifest_ref->hash);
-  }
-  if (sha256_hex(**manifest_bytes) != manifest_ref->hash)
+    {
+      std::lock_guard lock(m_mutex);
+      m_bad_on_remote.insert(manifest_ref->hash);
+    }
     return refused("manifest " + manifest_ref->hash + " arrived corrupt (SHA-256 mismatch)");
+  }
   auto manifest = Manifest::decode(**manifest_bytes);
   if (!manifest) return refused("its manifest cannot be read: " + manifest.error().to_string());
   if (manifest->key != key)
