@@ -18,6 +18,7 @@ int cmd_cache(const Args& args);   // gang cache ls|show|verify|gc|forget ...
 int cmd_shell(const Args& args);   // gang shell COMPONENT [-- CMD...]
 int cmd_deploy(const Args& args);    // gang deploy CLUSTER [LABEL...] [-p LABEL.KEY=VALUE] [--force]
 int cmd_timeline(const Args& args);  // gang timeline REPORT.json [-o FILE.png|.svg]
+int cmd_remote(const Args& args);    // gang remote check [--definitions DIR] [--json]
 int cmd_worker(const Args& args);  // internal: one worker instance, exec'd by `gang build`
 
 // Parses argv and dispatches. `gang TARGET ARCH` with no subcommand is

@@ -23,6 +23,7 @@ constexpr Subcommand k_subcommands[] = {
     {"shell", cmd_shell, "open a shell, or run a command, in a failed build's sandbox"},
     {"deploy", cmd_deploy, "build a cluster, then deploy its systems with their extensions"},
     {"timeline", cmd_timeline, "draw a run report (build --report) as a timeline picture"},
+    {"remote", cmd_remote, "check the remote cache and Redis settings (remote check)"},
     {"worker", cmd_worker, nullptr},
 };
 
