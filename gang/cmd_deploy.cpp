@@ -26,7 +26,7 @@ namespace {
 // gang build's options that take a value (to tell labels from values).
 const std::set<std::string> k_valued = {"-a", "--arch", "-i", "--instances", "-j", "--max-jobs",
                                         "--cache", "--definitions", "--seed", "--log", "--base",
-                                        "--report", "--cache-from"};
+                                        "--report", "--cache-from", "--remote-cache", "--redis"};
 
 int deploy_usage() {
   std::fputs("usage: gang deploy CLUSTER [NAME...] [-p LABEL.KEY=VALUE ...] [--force] "
