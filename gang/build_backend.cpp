@@ -29,6 +29,7 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
       m_stop_fd(stop_fd),
       m_options(std::move(options)),
       m_holder(cache.holder(m_options.instance, m_options.gang_id)),
+      m_trees(cache),
       m_remover([](const std::string& dir) { (void)remove_sandbox(dir); }) {
   // Watch for changes from now on, before the worker's first look at the
   // index, so that no change between that look and a wait is missed.
@@ -202,7 +203,7 @@ BuildReport BuildBackend::build(std::size_t index) {
   const Component& c = m_graph.components[index];
   auto start = std::chrono::steady_clock::now();
   std::string log_path = m_cache.logs_dir() + "/" + name_to_leaf(*c.cache_key) + ".log";
-  BuildContext ctx{m_graph, m_cache, m_options, m_holder, m_remover, m_stop,
+  BuildContext ctx{m_graph, m_cache, m_options, m_holder, m_remover, m_trees, m_stop,
                    [this] { return should_stop(); }};
   BuildReport report = c.kind == Kind::chunk ? build_chunk(ctx, m_git, index, log_path)
                                              : assemble(ctx, index, log_path);

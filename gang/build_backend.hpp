@@ -69,6 +69,7 @@ class BuildBackend final : public WorkerBackend {
   std::string m_lease_key;  // the key whose Redis lease this worker holds
   std::int64_t m_last_lease_renew_ms = 0;
   std::unordered_map<std::string, std::string> m_names;  // key -> component id, for messages
+  TreeCache m_trees;
   BackgroundRemover m_remover;  // last member: joined first, while the rest still exists
 };
 

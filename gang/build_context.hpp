@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cache/artifact_cache.hpp"
+#include "cache/tree_cache.hpp"
 #include "definitions/build_graph.hpp"
 #include "gang/background_remover.hpp"
 #include "gang/event.hpp"
@@ -44,6 +45,7 @@ struct BuildContext {
   const BuildBackendOptions& options;
   const Holder& holder;
   BackgroundRemover& remover;
+  TreeCache& trees;                   // dependencies as cached read-only trees
   const std::atomic<bool>& stop;      // a stop was requested (signal)
   std::function<bool()> should_stop;  // stop, or the target appeared; renews the claim
 

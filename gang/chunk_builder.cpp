@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "gang/baserock_meta.hpp"
+#include "gang/staging_layers.hpp"
 #include "gang/step_trouble.hpp"
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
@@ -202,22 +203,31 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   spec.log_path = log_path;
   if (c.source) spec.source_date_epoch = c.source->commit_time;
 
-  // Stage the dependencies into one tree, mounted read-only as the top layer.
+  // The dependencies, as cached read-only trees (a stratum's chunks merged
+  // into one), stacked as overlay lower layers: the last group on top, as
+  // if staged one after the other. The trees stay locked (in use) until
+  // this build is over.
   std::vector<std::size_t> stage = staging_set(ctx.graph, index);
   auto stage_start = std::chrono::steady_clock::now();
+  std::vector<TreeCache::Use> trees_in_use;
   if (!stage.empty()) {
-    std::string staging = dir + "/staging";
-    ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies");
-    for (std::size_t dep : stage) {
-      const Component& d = ctx.graph.components[dep];
-      if (auto staged = ctx.cache.stage(*d.cache_key, staging, StageMode::hardlink, ctx.options.verify);
-          !staged) {
+    auto groups = layer_groups(ctx.graph, stage);
+    ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies as " +
+                      std::to_string(groups.size()) + " layers");
+    for (auto group = groups.rbegin(); group != groups.rend(); ++group) {
+      std::vector<std::string> keys;
+      for (std::size_t dep : *group) keys.push_back(*ctx.graph.components[dep].cache_key);
+      auto tree = ctx.trees.tree(keys, ctx.options.verify);
+      if (!tree) {
         // A damaged artifact is dropped by stage(), so the worker rebuilds
         // the dependency and comes back.
-        return abandon("cannot stage " + d.name + ": " + staged.error().to_string(), dir);
+        std::string names;
+        for (std::size_t dep : *group) names += (names.empty() ? "" : ", ") + ctx.graph.components[dep].name;
+        return abandon("cannot stage " + names + ": " + tree.error().to_string(), dir);
       }
+      spec.lower_layers.push_back(tree->path);
+      trees_in_use.push_back(std::move(*tree));
     }
-    spec.lower_layers.push_back(staging);
   }
   double stage_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();

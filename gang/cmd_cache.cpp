@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cache/artifact_cache.hpp"
+#include "cache/tree_cache.hpp"
 #include "gang/cache_cleaning.hpp"
 #include "gang/cli.hpp"
 #include "gang/commands.hpp"
@@ -155,18 +156,28 @@ std::string json_strings(const std::vector<std::string>& items) {
 int cache_verify(ArtifactCache& cache, bool json) {
   auto report = cache.verify();
   if (!report) return fail(report.error().to_string());
+  // The unpacked trees too (after the blobs: a tree of a dropped artifact
+  // is damaged by definition).
+  TreeCache trees(cache);
+  auto checked = trees.check_all();
+  if (!checked) return fail(checked.error().to_string());
+  bool ok = report->ok() && checked->damaged.empty();
   if (json) {
-    std::printf("{\"ok\": %s, \"blobs_checked\": %llu, \"bad_blobs\": %s, \"dropped_artifacts\": %s}\n",
-                report->ok() ? "true" : "false", static_cast<unsigned long long>(report->blobs_checked),
-                json_strings(report->bad_blobs).c_str(), json_strings(report->dropped_artifacts).c_str());
-    return report->ok() ? 0 : 1;
+    std::printf("{\"ok\": %s, \"blobs_checked\": %llu, \"bad_blobs\": %s, \"dropped_artifacts\": %s, "
+                "\"trees_checked\": %llu, \"damaged_trees\": %s}\n",
+                ok ? "true" : "false", static_cast<unsigned long long>(report->blobs_checked),
+                json_strings(report->bad_blobs).c_str(), json_strings(report->dropped_artifacts).c_str(),
+                static_cast<unsigned long long>(checked->trees), json_strings(checked->damaged).c_str());
+    return ok ? 0 : 1;
   }
-  std::printf("checked %llu blobs\n", static_cast<unsigned long long>(report->blobs_checked));
+  std::printf("checked %llu blobs and %llu trees\n", static_cast<unsigned long long>(report->blobs_checked),
+              static_cast<unsigned long long>(checked->trees));
   for (const auto& blob : report->bad_blobs) std::printf("bad blob: %s (removed)\n", blob.c_str());
   for (const auto& key : report->dropped_artifacts) std::printf("dropped artifact: %s\n", key.c_str());
-  if (!report->ok()) {
-    std::fprintf(stderr, "gang: error: the cache had %zu bad blobs and %zu damaged artifacts\n",
-                 report->bad_blobs.size(), report->dropped_artifacts.size());
+  for (const auto& id : checked->damaged) std::printf("damaged tree: %s (removed; made again when needed)\n", id.c_str());
+  if (!ok) {
+    std::fprintf(stderr, "gang: error: the cache had %zu bad blobs, %zu damaged artifacts and %zu damaged trees\n",
+                 report->bad_blobs.size(), report->dropped_artifacts.size(), checked->damaged.size());
     return 1;
   }
   std::printf("ok\n");
@@ -222,6 +233,13 @@ int cache_gc(ArtifactCache& cache, const std::string& max_size, const std::strin
   }
   auto report = cache.gc(limit);
   if (!report) return fail(report.error().to_string());
+  // Trees of evicted artifacts hold their blobs' inodes: they go too.
+  TreeCache trees(cache);
+  auto pruned = trees.prune();
+  if (!pruned) return fail(pruned.error().to_string());
+  std::printf("removed %llu unpacked trees of artifacts no longer cached (%llu in use, kept)\n",
+              static_cast<unsigned long long>(pruned->removed),
+              static_cast<unsigned long long>(pruned->kept_in_use));
   for (const auto& key : report->evicted) std::printf("evicted %s\n", key.c_str());
   std::printf("removed %llu blobs (%s) and %llu temporary files; %s in blobs now\n",
               static_cast<unsigned long long>(report->blobs_removed),
@@ -328,6 +346,8 @@ int cmd_cache(const Args& args) {
   auto forgot = cache->forget(positional[0]);
   if (!forgot) return fail(forgot.error().to_string());
   if (!*forgot) return fail("nothing is cached for " + positional[0]);
+  TreeCache trees(*cache);
+  (void)trees.prune();  // its trees, unless a build uses them now
   std::printf("forgot %s\n", positional[0].c_str());
   return 0;
 }

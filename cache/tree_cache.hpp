@@ -1,0 +1,86 @@
+// tree_cache.hpp: artifacts unpacked once, as read-only trees, so that a
+// build's dependencies are handed to its sandbox as overlayfs lower layers
+// instead of being hard-linked file by file into every sandbox.
+//
+// A tree is <root>/trees/<id>: one artifact, or several merged in order
+// (later artifacts replace earlier entries, exactly as staging them one
+// after the other into one directory does), its files hard links to the
+// read-only blobs (copies for set-id files), made once under a temporary
+// name and renamed into place; <root>/trees/<id>.keys lists its artifacts.
+// The id is the first 20 hex digits of the SHA-256 of the key list, short
+// so that many layers fit one overlay's mount options.
+//
+// Damage: every directory of a tree carries the blob stamp as its mtime;
+// adding, removing or renaming an entry sets the directory's mtime to the
+// present, and an edit of a file is an edit of its blob (blob stamps, see
+// blob_store.hpp). A tree is checked (its directories, one stat each) the
+// first time this TreeCache hands it out, and with Verify::yes every file's
+// blob is re-hashed; a damaged tree is moved aside and made again from the
+// blob store. It is never handed out wrong.
+//
+// In use: whoever holds a Use keeps a shared lock on the tree
+// (<root>/locks/tree-<id>), for as long as a sandbox has it mounted. prune()
+// (gang cache gc, forget) removes only trees it can lock exclusively, and
+// none that a kept failed sandbox (<root>/failed/*/sandbox.spec) names.
+//
+// Concurrency: any number of processes; the first to rename a tree into
+// place wins and the others use it. A TreeCache is used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cache/artifact_cache.hpp"
+#include "cache/file_lock.hpp"
+
+namespace gang {
+
+class TreeCache {
+ public:
+  explicit TreeCache(ArtifactCache& cache);
+
+  struct Use {
+    std::string path;  // the tree's root directory
+    FileLock lock;     // shared: keeps prune() away
+  };
+  // The tree of `keys` merged in order (one key: that artifact's tree),
+  // made if needed. An error if an artifact is missing or damaged (the cache
+  // then drops it, as stage() does).
+  [[nodiscard]] Result<Use> tree(const std::vector<std::string>& keys, Verify verify = Verify::no);
+
+  // The id of a key list's tree, and its path (which may not exist).
+  [[nodiscard]] static std::string tree_id(const std::vector<std::string>& keys);
+  [[nodiscard]] std::string path(const std::vector<std::string>& keys) const;
+
+  struct PruneReport {
+    std::uint64_t removed = 0;        // trees removed
+    std::uint64_t kept_in_use = 0;    // trees whose artifacts are gone but still in use
+    std::uint64_t temporaries = 0;    // unfinished trees of dead processes removed
+  };
+  // Removes the trees that name an artifact no longer in the index (all
+  // trees with everything = true), except those in use.
+  [[nodiscard]] Result<PruneReport> prune(bool everything = false);
+
+  struct CheckReport {
+    std::uint64_t trees = 0;
+    std::vector<std::string> damaged;  // ids removed because they were damaged
+  };
+  // Checks every tree (directories, and each file against its manifest
+  // entry and blob); removes the damaged ones (gang cache verify).
+  [[nodiscard]] Result<CheckReport> check_all();
+
+ private:
+  [[nodiscard]] Result<void> make(const std::vector<std::string>& keys, const std::string& id,
+                                  Verify verify);
+  [[nodiscard]] Result<bool> intact(const std::string& id, Verify verify);
+  void discard(const std::string& id);
+
+  ArtifactCache& m_cache;
+  std::string m_trees;                // <root>/trees
+  std::set<std::string> m_checked;    // ids checked by this object
+  std::uint64_t m_counter = 0;        // temporary names
+};
+
+}  // namespace gang
