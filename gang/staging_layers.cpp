@@ -22,6 +22,7 @@ std::vector<std::vector<std::size_t>> layer_groups(const BuildGraph& graph,
     return out;
   };
   std::vector<std::vector<std::size_t>> groups;
+  bool whole_strata_only = true;  // so far: the leading run of whole strata
   for (std::size_t i = 0; i < stage.size();) {
     std::size_t j = i;
     while (j < stage.size() && comps[stage[j]].stratum == comps[stage[i]].stratum) ++j;
@@ -29,8 +30,13 @@ std::vector<std::vector<std::size_t>> layer_groups(const BuildGraph& graph,
                                  stage.begin() + static_cast<std::ptrdiff_t>(j));
     auto stratum = strata.find(comps[stage[i]].stratum);
     if (run.size() > 1 && stratum != strata.end() && staged_members(stratum->second) == run) {
-      groups.push_back(std::move(run));
+      if (whole_strata_only && !groups.empty()) {
+        groups.back().insert(groups.back().end(), run.begin(), run.end());
+      } else {
+        groups.push_back(std::move(run));
+      }
     } else {
+      whole_strata_only = false;
       for (std::size_t item : run) groups.push_back({item});
     }
     i = j;

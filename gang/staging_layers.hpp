@@ -5,12 +5,14 @@
 // dependencies one after the other into one directory gave it.
 //
 // Grouping keeps lookups cheap (a name missing from a directory that N
-// layers share costs about 0.65 us x N on a fresh mount) and the mount
-// within the kernel's limits (500 lower layers, one page of options): a
-// whole stratum staged as a build-depends is one group (the same tree for
-// every chunk that build-depends on that stratum); other dependencies are
-// one group each; and while there are more than max_layers groups, the two
-// adjacent groups with the fewest artifacts between them are merged.
+// layers share costs a few microseconds per layer on a fresh mount:
+// scripts/bench-staging) and the mount within the kernel's limits (500
+// lower layers, one page of options): the whole strata a chunk's stratum
+// build-depends on (always the first dependencies in staging order) are
+// one group, the same tree for every chunk of that stratum; other
+// dependencies are one group each; and while there are more than
+// max_layers groups, the two adjacent groups with the fewest artifacts
+// between them are merged.
 // Pure functions; thread-safe.
 #pragma once
 
@@ -21,7 +23,7 @@
 
 namespace gang {
 
-inline constexpr std::size_t k_max_staging_layers = 24;
+inline constexpr std::size_t k_max_staging_layers = 8;
 
 // `stage`: staging_set(graph, chunk), in staging order. Returns the groups
 // in the same order (concatenated, they are `stage`).
