@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -67,7 +68,26 @@ struct Op {
   std::string fallback_data;  // retried when `data` is refused with EINVAL (older kernels)
   std::string chdir_to;       // for overlays with relative lowerdirs
   unsigned long flags = 0;
+  // Overlays: the same mount through the new mount API, one layer per
+  // fsconfig("lowerdir+") call (kernel 6.8 and later: no page limit). Tried
+  // first where `overlay_api` allows; a kernel that refuses "lowerdir+"
+  // gets `data` (the classic option string) instead.
+  enum class Api { classic, lowerdir_plus, lowerdir_plus_only };
+  Api overlay_api = Api::classic;
+  std::vector<std::string> lowers;  // absolute, top first
+  std::string upper, work;          // empty: a read-only overlay
+  bool userxattr = false;
 };
+
+// Which overlay mount API sandboxes use: GANG_OVERLAY_API=classic forces the
+// option string, =lowerdir+ forces the new API (an error where the kernel
+// lacks it); otherwise the new API where the kernel has it.
+Op::Api overlay_api_from_env() {
+  const char* v = std::getenv("GANG_OVERLAY_API");
+  if (v == nullptr || *v == '\0') return Op::Api::lowerdir_plus;
+  if (std::string_view(v) == "classic") return Op::Api::classic;
+  return Op::Api::lowerdir_plus_only;
+}
 
 // Everything the child needs, prepared before clone().
 struct Plan {
@@ -148,9 +168,59 @@ bool child_write_file(const char* path, const std::string& text) {
 void init_die(int sig) { ::_exit(128 + sig); }
 void init_ignore(int) {}
 
+// Mounts op's overlay with fsopen/fsconfig("lowerdir+")/fsmount/move_mount;
+// returns 0, or the errno of the step that failed (EINVAL from the first
+// "lowerdir+": the kernel predates it).
+int child_mount_overlay_api(const Op& op, bool* unsupported) {
+  *unsupported = false;
+  int fs = static_cast<int>(::syscall(SYS_fsopen, "overlay", 1 /*FSOPEN_CLOEXEC*/));
+  if (fs < 0) {
+    *unsupported = errno == ENOSYS || errno == EINVAL;
+    return errno;
+  }
+  auto fail = [&](int err) {
+    ::close(fs);
+    return err;
+  };
+  bool first = true;
+  for (const auto& lower : op.lowers) {
+    if (::syscall(SYS_fsconfig, fs, 1 /*FSCONFIG_SET_STRING*/, "lowerdir+", lower.c_str(), 0) != 0) {
+      int err = errno;
+      *unsupported = first && err == EINVAL;
+      return fail(err);
+    }
+    first = false;
+  }
+  if (!op.upper.empty()) {
+    if (::syscall(SYS_fsconfig, fs, 1, "upperdir", op.upper.c_str(), 0) != 0 ||
+        ::syscall(SYS_fsconfig, fs, 1, "workdir", op.work.c_str(), 0) != 0)
+      return fail(errno);
+    (void)::syscall(SYS_fsconfig, fs, 0 /*FSCONFIG_SET_FLAG*/, "volatile", nullptr, 0);
+  }
+  if (op.userxattr && ::syscall(SYS_fsconfig, fs, 0, "userxattr", nullptr, 0) != 0) return fail(errno);
+  if (::syscall(SYS_fsconfig, fs, 6 /*FSCONFIG_CMD_CREATE*/, nullptr, nullptr, 0) != 0) return fail(errno);
+  unsigned int attrs = (op.flags & MS_RDONLY) != 0 ? 0x1 /*MOUNT_ATTR_RDONLY*/ : 0;
+  int mnt = static_cast<int>(::syscall(SYS_fsmount, fs, 1 /*FSMOUNT_CLOEXEC*/, attrs));
+  if (mnt < 0) return fail(errno);
+  int moved = static_cast<int>(::syscall(SYS_move_mount, mnt, "", AT_FDCWD, op.target.c_str(),
+                                         0x4 /*MOVE_MOUNT_F_EMPTY_PATH*/));
+  int err = moved != 0 ? errno : 0;
+  ::close(mnt);
+  return fail(err);
+}
+
 void child_run_op(const Plan& plan, const Op& op) {
   switch (op.kind) {
     case Op::Kind::mount: {
+      if (op.overlay_api != Op::Api::classic) {
+        bool unsupported = false;
+        int err = child_mount_overlay_api(op, &unsupported);
+        if (err == 0) return;
+        if (!unsupported || op.overlay_api == Op::Api::lowerdir_plus_only) {
+          errno = err;
+          child_fail(plan, "cannot mount (lowerdir+) on", op.target.c_str());
+        }
+      }
       if (!op.chdir_to.empty() && ::chdir(op.chdir_to.c_str()) != 0)
         child_fail(plan, "cannot enter", op.chdir_to.c_str());
       const char* source = op.source.empty() ? nullptr : op.source.c_str();
@@ -468,6 +538,13 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
   op.fstype = "overlay";
   op.target = target;
   op.flags = read_only ? MS_RDONLY : 0;
+  op.overlay_api = overlay_api_from_env();
+  op.lowers = lowers;
+  if (!read_only) {
+    op.upper = upper;
+    op.work = work;
+  }
+  op.userxattr = user_ns;
   op.data = options("");
   auto finish = [&] {
     if (read_only) return;
@@ -481,9 +558,14 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
     std::string base = common_parent(upper_lowers);
     op.data = options(base);
     op.chdir_to = base;
-    if (op.data.size() + std::strlen(",volatile") > k_max_mount_data)
-      return make_error("too many or too long lower layers for one overlay on " + target + " (" +
-                        std::to_string(lowers.size()) + " layers)");
+    if (op.data.size() + std::strlen(",volatile") > k_max_mount_data) {
+      // Only the new API can mount this: no classic fallback.
+      if (op.overlay_api == Op::Api::classic)
+        return make_error("too many or too long lower layers for one overlay on " + target + " (" +
+                          std::to_string(lowers.size()) + " layers; GANG_OVERLAY_API=classic)");
+      op.overlay_api = Op::Api::lowerdir_plus_only;
+      op.chdir_to.clear();
+    }
   }
   finish();
   return op;

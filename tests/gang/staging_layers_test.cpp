@@ -156,6 +156,17 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   EXPECT_NE(seen.find("./l/f: a1"), std::string::npos) << seen;
   EXPECT_NE(seen.find("./l/g: b2"), std::string::npos) << seen;
   EXPECT_EQ(seen.find("inner"), std::string::npos) << seen;
+  // The same through the classic mount option string (kernels before 6.8).
+  ::setenv("GANG_OVERLAY_API", "classic", 1);
+  auto forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
+  auto again = testing::run_gang({"build", defs + "/strata/three.morph", "--cache", cache,
+                                  "--instances", "1"}, dir.path());
+  ::unsetenv("GANG_OVERLAY_API");
+  ASSERT_EQ(forgot.status, 0) << forgot.output;
+  ASSERT_EQ(again.status, 0) << again.output;
+  const std::string out2 = dir.path() + "/probe-classic";
+  ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out2, "--cache", cache}, dir.path()).status, 0);
+  EXPECT_EQ(testing::slurp(out2 + "/usr/share/probe.txt"), seen);
   if (HasFailure()) dir.keep();
 }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -889,6 +890,53 @@ TEST_F(SandboxTest, RemoveSandboxRemovesOverlayWorkDirectories) {
   EXPECT_TRUE(path_exists(m_spec.sandbox_dir + "/overlay/root/work"));
   ASSERT_TRUE(remove_sandbox(m_spec.sandbox_dir));
   EXPECT_FALSE(path_exists(m_spec.sandbox_dir));
+}
+
+}  // namespace
+}  // namespace gang
+
+namespace gang {
+namespace {
+
+// True if the running kernel is at least major.minor.
+bool kernel_at_least(int major, int minor) {
+  struct utsname u {};
+  if (::uname(&u) != 0) return false;
+  int ma = 0, mi = 0;
+  if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+// Layers whose options cannot fit one page, even relative to their parent:
+// the new mount API takes them one at a time; the classic option string
+// (forced here with GANG_OVERLAY_API=classic) refuses them with a reason.
+TEST_F(SandboxTest, LayersBeyondOnePageOfOptionsMountThroughLowerdirPlus) {
+  m_spec.lower_layers.clear();
+  const std::string parent = m_root + "/layers";
+  for (int i = 0; i < 60; ++i) {
+    std::string layer = parent + "/" + std::string(90, 'l') + "-" + std::to_string(i);
+    ASSERT_TRUE(make_dirs(layer + "/usr/share/doc"));
+    ASSERT_TRUE(write_file_atomic(layer + "/usr/share/doc/which", std::to_string(i) + "\n"));
+    ASSERT_TRUE(write_file_atomic(layer + "/usr/share/doc/layer" + std::to_string(i), "x"));
+    m_spec.lower_layers.insert(m_spec.lower_layers.begin(), layer);  // the last one on top
+  }
+  struct Env {
+    explicit Env(const char* value) { ::setenv("GANG_OVERLAY_API", value, 1); }
+    ~Env() { ::unsetenv("GANG_OVERLAY_API"); }
+  };
+  {
+    Env classic("classic");
+    auto result = run({"true"});
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().to_string().find("too many or too long lower layers"), std::string::npos)
+        << result.error().to_string();
+  }
+  if (!kernel_at_least(6, 8)) GTEST_SKIP() << "the kernel predates overlayfs lowerdir+ (6.8)";
+  auto result = run({"cat /usr/share/doc/which > which", "ls /usr/share/doc | grep -c layer > count"});
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe() << slurp(m_log);
+  EXPECT_EQ(trim(slurp(in_build("which"))), "59");
+  EXPECT_EQ(trim(slurp(in_build("count"))), "60");
 }
 
 }  // namespace
