@@ -159,7 +159,7 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   // The same through the classic mount option string (kernels before 6.8).
   ::setenv("GANG_OVERLAY_API", "classic", 1);
   auto forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
-  auto again = testing::run_gang({"build", defs + "/strata/three.morph", "--cache", cache,
+  auto again = testing::run_gang({"build", "probe", "--definitions", defs, "--cache", cache,
                                   "--instances", "1"}, dir.path());
   ::unsetenv("GANG_OVERLAY_API");
   ASSERT_EQ(forgot.status, 0) << forgot.output;
