@@ -119,7 +119,11 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
       chunk("c1", "    - echo c1 > c1.txt\n") +
       "- name: probe\n  build-system: manual\n  build-depends: [c1]\n  install-commands:\n"
       "    - mkdir -p \"$DESTDIR/usr/share\"\n"
-      "    - |\n      (" + listing + ") > \"$DESTDIR/usr/share/probe.txt\"\n"));
+      "    - |\n      (" + listing + ") > \"$DESTDIR/usr/share/probe.txt\"\n"
+      // A build may still overwrite and delete what it was given (copy-up);
+      // the trees and blobs below never change.
+      "    - echo mine > /usr/share/ov/x && rm /usr/share/ov/y && rm -r /usr/share/ov/l\n"
+      "    - test \"$(cat /usr/share/ov/x)\" = mine && test ! -e /usr/share/ov/y\n"));
   const std::string cache = dir.path() + "/cache";
   auto run = testing::run_gang({"build", defs + "/strata/three.morph", "--cache", cache,
                                 "--instances", "1"},
@@ -156,6 +160,9 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   EXPECT_NE(seen.find("./l/f: a1"), std::string::npos) << seen;
   EXPECT_NE(seen.find("./l/g: b2"), std::string::npos) << seen;
   EXPECT_EQ(seen.find("inner"), std::string::npos) << seen;
+  auto verified = testing::run_gang({"cache", "verify", "--cache", cache, "--json"}, dir.path());
+  EXPECT_EQ(verified.status, 0) << verified.output;
+  EXPECT_NE(verified.output.find("\"damaged_trees\": []"), std::string::npos) << verified.output;
   // The same through the classic mount option string (kernels before 6.8).
   ::setenv("GANG_OVERLAY_API", "classic", 1);
   auto forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
