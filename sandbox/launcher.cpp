@@ -75,7 +75,8 @@ struct Op {
   enum class Api { classic, lowerdir_plus, lowerdir_plus_only };
   Api overlay_api = Api::classic;
   std::vector<std::string> lowers;  // absolute, top first
-  std::string upper, work;          // empty: a read-only overlay
+  std::string upper, work;
+  bool volatile_upper = false;
   bool userxattr = false;
 };
 
@@ -195,7 +196,8 @@ int child_mount_overlay_api(const Op& op, bool* unsupported) {
     if (::syscall(SYS_fsconfig, fs, 1, "upperdir", op.upper.c_str(), 0) != 0 ||
         ::syscall(SYS_fsconfig, fs, 1, "workdir", op.work.c_str(), 0) != 0)
       return fail(errno);
-    (void)::syscall(SYS_fsconfig, fs, 0 /*FSCONFIG_SET_FLAG*/, "volatile", nullptr, 0);
+    if (op.volatile_upper)
+      (void)::syscall(SYS_fsconfig, fs, 0 /*FSCONFIG_SET_FLAG*/, "volatile", nullptr, 0);
   }
   if (op.userxattr && ::syscall(SYS_fsconfig, fs, 0, "userxattr", nullptr, 0) != 0) return fail(errno);
   if (::syscall(SYS_fsconfig, fs, 6 /*FSCONFIG_CMD_CREATE*/, nullptr, nullptr, 0) != 0) return fail(errno);
@@ -540,10 +542,11 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
   op.flags = read_only ? MS_RDONLY : 0;
   op.overlay_api = overlay_api_from_env();
   op.lowers = lowers;
-  if (!read_only) {
-    op.upper = upper;
-    op.work = work;
-  }
+  // As in the option string: an upper layer even when read-only (a single
+  // lower layer alone is not an overlay), volatile only when writable.
+  op.upper = upper;
+  op.work = work;
+  op.volatile_upper = !read_only;
   op.userxattr = user_ns;
   op.data = options("");
   auto finish = [&] {
