@@ -24,9 +24,10 @@ bool stamped(const struct stat& st) {
   return st.st_mtim.tv_sec == k_blob_mtime && st.st_mtim.tv_nsec == 0;
 }
 
-// Sets the stamp on every directory under (and including) dirfd; false on
-// an error.
-bool stamp_dirs(int dirfd) {
+// Sets the stamp on every directory and regular file under (and
+// including) dirfd that lacks it (files hard-linked to blobs have it; copies
+// of set-id files do not); false on an error.
+bool stamp_tree(int dirfd) {
   const timespec times[2] = {{0, UTIME_OMIT}, {k_blob_mtime, 0}};
   DIR* dir = ::fdopendir(::dup(dirfd));
   if (dir == nullptr) return false;
@@ -34,40 +35,17 @@ bool stamp_dirs(int dirfd) {
   while (dirent* e = ::readdir(dir)) {
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
-    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
-    struct stat st;
-    if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
-    int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sub < 0) {
-      ok = false;
-      break;
-    }
-    ok = stamp_dirs(sub);
-    ::close(sub);
-    if (!ok) break;
-  }
-  ::closedir(dir);
-  return ok && ::futimens(dirfd, times) == 0;
-}
-
-// True if every directory under (and including) dirfd carries the stamp.
-// One stat per directory: a directory whose link count is 2 has no
-// subdirectories (ext4, xfs, tmpfs count them; others report 1, and are read).
-bool dirs_stamped(int dirfd) {
-  struct stat self;
-  if (::fstat(dirfd, &self) != 0 || !stamped(self)) return false;
-  if (self.st_nlink == 2) return true;
-  DIR* dir = ::fdopendir(::dup(dirfd));
-  if (dir == nullptr) return false;
-  bool ok = true;
-  while (dirent* e = ::readdir(dir)) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
     struct stat st;
     if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       ok = false;
       break;
+    }
+    if (S_ISREG(st.st_mode)) {
+      if (!stamped(st) && ::utimensat(dirfd, e->d_name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+        ok = false;
+        break;
+      }
+      continue;
     }
     if (!S_ISDIR(st.st_mode)) continue;
     int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -75,7 +53,45 @@ bool dirs_stamped(int dirfd) {
       ok = false;
       break;
     }
-    ok = dirs_stamped(sub);
+    ok = stamp_tree(sub);
+    ::close(sub);
+    if (!ok) break;
+  }
+  ::closedir(dir);
+  return ok && ::futimens(dirfd, times) == 0;
+}
+
+// True if every directory and regular file under (and including) dirfd
+// carries the stamp: nothing was added, removed or renamed (a directory's
+// mtime) and no file was written (a file's, shared with its blob) since the
+// tree was made. One stat per entry.
+bool tree_stamped(int dirfd) {
+  struct stat self;
+  if (::fstat(dirfd, &self) != 0 || !stamped(self)) return false;
+  DIR* dir = ::fdopendir(::dup(dirfd));
+  if (dir == nullptr) return false;
+  bool ok = true;
+  while (dirent* e = ::readdir(dir)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (e->d_type == DT_LNK) continue;
+    struct stat st;
+    if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      ok = false;
+      break;
+    }
+    if (S_ISREG(st.st_mode)) {
+      ok = stamped(st);
+      if (!ok) break;
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
+    int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) {
+      ok = false;
+      break;
+    }
+    ok = tree_stamped(sub);
     ::close(sub);
     if (!ok) break;
   }
@@ -149,7 +165,7 @@ Result<bool> TreeCache::intact(const std::string& id, Verify verify) {
   if (verify == Verify::yes) return false;
   int fd = ::open((m_trees + "/" + id).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
-  bool ok = dirs_stamped(fd);
+  bool ok = tree_stamped(fd);
   ::close(fd);
   return ok;
 }
@@ -177,7 +193,7 @@ Result<void> TreeCache::make(const std::vector<std::string>& keys, const std::st
       return fail(staged.error());
   int fd = ::open(temp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return fail(make_errno_error("cannot open " + temp).error());
-  bool stamped_ok = stamp_dirs(fd);
+  bool stamped_ok = stamp_tree(fd);
   ::close(fd);
   if (!stamped_ok) return fail(make_errno_error("cannot stamp the tree " + temp).error());
   // The list first: a tree never exists without it. Nothing here is
@@ -324,7 +340,7 @@ Result<TreeCache::CheckReport> TreeCache::check_all() {
     }
     if (!damaged) {
       int fd = ::open((m_trees + "/" + id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      damaged = fd < 0 || !dirs_stamped(fd);
+      damaged = fd < 0 || !tree_stamped(fd);
       if (fd >= 0) ::close(fd);
     }
     if (!damaged) {

@@ -10,13 +10,14 @@
 // The id is the first 20 hex digits of the SHA-256 of the key list, short
 // so that many layers fit one overlay's mount options.
 //
-// Damage: every directory of a tree carries the blob stamp as its mtime;
-// adding, removing or renaming an entry sets the directory's mtime to the
-// present, and an edit of a file is an edit of its blob (blob stamps, see
-// blob_store.hpp). A tree is checked (its directories, one stat each) the
-// first time this TreeCache hands it out, and with Verify::yes every file's
-// blob is re-hashed; a damaged tree is moved aside and made again from the
-// blob store. It is never handed out wrong.
+// Damage: every directory and regular file of a tree carries the blob
+// stamp as its mtime (files hard-linked to blobs share their inode, and
+// stamp; copies of set-id files are stamped when the tree is made); adding,
+// removing or renaming an entry sets its directory's mtime to the present,
+// and any write to a file sets the file's. A tree is checked (one stat per
+// entry) the first time this TreeCache hands it out, and with Verify::yes
+// made again from re-hashed blobs; a damaged tree is moved aside and made
+// again from the blob store. It is never handed out wrong.
 //
 // In use: whoever holds a Use keeps a shared lock on the tree
 // (<root>/locks/tree-<id>), for as long as a sandbox has it mounted. prune()

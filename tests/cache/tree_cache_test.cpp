@@ -134,6 +134,26 @@ TEST_F(TreeCacheTest, ADamagedTreeIsMadeAgainNeverHandedOutWrong) {
     ASSERT_TRUE(tree);
     EXPECT_FALSE(path_exists(tree->path + "/usr/lib/intruder"));
   }
+  // A file edited in place (the same size): its inode is its blob's, so the
+  // blob is damaged too; the tree is refused, the artifact dropped (to be
+  // built again), nothing wrong is handed out.
+  {
+    std::string header = path + "/usr/include/a.h";
+    ASSERT_EQ(::chmod(header.c_str(), 0644), 0);
+    int fd = ::open(header.c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "header b", 8), 8);
+    ::close(fd);
+    TreeCache trees(*cache);
+    auto tree = trees.tree({"a.1"});
+    EXPECT_FALSE(tree);
+    EXPECT_FALSE(cache->contains("a.1"));
+    publish("a.1", {{"usr/lib/liba.so", "lib a"}, {"usr/include/a.h", "header a"}});
+    auto again = trees.tree({"a.1"});
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_EQ(*read_file(again->path + "/usr/include/a.h"), "header a");
+    path = again->path;
+  }
   // Tampering that hides from the cheap check (the directory's stamp put
   // back) is found by check_all, which gang cache verify runs.
   std::string lib = path + "/usr/lib/liba.so";
