@@ -299,6 +299,13 @@ struct ArtifactCache::Impl {
         auto cleared = txn.del(k_failures, key);
         if (!cleared) return pass(cleared);
       }
+      // The build's duration, for later schedulers: in the same commit (one
+      // synced commit per publish).
+      if (inserted && !info.meta.history.empty()) {
+        auto recorded = txn.put(k_durations, info.meta.history,
+                                std::to_string(info.meta.build_duration.count()));
+        if (!recorded) return pass(recorded);
+      }
       if (int err = options.file_system->before_index_commit(); err != 0)
         return make_errno_error("LMDB: cannot commit to " + root + "/index", err);
       return {};

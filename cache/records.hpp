@@ -41,6 +41,10 @@ struct ArtifactMeta {
   std::chrono::milliseconds build_duration{0};
   Holder built_by;
   std::map<std::string, std::string> extra;  // free-form, e.g. a stratum's chunks
+  // Not stored in the row: the component id whose build-time history
+  // (ArtifactCache::durations) the publish records, in its own transaction;
+  // "" records none.
+  std::string history;
 };
 
 // An artifact's index row as read back.

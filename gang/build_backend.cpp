@@ -209,10 +209,8 @@ BuildReport BuildBackend::build(std::size_t index) {
                                              : assemble(ctx, index, log_path);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // The history the schedulers of later runs estimate this component by.
-  if (report.outcome == BuildOutcome::published)
-    (void)m_cache.record_duration(
-        c.id, std::chrono::milliseconds(static_cast<std::int64_t>(report.seconds * 1000)));
+  // The history the schedulers of later runs estimate this component by is
+  // recorded by the publish itself (ArtifactMeta::history), in its commit.
   // Upload what was built here (in the background); the lease goes with
   // the upload, once the artifact is on the remote.
   if (m_options.remote != nullptr &&

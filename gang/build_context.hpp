@@ -52,10 +52,13 @@ struct BuildContext {
   void log(const std::string& component, const std::string& message) const {
     if (options.log) options.log(component, message);
   }
-  [[nodiscard]] ArtifactMeta meta_for(std::chrono::milliseconds duration) const {
+  // component: its id, whose build-time history the publish records.
+  [[nodiscard]] ArtifactMeta meta_for(std::chrono::milliseconds duration,
+                                      const std::string& component) const {
     ArtifactMeta meta;
     meta.build_duration = duration;
     meta.built_by = holder;
+    meta.history = component;
     return meta;
   }
 };

@@ -287,7 +287,7 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   auto publish_start = std::chrono::steady_clock::now();
-  auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration), Ownership::take);
+  auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration, c.id), Ownership::take);
   double publish_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
   ctx.remover.add(dir);

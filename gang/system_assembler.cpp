@@ -270,7 +270,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   }
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
-  ArtifactMeta meta = ctx.meta_for(duration);
+  ArtifactMeta meta = ctx.meta_for(duration, c.id);
   for (std::size_t dep : c.depends)
     meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
   auto publish_start = std::chrono::steady_clock::now();

@@ -1023,3 +1023,29 @@ TEST_F(ArtifactCacheTest, FullDiskGivesAClearErrorAndLeavesTheIndexConsistent) {
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST_F(ArtifactCacheTest, APublishRecordsItsComponentsBuildTimeInTheSameCommit) {
+  ArtifactCache cache = open_cache();
+  write_tree(dir.path() + "/t", {{"f", "x"}});
+  ArtifactMeta m = meta();
+  m.history = "chunk-a";
+  ASSERT_TRUE(cache.insert("chunk-a.1", dir.path() + "/t", m));
+  auto durations = cache.durations();
+  ASSERT_TRUE(durations);
+  ASSERT_TRUE(durations->contains("chunk-a"));
+  EXPECT_EQ(durations->at("chunk-a"), 1500ms);
+  // Not part of the row: a lookup does not carry it.
+  auto info = cache.lookup("chunk-a.1");
+  ASSERT_TRUE(info && *info);
+  EXPECT_TRUE((*info)->meta.history.empty());
+  // A lost race records nothing new.
+  m.build_duration = 9000ms;
+  ASSERT_EQ(*cache.insert("chunk-a.1", dir.path() + "/t", m), PublishOutcome::already_present);
+  EXPECT_EQ(cache.durations()->at("chunk-a"), 1500ms);
+}
+
+}  // namespace
+}  // namespace gang
