@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "tests/gang/gang_process.hpp"
 #include "util/fs.hpp"
@@ -174,6 +175,19 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   const std::string out2 = dir.path() + "/probe-classic";
   ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out2, "--cache", cache}, dir.path()).status, 0);
   EXPECT_EQ(testing::slurp(out2 + "/usr/share/probe.txt"), seen);
+  // Forgetting an artifact removes the trees made of it (the strata tree
+  // holds a1), and only those.
+  auto count_trees = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(cache + "/trees"))
+      n += e.is_directory() && e.path().filename().string().size() == 20;
+    return n;
+  };
+  int before = count_trees();
+  ASSERT_EQ(before, 3);  // one (for two's chunks); one and two merged; c1
+  auto forget = testing::run_gang({"cache", "forget", key("a1"), "--cache", cache}, dir.path());
+  ASSERT_EQ(forget.status, 0) << forget.output;
+  EXPECT_EQ(count_trees(), 1);
   if (HasFailure()) dir.keep();
 }
 
