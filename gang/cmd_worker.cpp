@@ -178,6 +178,12 @@ int cmd_worker(const Args& args) {
   backend_options.remote_event = [&](EventType type, const std::string& component,
                                      const std::string& message) { say(type, component, message); };
   BuildBackend backend(graph, *cache, *git, g_stop, g_stop_pipe[0], backend_options);
+  // What this machine has but the remote may not (built before the remote
+  // was configured, or while it was down): instance 1 offers it, in the
+  // background.
+  if (remote && instance == 1)
+    for (const auto& c : graph.components)
+      if (c.cache_key && cache->contains(*c.cache_key)) remote->push_if_missing(*c.cache_key);
 
   WorkerOptions worker_options;
   worker_options.instance = instance;

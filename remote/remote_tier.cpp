@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -309,9 +310,20 @@ void RemoteTier::push(const std::string& key) {
   }
 }
 
+void RemoteTier::push_if_missing(const std::string& key) {
+  {
+    std::lock_guard lock(m_mutex);
+    if (!m_store_factory || !m_options.push || m_push_refused) return;
+    m_queue.push_back(Job{key, 0, 0, true});
+  }
+  m_wake.notify_all();
+}
+
 std::size_t RemoteTier::finish(int timeout_ms) {
   std::unique_lock lock(m_mutex);
   m_finishing = true;
+  // Offers of what was cached before are best effort: nobody waits on them.
+  std::erase_if(m_queue, [](const Job& job) { return job.if_missing; });
   m_wake.notify_all();
   m_idle.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                   [&] { return m_queue.empty() && m_in_flight == 0; });
@@ -413,6 +425,12 @@ void RemoteTier::push_loop() {
       report.ok = false;
       report.error = "the remote cache is unavailable";
       retry = true;
+    } else if (job.if_missing && [&] {
+                 auto present = store->contains(RemoteArea::ac, action_digest(job.key));
+                 return present && *present;
+               }()) {
+      report.ok = true;
+      report.blobs_uploaded = -1;  // nothing to do: the remote has it
     } else {
       auto pushed = push_one(*store, job.key);
       if (pushed) {
@@ -437,18 +455,20 @@ void RemoteTier::push_loop() {
     ++job.attempts;
     lock.lock();
     // While the worker is leaving, a tier known to be down is not waited for.
-    bool again = retry && job.attempts < k_push_attempts && !(m_finishing && m_cache_health.down);
+    bool again = retry && !job.if_missing && job.attempts < k_push_attempts &&
+                 !(m_finishing && m_cache_health.down);
     lock.unlock();
     // The lease goes once the upload is up (or will not be): another host
     // that takes it then finds the artifact, or builds it.
-    if (!again) release(job.key);
+    if (!again && !job.if_missing) release(job.key);
 
     lock.lock();
     --m_in_flight;
     if (again && !m_stopping) {
       job.not_before_ms = wall_ms() + k_push_retry_ms * job.attempts;
       m_queue.push_back(job);
-    } else {
+    } else if (report.blobs_uploaded >= 0 && (report.ok || !job.if_missing)) {
+      // (an offer that failed is not an upload that failed: not reported)
       m_push_reports.push_back(std::move(report));
     }
   }

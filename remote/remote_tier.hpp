@@ -97,6 +97,10 @@ class RemoteTier {
   // Queues key (published locally) for upload; releases its lease after.
   // Without push (or without a remote cache) it releases the lease at once.
   void push(const std::string& key);
+  // Queues key (cached here, built earlier or elsewhere) for upload if the
+  // remote lacks its /ac/ entry; no lease is involved. Best effort: not
+  // retried, not reported when it fails, dropped by finish().
+  void push_if_missing(const std::string& key);
   // Waits up to timeout_ms for queued pushes; returns how many are left.
   // The destructor does not wait: queued uploads are dropped (their leases
   // released) and one in flight is cancelled.
@@ -141,6 +145,7 @@ class RemoteTier {
     std::string key;
     int attempts = 0;
     std::int64_t not_before_ms = 0;
+    bool if_missing = false;  // push_if_missing: look first, hold no lease
   };
   std::deque<Job> m_queue;
   int m_in_flight = 0;

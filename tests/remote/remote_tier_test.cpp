@@ -280,6 +280,31 @@ TEST_F(RemoteTierTest, WhatOneHostPushesAnotherDownloadsIntact) {
   EXPECT_EQ(b->pull("other.1").kind, PullResult::Kind::miss);
 }
 
+TEST_F(RemoteTierTest, WhatWasCachedBeforeIsOfferedOnlyIfTheRemoteLacksIt) {
+  publish(*cache_a, "old.1");
+  publish(*cache_a, "old.2");
+  auto a = tier(*cache_a, "host-a:1:x");
+  a->push("old.2");
+  ASSERT_EQ(a->finish(5000), 0u);
+  (void)a->take_push_reports();
+  std::size_t puts = server->puts.size();
+  a->push_if_missing("old.2");  // the remote has it: only a HEAD
+  a->push_if_missing("old.1");  // it does not: uploaded
+  // (finish() would drop offers not yet made: wait for the upload itself)
+  std::vector<PushReport> reports;
+  for (int i = 0; i < 500 && reports.empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    reports = a->take_push_reports();
+  }
+  ASSERT_EQ(a->finish(5000), 0u);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].key, "old.1");
+  std::lock_guard lock(server->mutex);
+  EXPECT_TRUE(server->ac.contains(action_digest("old.1")));
+  EXPECT_GT(server->puts.size(), puts);
+  EXPECT_EQ(server->puts.back(), "ac/" + action_digest("old.1"));
+}
+
 TEST_F(RemoteTierTest, ACorruptBlobIsRefusedNeverStagedAndRepairedByTheNextUpload) {
   publish(*cache_a, "thing.1");
   auto a = tier(*cache_a, "host-a:1:x");
