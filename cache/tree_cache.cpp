@@ -136,6 +136,17 @@ std::string TreeCache::path(const std::vector<std::string>& keys) const {
   return m_trees + "/" + tree_id(keys);
 }
 
+Result<std::string> TreeCache::listing(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& key : keys) {
+    auto info = m_cache.lookup(key);
+    if (!info) return std::unexpected(info.error());
+    if (!*info) return make_error("no artifact " + key + " in the cache");
+    out += key + " " + (*info)->manifest_digest + "\n";
+  }
+  return out;
+}
+
 Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Verify verify) {
   if (keys.empty()) return make_error("a tree of no artifacts");
   if (auto made = make_dirs(m_trees); !made) return std::unexpected(made.error());
@@ -143,10 +154,20 @@ Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Ver
   auto lock = FileLock::acquire(m_cache.root() + "/locks/tree-" + id, FileLock::Kind::shared,
                                 FileLock::Wait::block);
   if (!lock) return std::unexpected(lock.error());
+  // The artifacts as they are now: an artifact dropped and published again
+  // (a new manifest) makes an older tree of it stale, however intact.
+  auto now = listing(keys);
+  if (!now) return std::unexpected(now.error());
   std::string final_path = m_trees + "/" + id;
   if (is_dir(final_path)) {
-    if (verify == Verify::no && m_checked.contains(id)) return Use{final_path, std::move(*lock)};
-    auto ok = intact(id, verify);
+    auto recorded = m_listings.find(id);
+    if (recorded == m_listings.end()) {
+      auto read = read_file(final_path + ".keys");
+      recorded = m_listings.emplace(id, read ? *read : std::string()).first;
+    }
+    bool current = recorded->second == *now;
+    if (current && verify == Verify::no && m_checked.contains(id)) return Use{final_path, std::move(*lock)};
+    auto ok = current ? intact(id, verify) : Result<bool>(false);
     if (!ok) return std::unexpected(ok.error());
     if (*ok) {
       m_checked.insert(id);
@@ -154,8 +175,9 @@ Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Ver
     }
     discard(id);
   }
-  if (auto made = make(keys, id, verify); !made) return std::unexpected(made.error());
+  if (auto made = make(keys, id, *now, verify); !made) return std::unexpected(made.error());
   m_checked.insert(id);
+  m_listings[id] = *now;
   return Use{final_path, std::move(*lock)};
 }
 
@@ -177,10 +199,11 @@ void TreeCache::discard(const std::string& id) {
                       std::to_string(++m_counter);
   if (::rename((m_trees + "/" + id).c_str(), aside.c_str()) != 0) (void)remove_tree(m_trees + "/" + id);
   m_checked.erase(id);
+  m_listings.erase(id);
 }
 
 Result<void> TreeCache::make(const std::vector<std::string>& keys, const std::string& id,
-                             Verify verify) {
+                             const std::string& listed, Verify verify) {
   std::string temp = m_trees + "/.new." + std::to_string(::getpid()) + "." + std::to_string(++m_counter);
   (void)remove_tree(temp);
   auto fail = [&](const Error& e) -> Result<void> {
@@ -201,7 +224,7 @@ Result<void> TreeCache::make(const std::vector<std::string>& keys, const std::st
   // incomplete is found by its directories' stamps (or by prune, which
   // removes trees without a readable list) and made again.
   std::string list = m_trees + "/.keys." + std::to_string(::getpid()) + "." + std::to_string(m_counter);
-  if (auto written = write_file(list, join_keys(keys), 0644); !written) return fail(written.error());
+  if (auto written = write_file(list, listed, 0644); !written) return fail(written.error());
   if (::rename(list.c_str(), (m_trees + "/" + id + ".keys").c_str()) != 0) {
     (void)::unlink(list.c_str());
     return fail(make_errno_error("cannot write " + m_trees + "/" + id + ".keys").error());
@@ -210,8 +233,10 @@ Result<void> TreeCache::make(const std::vector<std::string>& keys, const std::st
   if (::rename(temp.c_str(), final_path.c_str()) != 0) {
     int err = errno;
     (void)remove_tree(temp);
-    // Another process made it first: use theirs.
-    if ((err == ENOTEMPTY || err == EEXIST) && is_dir(final_path)) return {};
+    // Another process made it first (of the same artifacts): use theirs.
+    if ((err == ENOTEMPTY || err == EEXIST) && is_dir(final_path) &&
+        read_file(final_path + ".keys").value_or("") == listed)
+      return {};
     return make_errno_error("cannot move the tree into place at " + final_path, err);
   }
   return {};
@@ -274,7 +299,8 @@ Result<TreeCache::PruneReport> TreeCache::prune(bool everything) {
     auto listed = read_file(path + ".keys");
     bool stale = everything || !listed;
     if (listed)
-      for (const auto& key : split_lines(*listed)) stale = stale || !keys.contains(key);
+      for (const auto& line : split_lines(*listed))
+        stale = stale || !keys.contains(line.substr(0, line.find(' ')));
     if (!stale) continue;
     if (referenced.contains(name)) {
       ++report.kept_in_use;
@@ -283,6 +309,7 @@ Result<TreeCache::PruneReport> TreeCache::prune(bool everything) {
     if (remove_if_unused(name, path)) {
       (void)::unlink((path + ".keys").c_str());
       m_checked.erase(name);
+      m_listings.erase(name);
       ++report.removed;
     }
   }
@@ -314,7 +341,13 @@ Result<TreeCache::CheckReport> TreeCache::check_all() {
     };
     std::map<std::string, Expect> expected;
     if (listed) {
-      for (const auto& key : split_lines(*listed)) {
+      for (const auto& line : split_lines(*listed)) {
+        std::string key = line.substr(0, line.find(' '));
+        auto info = m_cache.lookup(key);
+        if (!info || !*info || line != key + " " + (*info)->manifest_digest) {
+          damaged = true;  // its artifact is gone or was published again
+          break;
+        }
         auto manifest = m_cache.manifest(key);
         if (!manifest) {
           damaged = true;  // its artifact is gone or damaged: not trustworthy

@@ -6,7 +6,9 @@
 // (later artifacts replace earlier entries, exactly as staging them one
 // after the other into one directory does), its files hard links to the
 // read-only blobs (copies for set-id files), made once under a temporary
-// name and renamed into place; <root>/trees/<id>.keys lists its artifacts.
+// name and renamed into place; <root>/trees/<id>.keys lists its artifacts
+// with their manifest digests: an artifact dropped and published again (a
+// new manifest) makes its old trees stale, and they are made again.
 // The id is the first 20 hex digits of the SHA-256 of the key list, short
 // so that many layers fit one overlay's mount options.
 //
@@ -29,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,13 +77,16 @@ class TreeCache {
 
  private:
   [[nodiscard]] Result<void> make(const std::vector<std::string>& keys, const std::string& id,
-                                  Verify verify);
+                                  const std::string& listed, Verify verify);
+  // "key manifest-digest" lines for keys as the index has them now.
+  [[nodiscard]] Result<std::string> listing(const std::vector<std::string>& keys);
   [[nodiscard]] Result<bool> intact(const std::string& id, Verify verify);
   void discard(const std::string& id);
 
   ArtifactCache& m_cache;
   std::string m_trees;                // <root>/trees
   std::set<std::string> m_checked;    // ids checked by this object
+  std::map<std::string, std::string> m_listings;  // id -> its <id>.keys, as read or written
   std::uint64_t m_counter = 0;        // temporary names
 };
 

@@ -174,6 +174,24 @@ TEST_F(TreeCacheTest, ADamagedTreeIsMadeAgainNeverHandedOutWrong) {
   EXPECT_TRUE(clean->damaged.empty());
 }
 
+TEST_F(TreeCacheTest, AnArtifactPublishedAgainMakesItsOldTreesStale) {
+  publish("a.1", {{"usr/share/a", "first build"}});
+  TreeCache trees(*cache);  // one worker, all along
+  auto first = trees.tree({"a.1"});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*read_file(first->path + "/usr/share/a"), "first build");
+  *first = TreeCache::Use{};
+  // Dropped (say, a damaged blob) and built again under the same key.
+  ASSERT_TRUE(cache->forget("a.1"));
+  EXPECT_FALSE(trees.tree({"a.1"}));
+  publish("a.1", {{"usr/share/a", "second build"}});
+  auto second = trees.tree({"a.1"});
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ(*read_file(second->path + "/usr/share/a"), "second build");
+  TreeCache other(*cache);  // and a new worker agrees
+  EXPECT_EQ(*read_file(other.tree({"a.1"})->path + "/usr/share/a"), "second build");
+}
+
 TEST_F(TreeCacheTest, PruneRemovesTreesOfForgottenArtifactsButNotOnesInUse) {
   publish("a.1", {{"a", "a"}});
   publish("b.1", {{"b", "b"}});
