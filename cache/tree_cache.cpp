@@ -154,6 +154,7 @@ Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Ver
   auto lock = FileLock::acquire(m_cache.root() + "/locks/tree-" + id, FileLock::Kind::shared,
                                 FileLock::Wait::block);
   if (!lock) return std::unexpected(lock.error());
+  lock->touch();  // its last use, for prune()
   // The artifacts as they are now: an artifact dropped and published again
   // (a new manifest) makes an older tree of it stale, however intact.
   auto now = listing(keys);
@@ -242,7 +243,7 @@ Result<void> TreeCache::make(const std::vector<std::string>& keys, const std::st
   return {};
 }
 
-Result<TreeCache::PruneReport> TreeCache::prune(bool everything) {
+Result<TreeCache::PruneReport> TreeCache::prune(bool everything, std::int64_t unused_for_s) {
   PruneReport report;
   if (!is_dir(m_trees)) return report;
   auto all = m_cache.list();
@@ -301,6 +302,11 @@ Result<TreeCache::PruneReport> TreeCache::prune(bool everything) {
     if (listed)
       for (const auto& line : split_lines(*listed))
         stale = stale || !keys.contains(line.substr(0, line.find(' ')));
+    if (!stale && unused_for_s > 0) {
+      struct stat st;
+      if (::stat((m_cache.root() + "/locks/tree-" + name).c_str(), &st) == 0)
+        stale = ::time(nullptr) - st.st_mtime > unused_for_s;
+    }
     if (!stale) continue;
     if (referenced.contains(name)) {
       ++report.kept_in_use;

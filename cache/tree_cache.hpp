@@ -63,9 +63,11 @@ class TreeCache {
     std::uint64_t kept_in_use = 0;    // trees whose artifacts are gone but still in use
     std::uint64_t temporaries = 0;    // unfinished trees of dead processes removed
   };
-  // Removes the trees that name an artifact no longer in the index (all
-  // trees with everything = true), except those in use.
-  [[nodiscard]] Result<PruneReport> prune(bool everything = false);
+  // Removes the trees that name an artifact no longer in the index, or
+  // (unused_for_s > 0) that no build used for that many seconds (a tree's
+  // last use is its lock file's mtime), or all of them (everything), except
+  // those in use.
+  [[nodiscard]] Result<PruneReport> prune(bool everything = false, std::int64_t unused_for_s = 0);
 
   struct CheckReport {
     std::uint64_t trees = 0;

@@ -235,9 +235,10 @@ int cache_gc(ArtifactCache& cache, const std::string& max_size, const std::strin
   if (!report) return fail(report.error().to_string());
   // Trees of evicted artifacts hold their blobs' inodes: they go too.
   TreeCache trees(cache);
-  auto pruned = trees.prune();
+  // And trees no build used for as long as kept sandboxes are kept.
+  auto pruned = trees.prune(false, static_cast<std::int64_t>(age.count()));
   if (!pruned) return fail(pruned.error().to_string());
-  std::printf("removed %llu unpacked trees of artifacts no longer cached (%llu in use, kept)\n",
+  std::printf("removed %llu unpacked trees of artifacts no longer cached or unused for long (%llu in use, kept)\n",
               static_cast<unsigned long long>(pruned->removed),
               static_cast<unsigned long long>(pruned->kept_in_use));
   for (const auto& key : report->evicted) std::printf("evicted %s\n", key.c_str());

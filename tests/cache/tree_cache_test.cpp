@@ -223,8 +223,24 @@ TEST_F(TreeCacheTest, PruneRemovesTreesOfForgottenArtifactsButNotOnesInUse) {
   pruned = trees.prune();
   ASSERT_TRUE(pruned);
   EXPECT_FALSE(path_exists(ab_path));
-  // everything: all trees not in use.
+  // Trees no build used for long go too (their lock file's mtime).
   *b = TreeCache::Use{};
+  {
+    auto fresh = trees.tree({"b.1"});
+    ASSERT_TRUE(fresh);
+    std::string id = TreeCache::tree_id({"b.1"});
+    *fresh = TreeCache::Use{};
+    ASSERT_TRUE(trees.prune(false, 3600));
+    EXPECT_TRUE(path_exists(b_path + "/b"));  // used just now
+    const timespec old[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 7200, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (cache->root() + "/locks/tree-" + id).c_str(), old, 0), 0);
+    auto unused = trees.prune(false, 3600);
+    ASSERT_TRUE(unused);
+    EXPECT_EQ(unused->removed, 1u);
+    EXPECT_FALSE(path_exists(b_path));
+    ASSERT_TRUE(trees.tree({"b.1"}));  // made again when needed
+  }
+  // everything: all trees not in use.
   ASSERT_TRUE(trees.prune(true));
   EXPECT_FALSE(path_exists(b_path));
   // A tree of a missing artifact is an error, not an empty tree.
