@@ -298,6 +298,17 @@ struct ArtifactCache::Impl {
       if (inserted) {
         auto cleared = txn.del(k_failures, key);
         if (!cleared) return pass(cleared);
+        // The publisher's own claim goes in the same commit: its release
+        // afterwards then changes nothing and costs no sync of its own.
+        auto claimed = txn.get(k_claims, key);
+        if (!claimed) return pass(claimed);
+        if (*claimed) {
+          auto current = decode_claim(**claimed);
+          if (current && current->holder.same_process(info.meta.built_by)) {
+            auto released = txn.del(k_claims, key);
+            if (!released) return pass(released);
+          }
+        }
       }
       // The build's duration, for later schedulers: in the same commit (one
       // synced commit per publish).

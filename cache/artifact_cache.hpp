@@ -157,7 +157,8 @@ class ArtifactCache {
 
   // Stores the tree at dir as key's artifact. already_present means somebody
   // else published key first (the caller logs "Bah!"); nothing is changed
-  // then. On error (e.g. a full disk) the index is untouched. A successful
+  // then. A claim on key held by meta.built_by's process is released in the
+  // same commit. On error (e.g. a full disk) the index is untouched. A successful
   // publication clears key's failure record. With Ownership::take the caller
   // gives dir up: its files may become the blobs (read-only from then on),
   // whatever the outcome, so the caller may only remove dir afterwards.

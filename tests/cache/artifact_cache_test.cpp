@@ -1049,3 +1049,31 @@ TEST_F(ArtifactCacheTest, APublishRecordsItsComponentsBuildTimeInTheSameCommit) 
 
 }  // namespace
 }  // namespace gang
+
+namespace gang {
+namespace {
+
+TEST_F(ArtifactCacheTest, APublishReleasesThePublishersOwnClaimInItsCommit) {
+  ArtifactCache cache = open_cache();
+  write_tree(dir.path() + "/t", {{"f", "x"}});
+  Holder me = cache.holder(1, "gang-1");
+  Holder other = me;
+  other.pid = me.pid + 1;
+  // Someone else's claim stays.
+  ASSERT_EQ(cache.claim("k.1", me)->kind, ClaimOutcome::Kind::won);
+  ArtifactMeta by_other = meta();
+  by_other.built_by = other;
+  ASSERT_TRUE(cache.insert("k.1", dir.path() + "/t", by_other));
+  EXPECT_TRUE(cache.claim_of("k.1")->has_value());
+  ASSERT_TRUE(cache.release("k.1", me));
+  // The publisher's own goes with the publish; releasing it after is fine.
+  ASSERT_EQ(cache.claim("k.2", me)->kind, ClaimOutcome::Kind::won);
+  ArtifactMeta mine = meta();
+  mine.built_by = me;
+  ASSERT_TRUE(cache.insert("k.2", dir.path() + "/t", mine));
+  EXPECT_FALSE(cache.claim_of("k.2")->has_value());
+  EXPECT_TRUE(cache.release("k.2", me));
+}
+
+}  // namespace
+}  // namespace gang
