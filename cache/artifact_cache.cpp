@@ -286,6 +286,31 @@ struct ArtifactCache::Impl {
     return false;
   }
 
+  // Stores manifest, recording key and info's row (without the manifest
+  // digest, which names it, so that repair() can rebuild the index), then
+  // makes every blob durable before any index row can name them; sets
+  // info.manifest_digest. False if key was published meanwhile (no garbage
+  // manifest then). The caller holds insert_mutex.
+  Result<bool> store_manifest(ArtifactCache& self, const std::string& key, Manifest& manifest,
+                              ArtifactInfo& info) {
+    manifest.key = key;
+    manifest.record = encode_artifact(info);
+    if (self.contains(key)) return false;
+    auto digest = blobs.put_bytes(manifest.encode());
+    if (!digest) return pass(digest);
+    auto synced = blobs.sync();
+    if (!synced) return pass(synced);
+    info.manifest_digest = *digest;
+    return true;
+  }
+
+  // commit(), as insert()'s outcome.
+  Result<PublishOutcome> publish(const std::string& key, const ArtifactInfo& info) {
+    auto inserted = commit(key, info);
+    if (!inserted) return pass(inserted);
+    return *inserted ? PublishOutcome::inserted : PublishOutcome::already_present;
+  }
+
   // Commits info's index row (MDB_NOOVERWRITE) and clears key's failure
   // record; false if somebody published key first.
   Result<bool> commit(const std::string& key, const ArtifactInfo& info) {
@@ -466,21 +491,11 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
     info.size = manifest->total_size();
     info.file_count = manifest->file_count();
     info.created_ms = m.options.system->now_ms();
-    // The manifest records its own key and index row (without the manifest
-    // digest, which names it), so that repair() can rebuild the index.
-    manifest->key = key;
-    manifest->record = encode_artifact(info);
-    if (contains(key)) return PublishOutcome::already_present;  // lost the race: no garbage manifest
-    auto digest = m.blobs.put_bytes(manifest->encode());
-    if (!digest) return pass(digest);
-    // All blobs durable before the index row that refers to them.
-    auto synced = m.blobs.sync();
-    if (!synced) return pass(synced);
-    info.manifest_digest = *digest;
+    auto stored = m.store_manifest(*this, key, *manifest, info);
+    if (!stored) return pass(stored);
+    if (!*stored) return PublishOutcome::already_present;
   }
-  auto inserted = m.commit(key, info);
-  if (!inserted) return pass(inserted);
-  return *inserted ? PublishOutcome::inserted : PublishOutcome::already_present;
+  return m.publish(key, info);
 }
 
 Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
@@ -543,18 +558,11 @@ Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
     info.size = mine.total_size();
     info.file_count = mine.file_count();
     info.created_ms = m.options.system->now_ms();
-    mine.key = key;
-    mine.record = encode_artifact(info);
-    if (contains(key)) return PublishOutcome::already_present;
-    auto digest = m.blobs.put_bytes(mine.encode());
-    if (!digest) return pass(digest);
-    auto synced = m.blobs.sync();
-    if (!synced) return pass(synced);
-    info.manifest_digest = *digest;
+    auto stored = m.store_manifest(*this, key, mine, info);
+    if (!stored) return pass(stored);
+    if (!*stored) return PublishOutcome::already_present;
   }
-  auto inserted = m.commit(key, info);
-  if (!inserted) return pass(inserted);
-  return *inserted ? PublishOutcome::inserted : PublishOutcome::already_present;
+  return m.publish(key, info);
 }
 
 std::string ArtifactCache::blob_path(const BlobId& id) const { return m_impl->blobs.path(id); }

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <functional>
 #include <map>
 
 #include "cache/manifest.hpp"
@@ -24,40 +25,39 @@ bool stamped(const struct stat& st) {
   return st.st_mtim.tv_sec == k_blob_mtime && st.st_mtim.tv_nsec == 0;
 }
 
-// Sets the stamp on every directory and regular file under (and
-// including) dirfd that lacks it (files hard-linked to blobs have it; copies
-// of set-id files do not); false on an error.
-bool stamp_tree(int dirfd) {
-  const timespec times[2] = {{0, UTIME_OMIT}, {k_blob_mtime, 0}};
+// Calls fn(dirfd, name, st) for every entry under dirfd, a directory
+// before what it holds; false as soon as fn says so or an entry cannot be
+// read.
+bool walk_tree(int dirfd, const std::function<bool(int, const char*, const struct stat&)>& fn) {
   DIR* dir = ::fdopendir(::dup(dirfd));
   if (dir == nullptr) return false;
   bool ok = true;
-  while (dirent* e = ::readdir(dir)) {
+  while (ok) {
+    dirent* e = ::readdir(dir);
+    if (e == nullptr) break;
     std::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
     struct stat st;
-    if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      ok = false;
-      break;
-    }
-    if (S_ISREG(st.st_mode)) {
-      if (!stamped(st) && ::utimensat(dirfd, e->d_name, times, AT_SYMLINK_NOFOLLOW) != 0) {
-        ok = false;
-        break;
-      }
-      continue;
-    }
-    if (!S_ISDIR(st.st_mode)) continue;
+    ok = ::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && fn(dirfd, e->d_name, st);
+    if (!ok || !S_ISDIR(st.st_mode)) continue;
     int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sub < 0) {
-      ok = false;
-      break;
-    }
-    ok = stamp_tree(sub);
-    ::close(sub);
-    if (!ok) break;
+    ok = sub >= 0 && walk_tree(sub, fn);
+    if (sub >= 0) ::close(sub);
   }
   ::closedir(dir);
+  return ok;
+}
+
+// Sets the stamp on every directory and regular file under (and
+// including) dirfd that lacks it (files hard-linked to blobs have it; copies
+// of set-id files do not); false on an error. Stamping an entry does not
+// change its directory's mtime.
+bool stamp_tree(int dirfd) {
+  const timespec times[2] = {{0, UTIME_OMIT}, {k_blob_mtime, 0}};
+  bool ok = walk_tree(dirfd, [&](int at, const char* name, const struct stat& st) {
+    if ((!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) || stamped(st)) return true;
+    return ::utimensat(at, name, times, AT_SYMLINK_NOFOLLOW) == 0;
+  });
   return ok && ::futimens(dirfd, times) == 0;
 }
 
@@ -68,35 +68,9 @@ bool stamp_tree(int dirfd) {
 bool tree_stamped(int dirfd) {
   struct stat self;
   if (::fstat(dirfd, &self) != 0 || !stamped(self)) return false;
-  DIR* dir = ::fdopendir(::dup(dirfd));
-  if (dir == nullptr) return false;
-  bool ok = true;
-  while (dirent* e = ::readdir(dir)) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    if (e->d_type == DT_LNK) continue;
-    struct stat st;
-    if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      ok = false;
-      break;
-    }
-    if (S_ISREG(st.st_mode)) {
-      ok = stamped(st);
-      if (!ok) break;
-      continue;
-    }
-    if (!S_ISDIR(st.st_mode)) continue;
-    int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sub < 0) {
-      ok = false;
-      break;
-    }
-    ok = tree_stamped(sub);
-    ::close(sub);
-    if (!ok) break;
-  }
-  ::closedir(dir);
-  return ok;
+  return walk_tree(dirfd, [](int, const char*, const struct stat& st) {
+    return (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) || stamped(st);
+  });
 }
 
 std::string join_keys(const std::vector<std::string>& keys) {
