@@ -168,6 +168,7 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
   spec.arch = ctx.options.arch;
   spec.max_jobs = ctx.options.max_jobs;
   spec.log_path = log_path;
+  spec.keep_upper = true;  // what the commands wrote is merged into the system below
   ctx.log(c.id, "Running " + std::to_string(commands.size()) + " system-integration commands");
   StepOptions options;
   options.control.should_stop = ctx.should_stop;
@@ -184,7 +185,7 @@ Outcome<void> run_integration(const BuildContext& ctx, const Component& c, const
       return abandon(*cause);
     return failed(result->describe());
   }
-  auto merged = merge_overlay_upper(sandbox_dir + "/overlay/root/upper", root,
+  auto merged = merge_overlay_upper(sandbox_upper_dir(sandbox_dir, "root"), root,
                                     {"proc", "dev", "tmp", name + ".build", name + ".inst"});
   if (!merged) {
     std::string why = "system integration: " + merged.error().to_string();

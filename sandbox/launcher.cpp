@@ -11,9 +11,11 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -21,9 +23,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <tuple>
@@ -59,8 +68,13 @@ constexpr std::size_t k_child_stack_size = 1 << 20;
 // child only makes system calls (it must not allocate: it is a clone of a
 // possibly multi-threaded process).
 struct Op {
-  enum class Kind { mount, touch, mkdir, symlink };
+  // whiteout: an overlayfs whiteout (a 0:0 character device) at target.
+  enum class Kind { mount, touch, mkdir, symlink, whiteout };
   Kind kind = Kind::mount;
+  // mkdir: the mode, and the owner when uid is not -1.
+  mode_t mode = 0755;
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
   std::string source;  // mount source, or symlink target
   std::string target;  // absolute host path (under the new root)
   std::string fstype;
@@ -97,6 +111,15 @@ struct Plan {
   std::string gid_map;
   bool loopback_up = false;
   std::vector<Op> ops;
+  // The scratch (skeleton, upper and work directories) is a tmpfs mounted
+  // on `scratch` by the first op; after a failed command the init copies
+  // each overlay's upper directory, <scratch>/overlay/<uppers[i]>/upper,
+  // to <sandbox_dir>/kept/<uppers[i]> (skipping empty ones).
+  bool scratch_tmpfs = false;
+  std::string scratch;
+  std::string scratch_overlay;  // <scratch>/overlay
+  std::string sandbox_dir;
+  std::vector<std::string> uppers;  // overlay names: root, etc, usr, ...
   std::string root;
   std::string cwd;
   bool interactive = false;
@@ -243,8 +266,18 @@ void child_run_op(const Plan& plan, const Op& op) {
       return;
     }
     case Op::Kind::mkdir:
-      if (::mkdir(op.target.c_str(), 0755) != 0 && errno != EEXIST)
-        child_fail(plan, "cannot create directory", op.target.c_str());
+      if (::mkdir(op.target.c_str(), op.mode) != 0) {
+        if (errno != EEXIST) child_fail(plan, "cannot create directory", op.target.c_str());
+        return;
+      }
+      if (op.uid != static_cast<uid_t>(-1)) {
+        ::chmod(op.target.c_str(), op.mode);  // past the umask
+        [[maybe_unused]] int r = ::lchown(op.target.c_str(), op.uid, op.gid);
+      }
+      return;
+    case Op::Kind::whiteout:
+      if (::mknod(op.target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST)
+        child_fail(plan, "cannot create whiteout", op.target.c_str());
       return;
     case Op::Kind::symlink:
       if (::symlink(op.source.c_str(), op.target.c_str()) != 0 && errno != EEXIST)
@@ -333,6 +366,110 @@ void child_close_other_fds(int* keep, int count) {
   ::close_range(next, ~0U, 0);
 }
 
+// Copies the directory `from` into the directory `to` (both fds): its
+// directories, regular files and symlinks, with their modes, and owners
+// where allowed; anything else (whiteouts, devices, FIFOs) is left out.
+// Best effort: what cannot be read or written is skipped. No allocation.
+char g_copy_buffer[1 << 16];
+
+void child_copy_tree(int from, int to, int depth) {
+  if (depth > 32) return;
+  alignas(8) char entries[4096];
+  for (;;) {
+    long got = ::syscall(SYS_getdents64, from, entries, sizeof entries);
+    if (got <= 0) return;
+    for (long at = 0; at < got;) {
+      unsigned short reclen = 0;  // struct linux_dirent64, as in child_dir_empty
+      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
+      const char* name = entries + at + 19;
+      at += reclen;
+      if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+      struct stat st {};
+      if (::fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        if (::mkdirat(to, name, 0700) != 0 && errno != EEXIST) continue;
+        int sub_from = ::openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int sub_to = ::openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub_from >= 0 && sub_to >= 0) child_copy_tree(sub_from, sub_to, depth + 1);
+        if (sub_from >= 0) ::close(sub_from);
+        if (sub_to >= 0) ::close(sub_to);
+      } else if (S_ISREG(st.st_mode)) {
+        int in = ::openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (in < 0) continue;
+        int out = ::openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out >= 0) {
+          for (;;) {
+            ssize_t n = ::read(in, g_copy_buffer, sizeof g_copy_buffer);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            child_write_all(out, g_copy_buffer, static_cast<std::size_t>(n));
+          }
+          ::close(out);
+        }
+        ::close(in);
+      } else if (S_ISLNK(st.st_mode)) {
+        char target[4096];
+        ssize_t n = ::readlinkat(from, name, target, sizeof target - 1);
+        if (n < 0) continue;
+        target[n] = '\0';
+        if (::symlinkat(target, to, name) != 0) continue;
+      } else {
+        continue;
+      }
+      [[maybe_unused]] int r = ::fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+      if (!S_ISLNK(st.st_mode)) ::fchmodat(to, name, st.st_mode & 07777, 0);
+    }
+  }
+}
+
+// True when the directory open at `fd` holds nothing but . and ..; rewinds it.
+bool child_dir_empty(int fd) {
+  alignas(8) char entries[1024];
+  bool empty = true;
+  for (long got; empty && (got = ::syscall(SYS_getdents64, fd, entries, sizeof entries)) > 0;) {
+    for (long at = 0; at < got;) {
+      // struct linux_dirent64: d_ino, d_off, d_reclen, d_type, d_name.
+      unsigned short reclen = 0;
+      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
+      const char* name = entries + at + 19;
+      if (std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) empty = false;
+      at += reclen;
+    }
+  }
+  ::lseek(fd, 0, SEEK_SET);
+  return empty;
+}
+
+// After a failed command: keeps what the commands wrote outside the build
+// and install directories (the tmpfs upper layers) in <sandbox_dir>/kept,
+// for gang shell. `scratch` is the tmpfs's overlay/ directory, `disk` the
+// sandbox directory, both opened before pivot_root.
+void child_keep_uppers(const Plan& plan, int scratch, int disk) {
+  int kept = -1;
+  for (const auto& name : plan.uppers) {
+    int layer = ::openat(scratch, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (layer < 0) continue;
+    int upper = ::openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ::close(layer);
+    if (upper < 0) continue;
+    if (!child_dir_empty(upper)) {
+      if (kept < 0) {
+        ::mkdirat(disk, "kept", 0755);
+        kept = ::openat(disk, "kept", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      }
+      if (kept >= 0 && (::mkdirat(kept, name.c_str(), 0755) == 0 || errno == EEXIST)) {
+        int to = ::openat(kept, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (to >= 0) {
+          child_copy_tree(upper, to, 0);
+          ::close(to);
+        }
+      }
+    }
+    ::close(upper);
+  }
+  if (kept >= 0) ::close(kept);
+}
+
 int child_main(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
   int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd};
@@ -379,6 +516,11 @@ int child_main(void* arg) {
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     child_fail(plan, "cannot make mounts private", nullptr);
   for (const Op& op : plan.ops) child_run_op(plan, op);
+  int scratch_fd = -1, disk_fd = -1;
+  if (plan.scratch_tmpfs && !plan.interactive) {
+    scratch_fd = ::open(plan.scratch_overlay.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    disk_fd = ::open(plan.sandbox_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
 
   ::sethostname("gang", 4);
   if (plan.loopback_up) {
@@ -438,6 +580,8 @@ int child_main(void* arg) {
       break;
     }
   }
+  if (report.index >= 0 && scratch_fd >= 0 && disk_fd >= 0)
+    child_keep_uppers(plan, scratch_fd, disk_fd);
   child_write_all(plan.status_fd, reinterpret_cast<const char*>(&report), sizeof report);
   ::_exit(report.index < 0 ? 0 : 1);
 }
@@ -521,7 +665,6 @@ std::string common_parent(const std::vector<std::string>& paths) {
 Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string& upper,
                       const std::string& work, const std::string& target, bool read_only,
                       bool user_ns) {
-  if (!read_only) clear_volatile_marker(work);
   auto options = [&](const std::string& base) {
     std::string data = "lowerdir=";
     for (std::size_t i = 0; i < lowers.size(); ++i) {
@@ -574,13 +717,6 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
   return op;
 }
 
-Result<void> ensure_symlink(const std::string& target, const std::string& path) {
-  if (exists_not_dir(path) || is_dir(path)) return {};
-  if (::symlink(target.c_str(), path.c_str()) != 0 && errno != EEXIST)
-    return make_errno_error("cannot create symlink " + path);
-  return {};
-}
-
 // With base `host`, the host's multiarch directories come before /usr/lib
 // and /usr/include in the compiler's, the linker's, pkg-config's and the
 // dynamic loader's search orders, so a staged library in /usr/lib would be
@@ -629,99 +765,169 @@ std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
   return out;
 }
 
-// Makes `mask` a layer of overlayfs whiteouts that, placed above the host's
-// /etc, hides what a build run as root must not read: every entry that an
-// unprivileged local user could not read either (not readable, or a
+// What a build run as root must not read of the host's /etc: every entry
+// that an unprivileged local user could not read either (not readable, or a
 // directory not searchable, by others; so 0600 keys and 0640 shadow files),
-// and k_etc_secrets whatever their modes. The mask's directories copy the
-// host's modes and owners, since the topmost layer's directory is what the
-// build sees. Creating whiteouts (0:0 character devices) needs root, which
-// is the only case where this is needed: otherwise the user namespace
-// already shows such files as not readable.
-Result<void> make_etc_mask(const std::string& mask) {
-  if (auto ok = remove_tree(mask); !ok) return ok;
-  if (auto ok = make_dirs(mask); !ok) return ok;
-  struct Walk {
-    const std::string& mask;
-    std::string error;
-    // Hides `rel` (relative to /etc); creates its parents in the mask.
-    bool hide(const std::string& rel) {
-      std::string at = mask;
-      for (std::size_t slash = rel.find('/'); slash != std::string::npos;
-           slash = rel.find('/', slash + 1)) {
-        std::string part = rel.substr(0, slash);
-        struct stat st {};
-        if (::lstat(("/etc/" + part).c_str(), &st) != 0) return true;
-        std::string dir = mask + "/" + part;
-        if (::mkdir(dir.c_str(), st.st_mode & 07777) == 0) {
-          ::chmod(dir.c_str(), st.st_mode & 07777);
-          [[maybe_unused]] int r = ::lchown(dir.c_str(), st.st_uid, st.st_gid);
-        }
+// and k_etc_secrets whatever their modes. The sandbox makes it, in its
+// scratch, a layer of overlayfs whiteouts placed above the host's /etc: one
+// whiteout (a 0:0 character device) per hidden entry, inside directories
+// that copy the host's modes and owners (the topmost layer's directory is
+// what the build sees). Creating whiteouts needs root, which is the only
+// case where this is needed: otherwise the user namespace already shows such
+// files as not readable.
+struct EtcMask {
+  struct Entry {
+    std::string rel;  // relative to /etc; "" is /etc itself
+    bool whiteout = false;
+    mode_t mode = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  std::vector<Entry> entries;  // parents before children
+  bool watched = false;        // every directory walked is watched by inotify
+};
+
+// Walks /etc. With `watch` (an inotify fd), every directory is watched
+// before it is read, so that any later change is seen.
+EtcMask walk_etc(int watch) {
+  EtcMask mask;
+  std::set<std::string> dirs;
+  auto add_dir = [&](const std::string& rel) {
+    if (!dirs.insert(rel).second) return;
+    struct stat st {};
+    if (::lstat((rel.empty() ? std::string("/etc") : "/etc/" + rel).c_str(), &st) != 0) return;
+    mask.entries.push_back({rel, false, st.st_mode & 07777, st.st_uid, st.st_gid});
+  };
+  auto hide = [&](const std::string& rel) {
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1))
+      add_dir(rel.substr(0, slash));
+    mask.entries.push_back({rel, true, 0, 0, 0});
+  };
+  add_dir("");
+  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+    std::string dir_path = rel.empty() ? "/etc" : "/etc/" + rel;
+    if (watch >= 0 &&
+        ::inotify_add_watch(watch, dir_path.c_str(),
+                            IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                                IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW) < 0)
+      mask.watched = false;
+    DIR* dir = ::opendir(dir_path.c_str());
+    if (dir == nullptr) return;
+    std::vector<std::string> subdirs;
+    while (dirent* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      std::string child = rel.empty() ? name : rel + "/" + name;
+      struct stat st {};
+      if (::lstat(("/etc/" + child).c_str(), &st) != 0) continue;
+      bool secret = std::find(std::begin(k_etc_secrets), std::end(k_etc_secrets), child) !=
+                    std::end(k_etc_secrets);
+      bool unreadable =
+          !S_ISLNK(st.st_mode) &&
+          ((st.st_mode & S_IROTH) == 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
+      if (secret || unreadable) {
+        hide(child);
+      } else if (S_ISDIR(st.st_mode)) {
+        subdirs.push_back(child);
       }
-      std::string path = mask + "/" + rel;
-      if (::mknod(path.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST) {
-        error = "cannot create whiteout " + path + ": " + std::strerror(errno);
-        return false;
-      }
-      return true;
     }
-    // Walks /etc/<rel>; returns false on an error.
-    bool walk(const std::string& rel) {
-      std::string dir_path = rel.empty() ? "/etc" : "/etc/" + rel;
-      DIR* dir = ::opendir(dir_path.c_str());
-      if (dir == nullptr) return true;
-      std::vector<std::string> subdirs;
-      bool ok = true;
-      while (dirent* entry = ::readdir(dir)) {
-        std::string name = entry->d_name;
-        if (name == "." || name == "..") continue;
-        std::string child = rel.empty() ? name : rel + "/" + name;
-        struct stat st {};
-        if (::lstat(("/etc/" + child).c_str(), &st) != 0) continue;
-        bool secret = std::find(std::begin(k_etc_secrets), std::end(k_etc_secrets), child) !=
-                      std::end(k_etc_secrets);
-        bool unreadable =
-            !S_ISLNK(st.st_mode) &&
-            ((st.st_mode & S_IROTH) == 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
-        if (secret || unreadable) {
-          ok = hide(child);
-          if (!ok) break;
-        } else if (S_ISDIR(st.st_mode)) {
-          subdirs.push_back(child);
-        }
-      }
-      ::closedir(dir);
-      for (const auto& sub : subdirs) ok = ok && walk(sub);
-      return ok;
-    }
-  } walk{mask, {}};
-  struct stat etc {};
-  if (::stat("/etc", &etc) == 0) {
-    ::chmod(mask.c_str(), etc.st_mode & 07777);
-    [[maybe_unused]] int r = ::chown(mask.c_str(), etc.st_uid, etc.st_gid);
-  }
-  if (!walk.walk("")) return make_error("sandbox: " + walk.error);
-  return {};
+    ::closedir(dir);
+    for (const auto& sub : subdirs) walk(sub);
+  };
+  mask.watched = watch >= 0;
+  walk("");
+  return mask;
 }
 
-// Prepares the sandbox directory (skeleton, overlay upper/work dirs) and the
-// list of mount operations. See sandbox/README.md for the layout.
+// The mask, walked once per process and again only when inotify reports a
+// change anywhere in /etc (an entry added, removed or renamed, a mode or
+// owner changed: IN_ATTRIB on a directory covers its entries). A walk costs
+// milliseconds: it was the biggest part of a trivial build's overhead.
+// Without inotify (or past its watch limit), /etc is walked at every launch.
+EtcMask etc_mask() {
+  static std::mutex mutex;
+  static std::optional<EtcMask> cached;
+  static int watch = -1;
+  std::lock_guard lock(mutex);
+  if (cached && cached->watched && watch >= 0) {
+    char events[4096];
+    ssize_t n = ::read(watch, events, sizeof events);
+    if (n < 0 && errno == EAGAIN) return *cached;  // nothing changed
+  }
+  if (watch >= 0) ::close(watch);
+  watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  cached = walk_etc(watch);
+  return *cached;
+}
+
+// Where the sandbox's scratch (skeleton, /etc mask, overlay upper and work
+// directories) lives: a tmpfs of the sandbox's own mount namespace, unless
+// the caller keeps the upper layers, or the sandbox is unprivileged on a
+// kernel whose tmpfs lacks the user xattrs overlayfs needs (before 6.6).
+// GANG_SANDBOX_SCRATCH=disk|tmpfs forces one (tests).
+bool scratch_on_tmpfs(const SandboxSpec& spec, bool user_ns) {
+  if (spec.keep_upper) return false;
+  const char* forced = std::getenv("GANG_SANDBOX_SCRATCH");
+  if (forced != nullptr && std::string_view(forced) == "disk") return false;
+  if (forced != nullptr && std::string_view(forced) == "tmpfs") return true;
+  if (!user_ns) return true;
+  struct utsname name {};
+  if (::uname(&name) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 6);
+}
+
+// Prepares the sandbox directory and the list of operations the init runs to
+// build the root. See sandbox/README.md for the layout. On disk, a run makes
+// only <dir>/root (and the build and install directories); everything else
+// is made by the init, in the scratch mounted on <dir>/root.
 Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Plan& plan) {
   const std::string& dir = spec.sandbox_dir;
   const bool host = spec.base == "host" || spec.mode == SandboxMode::bootstrap;
   const bool read_only = spec.mode == SandboxMode::bootstrap;
-  const std::string root = dir + "/root";
-  const std::string skel = dir + "/base";
+  const std::string scratch = dir + "/root";
+  const std::string root = scratch + "/mnt";
+  const std::string skel = scratch + "/base";
   const std::string build_mount = "/" + spec.name + ".build";
   const std::string inst_mount = "/" + spec.name + ".inst";
-  for (const std::string& sub : {root, skel, skel + "/proc", skel + "/dev", skel + "/tmp",
-                                 skel + build_mount, skel + inst_mount, dir + "/overlay/root/upper",
-                                 dir + "/overlay/root/work", spec.build_dir, spec.install_dir})
+  for (const std::string& sub : {scratch, spec.build_dir, spec.install_dir})
     if (auto ok = make_dirs(sub); !ok) return ok;
   for (const auto& layer : spec.lower_layers)
     if (!is_dir(layer)) return make_error("sandbox: lower layer " + layer + " is not a directory");
   if (spec.base != "host" && spec.base != "none" && !host && !is_dir(spec.base))
     return make_error("sandbox: sysroot " + spec.base + " is not a directory");
+
+  auto add = [&](Op::Kind kind, const std::string& target, const std::string& source = {},
+                 mode_t mode = 0755, uid_t uid = static_cast<uid_t>(-1),
+                 gid_t gid = static_cast<gid_t>(-1)) {
+    Op op;
+    op.kind = kind;
+    op.target = target;
+    op.source = source;
+    op.mode = mode;
+    op.uid = uid;
+    op.gid = gid;
+    plan.ops.push_back(std::move(op));
+  };
+  plan.scratch_tmpfs = scratch_on_tmpfs(spec, user_ns);
+  if (plan.scratch_tmpfs) {
+    Op op;
+    op.kind = Op::Kind::mount;
+    op.source = "tmpfs";
+    op.fstype = "tmpfs";
+    op.target = scratch;
+    op.flags = MS_NOSUID;
+    op.data = "mode=0755";
+    plan.ops.push_back(std::move(op));
+    plan.scratch = scratch;
+    plan.scratch_overlay = scratch + "/overlay";
+    plan.sandbox_dir = dir;
+  }
+  for (const std::string& sub : {root, skel, skel + "/proc", skel + "/dev", skel + "/tmp",
+                                 skel + build_mount, skel + inst_mount, scratch + "/overlay"})
+    add(Op::Kind::mkdir, sub);
 
   std::vector<std::string> host_overlays;
   if (host) {
@@ -733,28 +939,42 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
         char target[4096];
         ssize_t n = ::readlink(host_path.c_str(), target, sizeof target - 1);
         if (n <= 0) continue;
-        if (auto ok =
-                ensure_symlink(std::string(target, static_cast<std::size_t>(n)), skel + host_path);
-            !ok)
-          return ok;
+        add(Op::Kind::symlink, skel + host_path, std::string(target, static_cast<std::size_t>(n)));
       } else if (S_ISDIR(st.st_mode)) {
         bool staged_non_dir = false;
         for (const auto& layer : spec.lower_layers)
           staged_non_dir = staged_non_dir || exists_not_dir(layer + host_path);
         if (staged_non_dir) continue;  // the staged layout wins
-        if (auto ok = make_dirs(skel + host_path); !ok) return ok;
+        add(Op::Kind::mkdir, skel + host_path);
         host_overlays.push_back(name);
       }
     }
   }
 
+  // An overlay over `lowers` on `target`, its upper and work directories
+  // made in the scratch; a failed run's copy of layer `name`'s writes (kept
+  // for gang shell) goes on top.
+  auto overlay = [&](const std::string& name, std::vector<std::string> lowers,
+                     const std::string& target) -> Result<void> {
+    std::string kept = sandbox_kept_dir(dir, name);
+    if (is_dir(kept)) lowers.insert(lowers.begin(), kept);
+    std::string layer_dir = scratch + "/overlay/" + name;
+    add(Op::Kind::mkdir, layer_dir);
+    add(Op::Kind::mkdir, layer_dir + "/upper");
+    add(Op::Kind::mkdir, layer_dir + "/work");
+    if (!plan.scratch_tmpfs && !read_only) clear_volatile_marker(layer_dir + "/work");
+    auto op = overlay_op(lowers, layer_dir + "/upper", layer_dir + "/work", target, read_only,
+                         user_ns);
+    if (!op) return std::unexpected(op.error());
+    plan.ops.push_back(std::move(*op));
+    plan.uppers.push_back(name);
+    return {};
+  };
+
   std::vector<std::string> lowers = spec.lower_layers;
   if (!host && spec.base != "none") lowers.push_back(spec.base);
   lowers.push_back(skel);
-  auto root_op = overlay_op(lowers, dir + "/overlay/root/upper", dir + "/overlay/root/work", root,
-                            read_only, user_ns);
-  if (!root_op) return std::unexpected(root_op.error());
-  plan.ops.push_back(std::move(*root_op));
+  if (auto ok = overlay("root", lowers, root); !ok) return ok;
 
   for (const auto& name : host_overlays) {
     std::string host_path = "/" + name;
@@ -762,29 +982,22 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     for (const auto& layer : spec.lower_layers)
       if (is_dir(layer + host_path)) dir_lowers.push_back(layer + host_path);
     if (name == "etc" && !user_ns) {
-      std::string mask = dir + "/overlay/etc_hidden";
-      if (auto ok = make_etc_mask(mask); !ok) return ok;
+      std::string mask = scratch + "/etc_hidden";
+      for (const auto& entry : etc_mask().entries) {
+        std::string path = entry.rel.empty() ? mask : mask + "/" + entry.rel;
+        add(entry.whiteout ? Op::Kind::whiteout : Op::Kind::mkdir, path, {}, entry.mode,
+            entry.uid, entry.gid);
+      }
       dir_lowers.push_back(mask);
     }
     dir_lowers.push_back(host_path);
-    std::string layer_dir = dir + "/overlay/" + name;
-    if (auto ok = make_dirs(layer_dir + "/upper"); !ok) return ok;
-    if (auto ok = make_dirs(layer_dir + "/work"); !ok) return ok;
-    auto op = overlay_op(dir_lowers, layer_dir + "/upper", layer_dir + "/work", root + host_path,
-                         read_only, user_ns);
-    if (!op) return std::unexpected(op.error());
-    plan.ops.push_back(std::move(*op));
+    if (auto ok = overlay(name, dir_lowers, root + host_path); !ok) return ok;
   }
   for (auto& multiarch : multiarch_mounts(spec, host_overlays)) {
     std::string name = multiarch.target;  // /usr/lib/T -> multiarch_usr_lib_T
     std::replace(name.begin(), name.end(), '/', '_');
-    std::string layer_dir = dir + "/overlay/multiarch" + name;
-    if (auto ok = make_dirs(layer_dir + "/upper"); !ok) return ok;
-    if (auto ok = make_dirs(layer_dir + "/work"); !ok) return ok;
-    auto op = overlay_op(multiarch.lowers, layer_dir + "/upper", layer_dir + "/work",
-                         root + multiarch.target, read_only, user_ns);
-    if (!op) return std::unexpected(op.error());
-    plan.ops.push_back(std::move(*op));
+    if (auto ok = overlay("multiarch" + name, multiarch.lowers, root + multiarch.target); !ok)
+      return ok;
   }
 
   auto bind = [&](const std::string& source, const std::string& target) {
@@ -804,13 +1017,6 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     op.target = target;
     op.flags = flags;
     op.data = data;
-    plan.ops.push_back(std::move(op));
-  };
-  auto simple = [&](Op::Kind kind, const std::string& target, const std::string& source = {}) {
-    Op op;
-    op.kind = kind;
-    op.target = target;
-    op.source = source;
     plan.ops.push_back(std::move(op));
   };
 
@@ -833,24 +1039,24 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   for (const char* device : k_devices) {
     std::string host_device = std::string("/dev/") + device;
     if (::access(host_device.c_str(), F_OK) != 0) continue;
-    simple(Op::Kind::touch, root + host_device);
+    add(Op::Kind::touch, root + host_device);
     bind(host_device, root + host_device);
   }
   if (interactive && ::access("/dev/tty", F_OK) == 0) {
-    simple(Op::Kind::touch, root + "/dev/tty");
+    add(Op::Kind::touch, root + "/dev/tty");
     bind("/dev/tty", root + "/dev/tty");
   }
-  simple(Op::Kind::symlink, root + "/dev/fd", "/proc/self/fd");
-  simple(Op::Kind::symlink, root + "/dev/stdin", "/proc/self/fd/0");
-  simple(Op::Kind::symlink, root + "/dev/stdout", "/proc/self/fd/1");
-  simple(Op::Kind::symlink, root + "/dev/stderr", "/proc/self/fd/2");
+  add(Op::Kind::symlink, root + "/dev/fd", "/proc/self/fd");
+  add(Op::Kind::symlink, root + "/dev/stdin", "/proc/self/fd/0");
+  add(Op::Kind::symlink, root + "/dev/stdout", "/proc/self/fd/1");
+  add(Op::Kind::symlink, root + "/dev/stderr", "/proc/self/fd/2");
   if (interactive && is_dir("/dev/pts")) {
     // The caller's terminal, so that tty(1) and job control work.
-    simple(Op::Kind::mkdir, root + "/dev/pts");
+    add(Op::Kind::mkdir, root + "/dev/pts");
     bind("/dev/pts", root + "/dev/pts");
-    simple(Op::Kind::symlink, root + "/dev/ptmx", "pts/ptmx");
+    add(Op::Kind::symlink, root + "/dev/ptmx", "pts/ptmx");
   }
-  simple(Op::Kind::mkdir, root + "/dev/shm");
+  add(Op::Kind::mkdir, root + "/dev/shm");
   mount_fs("tmpfs", root + "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_fs("tmpfs", root + "/tmp", MS_NOSUID | MS_NODEV, "mode=1777");
 

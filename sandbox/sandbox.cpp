@@ -190,12 +190,16 @@ Result<void> remove_sandbox(const std::string& sandbox_dir) {
   // overlayfs leaves <upper's sibling>/work/work (and, for a volatile
   // overlay, work/incompat/volatile) with mode 000; an unprivileged owner
   // must make them readable before it can empty them.
-  std::error_code ec;
-  for (const auto& layer : std::filesystem::directory_iterator(sandbox_dir + "/overlay", ec)) {
-    std::string work = layer.path().string() + "/work/work";
-    for (const std::string& path : {work, work + "/incompat", work + "/incompat/volatile"}) {
-      struct stat st {};
-      if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(path.c_str(), 0700);
+  // (<dir>/root/overlay: scratch kept on disk; <dir>/overlay: sandboxes
+  // kept by earlier versions of gang.)
+  for (const std::string& overlays : {sandbox_dir + "/root/overlay", sandbox_dir + "/overlay"}) {
+    std::error_code ec;
+    for (const auto& layer : std::filesystem::directory_iterator(overlays, ec)) {
+      std::string work = layer.path().string() + "/work/work";
+      for (const std::string& path : {work, work + "/incompat", work + "/incompat/volatile"}) {
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(path.c_str(), 0700);
+      }
     }
   }
   return remove_tree(sandbox_dir);

@@ -93,6 +93,14 @@ Result<SandboxMode> parse_sandbox_mode(const std::string& text) {
   return make_error("unknown build-mode \"" + text + "\" (expected staging, bootstrap or test)");
 }
 
+std::string sandbox_upper_dir(const std::string& sandbox_dir, const std::string& layer) {
+  return sandbox_dir + "/root/overlay/" + layer + "/upper";
+}
+
+std::string sandbox_kept_dir(const std::string& sandbox_dir, const std::string& layer) {
+  return sandbox_dir + "/kept/" + layer;
+}
+
 Result<void> save_spec(const SandboxSpec& spec) {
   if (auto ok = validate_spec(spec); !ok) return ok;
   const std::string& dir = spec.sandbox_dir;
@@ -115,6 +123,7 @@ Result<void> save_spec(const SandboxSpec& spec) {
   for (const auto& dir_entry : spec.extra_path) line("path", dir_entry);
   line("network", spec.network == Network::none ? "none" : "host");
   if (!spec.log_path.empty()) line("log", relative_to(dir, spec.log_path));
+  if (spec.keep_upper) line("keep-upper", "yes");
   return write_file_atomic(spec_path(dir), out.str());
 }
 
@@ -180,6 +189,9 @@ Result<SandboxSpec> load_spec(const std::string& sandbox_dir) {
       spec.network = value == "none" ? Network::none : Network::host;
     } else if (key == "log") {
       spec.log_path = resolve_from(sandbox_dir, value);
+    } else if (key == "keep-upper") {
+      if (value != "yes") return bad("expected yes");
+      spec.keep_upper = true;
     } else {
       return bad("unknown key \"" + key + "\"");
     }

@@ -49,7 +49,23 @@ struct SandboxSpec {
   std::vector<std::string> extra_path;           // prepended to PATH (e.g. deps' PREFIX/bin)
   Network network = Network::none;
   std::string log_path;  // the component's build log (informational; for gang shell)
+  // Where writes outside the build and install directories go. false (the
+  // default): a tmpfs mounted in the sandbox's own mount namespace, gone
+  // with it (nothing to remove afterwards); a failed run copies them to
+  // <sandbox_dir>/kept/<layer> for gang shell. true: on disk, under
+  // sandbox_upper_dir(), kept after the run (system assembly merges them).
+  bool keep_upper = false;
 };
+
+// Where a sandbox run with keep_upper leaves the writes of overlay `layer`
+// ("root", or a host directory such as "etc"): <sandbox_dir>/root/overlay/<layer>/upper.
+[[nodiscard]] std::string sandbox_upper_dir(const std::string& sandbox_dir, const std::string& layer);
+
+// Where a failed run without keep_upper leaves a copy of those writes
+// (directories, regular files, symlinks; deletions are not kept):
+// <sandbox_dir>/kept/<layer>. A later run of the same sandbox (gang shell)
+// shows them again, as a read-only layer on top.
+[[nodiscard]] std::string sandbox_kept_dir(const std::string& sandbox_dir, const std::string& layer);
 
 // The sandbox directory where a failed build of `component` is kept:
 // `<cache_dir>/failed/<component>` ('/' in the name becomes '_'). Both the

@@ -41,6 +41,12 @@ class TempDirs:
         self.dirs.append(d)
         return d
 
+    def new_in(self, base, prefix):
+        """A fresh directory under BASE (another file system, say)."""
+        d = tempfile.mkdtemp(prefix=prefix, dir=base)
+        self.dirs.append(d)
+        return d
+
     def cleanup(self):
         if self.keep:
             print(f"kept: {' '.join(self.dirs)}")

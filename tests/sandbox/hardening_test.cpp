@@ -247,5 +247,29 @@ TEST_F(SandboxHardeningTest, AsRootABuildCannotReadTheHostsSecretsInEtc) {
   EXPECT_EQ(slurp(in_build("etc")).substr(0, 10), "drwxr-xr-x");
 }
 
+TEST_F(SandboxHardeningTest, AsRootTheEtcMaskFollowsChangesBetweenSandboxes) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  // The mask is worked out once per process and kept while /etc does not
+  // change: a file made private, or a private file added deep in /etc, after
+  // a first sandbox ran, must be hidden from the next one at once.
+  std::string dir = "/etc/gang-hardening-test-" + std::to_string(::getpid());
+  ASSERT_TRUE(make_dirs(dir + "/sub"));
+  ASSERT_TRUE(write_file_atomic(dir + "/sub/was-public", "x"));
+  ASSERT_EQ(::chmod((dir + "/sub/was-public").c_str(), 0644), 0);
+  std::string probe = "for f in " + dir + "/sub/was-public " + dir +
+                      "/sub/new-key; do if cat $f >/dev/null 2>&1; then echo $f; fi; done > visible";
+  auto first = run({probe});
+  ASSERT_TRUE(first && first->ok);
+  EXPECT_EQ(slurp(in_build("visible")), dir + "/sub/was-public\n");
+  ASSERT_EQ(::chmod((dir + "/sub/was-public").c_str(), 0600), 0);
+  ASSERT_TRUE(write_file_atomic(dir + "/sub/new-key", "private"));
+  ASSERT_EQ(::chmod((dir + "/sub/new-key").c_str(), 0600), 0);
+  auto second = run({probe});
+  (void)remove_tree(dir);
+  ASSERT_TRUE(second) << second.error().to_string();
+  ASSERT_TRUE(second->ok) << second->describe() << log();
+  EXPECT_EQ(slurp(in_build("visible")), "");
+}
+
 }  // namespace
 }  // namespace gang

@@ -377,13 +377,59 @@ TEST_F(SandboxTest, RunStepsCanBeCancelledInALaterStep) {
 
 TEST_F(SandboxTest, ASandboxCanBeMountedAgainAfterAWritableRun) {
   // Volatile overlays leave a marker that would refuse a second mount of the
-  // same upper layer (what gang shell does); it must be cleared.
+  // same upper layer (what gang shell does); it must be cleared. (Upper
+  // layers on disk, as system assembly keeps them.)
+  m_spec.keep_upper = true;
   auto first = run({"echo one > /etc/gang-again; echo one > /usr/gang-again"});
   ASSERT_TRUE(first && first->ok);
   auto second = run({"cat /etc/gang-again /usr/gang-again > again"});
   ASSERT_TRUE(second) << second.error().to_string();
   ASSERT_TRUE(second->ok) << second->describe();
   EXPECT_EQ(slurp(in_build("again")), "one\none\n");
+}
+
+TEST_F(SandboxTest, WritesOutsideTheBuildLeaveNothingOnDiskUnlessTheRunFails) {
+  // By default the upper layers are a tmpfs of the sandbox: a successful run
+  // leaves only the (empty) mount point and the build and install dirs.
+  auto ok = run({"echo one > /etc/gang-kept; echo two > /usr/gang-kept"});
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  ASSERT_TRUE(ok->ok) << ok->describe();
+  EXPECT_FALSE(path_exists(m_spec.sandbox_dir + "/kept"));
+  EXPECT_TRUE(std::filesystem::is_empty(m_spec.sandbox_dir + "/root"));
+  auto next = run({"test ! -e /etc/gang-kept && test ! -e /usr/gang-kept"});
+  ASSERT_TRUE(next && next->ok) << (next ? next->describe() : next.error().to_string());
+
+  // A failed run keeps them (files, directories, symlinks, modes) for gang
+  // shell, which sees them on top of its own fresh layers.
+  auto failed = run({"echo one > /etc/gang-kept; echo two > /usr/gang-kept; mkdir -p /opt/x; "
+                     "echo three > /opt/x/f; chmod 0750 /opt/x/f; ln -s f /opt/x/l; false"});
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  EXPECT_FALSE(failed->ok);
+  EXPECT_EQ(slurp(m_spec.sandbox_dir + "/kept/etc/gang-kept"), "one\n");
+  EXPECT_EQ(slurp(m_spec.sandbox_dir + "/kept/usr/gang-kept"), "two\n");
+  EXPECT_EQ(slurp(m_spec.sandbox_dir + "/kept/root/opt/x/f"), "three\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat((m_spec.sandbox_dir + "/kept/root/opt/x/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  ASSERT_EQ(::lstat((m_spec.sandbox_dir + "/kept/root/opt/x/l").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  auto again = run({"cat /etc/gang-kept /usr/gang-kept /opt/x/f /opt/x/l > again"});
+  ASSERT_TRUE(again) << again.error().to_string();
+  ASSERT_TRUE(again->ok) << again->describe();
+  EXPECT_EQ(slurp(in_build("again")), "one\ntwo\nthree\nthree\n");
+}
+
+TEST_F(SandboxTest, ScratchOnDiskWhenForced) {
+  // Unprivileged sandboxes on kernels before 6.6 keep their scratch on disk
+  // (tmpfs has no user xattrs there); GANG_SANDBOX_SCRATCH=disk forces it.
+  ::setenv("GANG_SANDBOX_SCRATCH", "disk", 1);
+  auto result = run({"echo x > /usr/on-disk"});
+  ::unsetenv("GANG_SANDBOX_SCRATCH");
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(slurp(sandbox_upper_dir(m_spec.sandbox_dir, "usr") + "/on-disk"), "x\n");
+  ASSERT_TRUE(remove_sandbox(m_spec.sandbox_dir));
+  EXPECT_FALSE(path_exists(m_spec.sandbox_dir));
 }
 
 TEST_F(SandboxTest, CommandsRunInTheBuildDirectoryUnderAFreshPidNamespace) {
@@ -403,7 +449,9 @@ TEST_F(SandboxTest, TheSandboxHoldsNoneOfTheCallersFiles) {
   auto result = run({"ls /proc/1/fd | wc -l > init_fds; ls /proc/$$/fd | wc -l > sh_fds"});
   for (int fd : opened) ::close(fd);
   ASSERT_TRUE(result && result->ok);
-  EXPECT_LE(std::stoi(slurp(in_build("init_fds"))), 7);  // 0-2 + status, keepalive, log, null
+  // 0-2 + status, keepalive, log, null, and the scratch and sandbox
+  // directories (for keeping a failed run's writes).
+  EXPECT_LE(std::stoi(slurp(in_build("init_fds"))), 9);
   EXPECT_LE(std::stoi(slurp(in_build("sh_fds"))), 4);    // 0-2 + the one ls opens
 }
 
@@ -625,6 +673,7 @@ TEST_F(SandboxTest, WithNothingStagedTheHostsLibrariesAreUsedAsTheyAre) {
       std::system("cc --version >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "needs a multiarch host with cc and zlib1g";
   m_spec.base = "host";
+  m_spec.keep_upper = true;  // the scratch on disk, to see which overlays were made
   ASSERT_TRUE(make_dirs(m_spec.build_dir));
   ASSERT_TRUE(
       write_file_atomic(in_build("t.c"),
@@ -635,7 +684,7 @@ TEST_F(SandboxTest, WithNothingStagedTheHostsLibrariesAreUsedAsTheyAre) {
   ASSERT_TRUE(result->ok) << result->describe();
   EXPECT_NE(slurp(in_build("out")), "9.9.9-gang\n");
   EXPECT_NE(slurp(in_build("ls")).find("libz.so.1"), std::string::npos);
-  EXPECT_FALSE(path_exists(m_spec.sandbox_dir + "/overlay/multiarch_usr_lib_" + triplet));
+  EXPECT_FALSE(path_exists(m_spec.sandbox_dir + "/root/overlay/multiarch_usr_lib_" + triplet));
 }
 
 TEST_F(SandboxTest, BootstrapModeKeepsTheRootReadOnly) {
@@ -705,8 +754,8 @@ TEST_F(SandboxTest, AStageWithNoShellFailsWith127) {
 TEST_F(SandboxTest, RunInteractiveReentersASavedSpecAfterTheDirectoryMoved) {
   ASSERT_TRUE(make_dirs(m_spec.build_dir));
   ASSERT_TRUE(write_file_atomic(in_build("marker"), "m"));
-  auto first = run({"echo kept > /usr/state"});
-  ASSERT_TRUE(first && first->ok);
+  auto first = run({"echo kept > /usr/state; false"});  // a failed run keeps /usr/state
+  ASSERT_TRUE(first && !first->ok);
   ASSERT_TRUE(save_spec(m_spec));
   std::string kept = kept_sandbox_dir(m_root + "/cache", "hello");
   ASSERT_TRUE(make_dirs(m_root + "/cache/failed"));
@@ -885,9 +934,10 @@ TEST_F(SandboxTest, WorksUnprivilegedThroughAUserNamespace) {
 }
 
 TEST_F(SandboxTest, RemoveSandboxRemovesOverlayWorkDirectories) {
+  m_spec.keep_upper = true;
   auto result = run({"echo x > /etc/y"});
   ASSERT_TRUE(result && result->ok);
-  EXPECT_TRUE(path_exists(m_spec.sandbox_dir + "/overlay/root/work"));
+  EXPECT_TRUE(path_exists(m_spec.sandbox_dir + "/root/overlay/root/work"));
   ASSERT_TRUE(remove_sandbox(m_spec.sandbox_dir));
   EXPECT_FALSE(path_exists(m_spec.sandbox_dir));
 }
