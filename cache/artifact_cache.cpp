@@ -864,7 +864,9 @@ Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& 
   if (!take) return outcome;
   ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
   std::string row = encode_claim(record);
-  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+  // A claim dies with its holder's host anyway: its commit syncs the data
+  // pages only (one sync, not two); a crash may lose it, never the index.
+  auto done = m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
     auto decided = decide(txn);
     if (!decided || !take) return decided;
     auto put = txn.put(k_claims, key, row);
@@ -878,7 +880,7 @@ Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& 
 Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) {
   Impl& m = *m_impl;
   ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
-  return m.env->write([&](LmdbTxn& txn) -> Result<void> {
+  return m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);
     if (!*claimed) return make_error("cannot renew the claim on " + key + ": nobody holds it");
@@ -896,7 +898,7 @@ Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) 
 Result<void> ArtifactCache::release(const std::string& key, const Holder& holder) {
   Impl& m = *m_impl;
   bool released = false;
-  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
+  auto done = m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
     released = false;
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);

@@ -291,7 +291,24 @@ Result<void> LmdbEnv::read(const std::function<Result<void>(LmdbTxn&)>& fn) {
   return result;
 }
 
+Result<void> LmdbEnv::write_meta_unsynced(const std::function<Result<void>(LmdbTxn&)>& fn) {
+  return write_with(fn, true);
+}
+
 Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& fn) {
+  return write_with(fn, false);
+}
+
+Result<void> LmdbEnv::write_with(const std::function<Result<void>(LmdbTxn&)>& fn,
+                                 bool meta_unsynced) {
+  std::lock_guard writers(m_writers);
+  struct Flag {
+    MDB_env* env;
+    bool on;
+    ~Flag() {
+      if (on) mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
+    }
+  } flag{m_env, meta_unsynced && mdb_env_set_flags(m_env, MDB_NOMETASYNC, 1) == 0};
   for (int attempt = 0;; ++attempt) {
     auto txn = begin(0);
     if (!txn) return std::unexpected(txn.error());
