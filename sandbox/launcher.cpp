@@ -86,8 +86,17 @@ struct Op {
   // fsconfig("lowerdir+") call (kernel 6.8 and later: no page limit). Tried
   // first where `overlay_api` allows; a kernel that refuses "lowerdir+"
   // gets `data` (the classic option string) instead.
-  enum class Api { classic, lowerdir_plus, lowerdir_plus_only };
+  // fd_numbers: `lowerdir=` names the layers by fd number, relative to
+  // /proc/self/fd (any kernel; no page limit below the 500-layer one).
+  enum class Api { classic, lowerdir_plus, lowerdir_plus_only, fd_numbers };
   Api overlay_api = Api::classic;
+  // Where the kernel lacks lowerdir+ and the option string does not fit a
+  // page even relative to the layers' parent: the fd-number form.
+  bool fd_fallback = false;
+  // Scratch for the fd-number form, sized by the parent (the child must
+  // not allocate): one fd per layer, and the option string.
+  mutable std::vector<int> fd_list;
+  mutable std::vector<char> fd_data;
   std::vector<std::string> lowers;  // absolute, top first
   std::string upper, work;
   bool volatile_upper = false;
@@ -101,6 +110,7 @@ Op::Api overlay_api_from_env() {
   const char* v = std::getenv("GANG_OVERLAY_API");
   if (v == nullptr || *v == '\0') return Op::Api::lowerdir_plus;
   if (std::string_view(v) == "classic") return Op::Api::classic;
+  if (std::string_view(v) == "fd") return Op::Api::fd_numbers;
   return Op::Api::lowerdir_plus_only;
 }
 
@@ -234,13 +244,79 @@ int child_mount_overlay_api(const Op& op, bool* unsupported) {
   return fail(err);
 }
 
+// Mounts op's overlay with `lowerdir=` naming each layer by the number of
+// an O_PATH fd opened on it, relative to /proc/self/fd (the init's cwd
+// afterwards); upper and work stay absolute. Returns 0 or an errno.
+int child_mount_overlay_fds(const Op& op) {
+  std::size_t count = op.lowers.size();
+  if (op.fd_list.size() < count) return E2BIG;
+  for (std::size_t i = 0; i < count; ++i) op.fd_list[i] = -1;
+  auto close_all = [&](int err) {
+    for (std::size_t i = 0; i < count; ++i)
+      if (op.fd_list[i] >= 0) ::close(op.fd_list[i]);
+    return err;
+  };
+  for (std::size_t i = 0; i < count; ++i) {
+    op.fd_list[i] = ::open(op.lowers[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (op.fd_list[i] < 0) return close_all(errno);
+  }
+  char* out = op.fd_data.data();
+  std::size_t used = 0, size = op.fd_data.size();
+  auto append = [&](const char* text) { child_append(out, used, size, text); };
+  append("lowerdir=");
+  for (std::size_t i = 0; i < count; ++i) {
+    char number[16];
+    int n = op.fd_list[i], digits = 0;
+    char reversed[16];
+    do {
+      reversed[digits++] = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n > 0 && digits < 15);
+    for (int d = 0; d < digits; ++d) number[d] = reversed[digits - 1 - d];
+    number[digits] = '\0';
+    if (i > 0) append(":");
+    append(number);
+  }
+  if (!op.upper.empty()) {
+    append(",upperdir=");
+    append(op.upper.c_str());
+    append(",workdir=");
+    append(op.work.c_str());
+  }
+  if (op.userxattr) append(",userxattr");
+  std::size_t without_volatile = used;
+  if (op.volatile_upper) append(",volatile");
+  if (used + 1 >= size) return close_all(E2BIG);
+  out[used] = '\0';
+  if (::chdir("/proc/self/fd") != 0) return close_all(errno);
+  int mounted = ::mount("overlay", op.target.c_str(), "overlay", op.flags, out);
+  if (mounted != 0 && errno == EINVAL && op.volatile_upper) {
+    out[without_volatile] = '\0';  // kernels before 5.10
+    mounted = ::mount("overlay", op.target.c_str(), "overlay", op.flags, out);
+  }
+  return close_all(mounted != 0 ? errno : 0);
+}
+
 void child_run_op(const Plan& plan, const Op& op) {
   switch (op.kind) {
     case Op::Kind::mount: {
+      if (op.overlay_api == Op::Api::fd_numbers) {
+        if (int err = child_mount_overlay_fds(op); err != 0) {
+          errno = err;
+          child_fail(plan, "cannot mount (lowerdir fds) on", op.target.c_str());
+        }
+        return;
+      }
       if (op.overlay_api != Op::Api::classic) {
         bool unsupported = false;
         int err = child_mount_overlay_api(op, &unsupported);
         if (err == 0) return;
+        if (unsupported && op.fd_fallback) {
+          err = child_mount_overlay_fds(op);
+          if (err == 0) return;
+          errno = err;
+          child_fail(plan, "cannot mount (lowerdir fds) on", op.target.c_str());
+        }
         if (!unsupported || op.overlay_api == Op::Api::lowerdir_plus_only) {
           errno = err;
           child_fail(plan, "cannot mount (lowerdir+) on", op.target.c_str());
@@ -705,15 +781,25 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
     op.data = options(base);
     op.chdir_to = base;
     if (op.data.size() + std::strlen(",volatile") > k_max_mount_data) {
-      // Only the new API can mount this: no classic fallback.
+      // No classic string fits: lowerdir+, else lower layers by fd number.
       if (op.overlay_api == Op::Api::classic)
         return make_error("too many or too long lower layers for one overlay on " + target + " (" +
                           std::to_string(lowers.size()) + " layers; GANG_OVERLAY_API=classic)");
-      op.overlay_api = Op::Api::lowerdir_plus_only;
+      op.fd_fallback = true;
       op.chdir_to.clear();
     }
   }
   finish();
+  if (op.overlay_api == Op::Api::fd_numbers || op.fd_fallback) {
+    // The init closes the caller's fds first, so the layers' fds are small
+    // numbers: at most 4 digits and a ':' each.
+    std::size_t need = lowers.size() * 5 + upper.size() + work.size() + 64;
+    if (need > k_max_mount_data)
+      return make_error("too many lower layers for one overlay on " + target + " (" +
+                        std::to_string(lowers.size()) + ")");
+    op.fd_list.assign(lowers.size(), -1);
+    op.fd_data.assign(need + 64, '\0');
+  }
   return op;
 }
 

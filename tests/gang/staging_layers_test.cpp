@@ -175,6 +175,18 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   const std::string out2 = dir.path() + "/probe-classic";
   ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out2, "--cache", cache}, dir.path()).status, 0);
   EXPECT_EQ(testing::slurp(out2 + "/usr/share/probe.txt"), seen);
+  // And through lower layers named by fd number (kernels before 6.8 whose
+  // option string would not fit a page).
+  ::setenv("GANG_OVERLAY_API", "fd", 1);
+  forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
+  again = testing::run_gang({"build", "probe", "--definitions", defs, "--cache", cache,
+                             "--instances", "1"}, dir.path());
+  ::unsetenv("GANG_OVERLAY_API");
+  ASSERT_EQ(forgot.status, 0) << forgot.output;
+  ASSERT_EQ(again.status, 0) << again.output;
+  const std::string out3 = dir.path() + "/probe-fd";
+  ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out3, "--cache", cache}, dir.path()).status, 0);
+  EXPECT_EQ(testing::slurp(out3 + "/usr/share/probe.txt"), seen);
   // Forgetting an artifact removes the trees made of it (the strata tree
   // holds a1), and only those.
   auto count_trees = [&] {

@@ -981,6 +981,16 @@ TEST_F(SandboxTest, LayersBeyondOnePageOfOptionsMountThroughLowerdirPlus) {
     EXPECT_NE(result.error().to_string().find("too many or too long lower layers"), std::string::npos)
         << result.error().to_string();
   }
+  {
+    // Kernels before 6.8 (Debian 12's 6.1) name the layers by fd number.
+    Env fds("fd");
+    auto result = run({"cat /usr/share/doc/which > which", "ls /usr/share/doc | grep -c layer > count"});
+    ASSERT_TRUE(result) << result.error().to_string();
+    ASSERT_TRUE(result->ok) << result->describe() << slurp(m_log);
+    EXPECT_EQ(trim(slurp(in_build("which"))), "59");
+    EXPECT_EQ(trim(slurp(in_build("count"))), "60");
+    ASSERT_EQ(::unlink(in_build("which").c_str()), 0);
+  }
   if (!kernel_at_least(6, 8)) GTEST_SKIP() << "the kernel predates overlayfs lowerdir+ (6.8)";
   auto result = run({"cat /usr/share/doc/which > which", "ls /usr/share/doc | grep -c layer > count"});
   ASSERT_TRUE(result) << result.error().to_string();
