@@ -167,10 +167,17 @@ void BuildBackend::release(const std::string& key) {
 }
 
 void BuildBackend::wait_for_change(int timeout_ms) {
-  pollfd fds[2] = {{m_cache.change_fd(), POLLIN, 0}, {m_stop_fd, POLLIN, 0}};
+  // (-1 entries are ignored by poll)
+  pollfd fds[3] = {{m_cache.change_fd(), POLLIN, 0}, {m_publisher.fd(), POLLIN, 0},
+                   {m_stop_fd, POLLIN, 0}};
   if (m_stop.load()) return;
-  int ready = ::poll(fds, m_stop_fd >= 0 ? 2 : 1, timeout_ms);
+  int ready = ::poll(fds, 3, timeout_ms);
   if (ready > 0 && (fds[0].revents & POLLIN)) (void)m_cache.wait_for_change(std::chrono::milliseconds(0));
+}
+
+std::vector<std::pair<std::size_t, BuildReport>> BuildBackend::finished() {
+  // (each job measured its build from start to the end of its publish)
+  return m_publisher.take_finished();
 }
 
 bool BuildBackend::should_stop() {
@@ -204,9 +211,14 @@ BuildReport BuildBackend::build(std::size_t index) {
   auto start = std::chrono::steady_clock::now();
   std::string log_path = m_cache.logs_dir() + "/" + name_to_leaf(*c.cache_key) + ".log";
   BuildContext ctx{m_graph, m_cache, m_options, m_holder, m_remover, m_trees, m_stop,
-                   [this] { return should_stop(); }};
+                   [this] { return should_stop(); }, nullptr};
+  if (m_options.remote == nullptr)
+    ctx.publish_later = [this, index](std::function<BuildReport()> job) {
+      m_publisher.submit(index, std::move(job));
+    };
   BuildReport report = c.kind == Kind::chunk ? build_chunk(ctx, m_git, index, log_path)
                                              : assemble(ctx, index, log_path);
+  if (report.outcome == BuildOutcome::publishing) return report;
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // The history the schedulers of later runs estimate this component by is

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "cache/artifact_cache.hpp"
 #include "cache/git_mirrors.hpp"
 #include "definitions/build_graph.hpp"
+#include "gang/background_publisher.hpp"
 #include "gang/background_remover.hpp"
 #include "gang/build_context.hpp"
 #include "gang/config.hpp"
@@ -45,7 +47,12 @@ class BuildBackend final : public WorkerBackend {
   // and events (called on the worker's thread; also by cmd_worker at exit).
   void report_remote();
   void release(const std::string& key) override;
+  // A chunk is published in the background (BackgroundPublisher) unless a
+  // remote tier is configured (its leases follow one build at a time): it
+  // returns `publishing`, and its final report comes through finished().
   BuildReport build(std::size_t index) override;
+  std::vector<std::pair<std::size_t, BuildReport>> finished() override;
+  void drain() override { m_publisher.drain(); }
   void wait_for_change(int timeout_ms) override;
   bool stop_requested() override { return m_stop.load(); }
 
@@ -70,7 +77,8 @@ class BuildBackend final : public WorkerBackend {
   std::int64_t m_last_lease_renew_ms = 0;
   std::unordered_map<std::string, std::string> m_names;  // key -> component id, for messages
   TreeCache m_trees;
-  BackgroundRemover m_remover;  // last member: joined first, while the rest still exists
+  BackgroundRemover m_remover;
+  BackgroundPublisher m_publisher;  // last member: joined first (its jobs use the remover)
 };
 
 }  // namespace gang

@@ -17,6 +17,7 @@
 #include "definitions/build_graph.hpp"
 #include "gang/background_remover.hpp"
 #include "gang/event.hpp"
+#include "gang/worker.hpp"
 #include "remote/remote_tier.hpp"
 
 namespace gang {
@@ -48,6 +49,10 @@ struct BuildContext {
   TreeCache& trees;                   // dependencies as cached read-only trees
   const std::atomic<bool>& stop;      // a stop was requested (signal)
   std::function<bool()> should_stop;  // stop, or the target appeared; renews the claim
+  // Where set, a chunk builder hands its publish (a job returning the final
+  // report) to this and returns `publishing`; the job must only touch what
+  // it captures by value, the cache and the remover.
+  std::function<void(std::function<BuildReport()>)> publish_later;
 
   void log(const std::string& component, const std::string& message) const {
     if (options.log) options.log(component, message);

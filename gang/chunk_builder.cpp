@@ -286,28 +286,50 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
 
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
-  auto publish_start = std::chrono::steady_clock::now();
-  auto published = ctx.cache.insert(key, spec.install_dir, ctx.meta_for(duration, c.id), Ownership::take);
-  double publish_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
-  ctx.remover.add(dir);
-  if (!published) return abandon("cannot publish: " + published.error().to_string(), "");
-  // Built now: the sandbox kept from an earlier failed attempt is stale.
-  // It moves into a build directory named after this worker (at once), and
-  // goes in the background; if this worker exits first, the next worker's
-  // clearing of dead workers' build directories removes it.
-  if (std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id); path_exists(kept)) {
-    auto stale = ctx.cache.make_build_dir(c.name + "-kept");
-    if (stale && ::rename(kept.c_str(), (*stale + "/kept").c_str()) == 0) {
-      ctx.remover.add(*stale);
-    } else {
-      (void)remove_sandbox(kept);
-      if (stale) (void)remove_sandbox(*stale);
+  // The publish, as a job that outlives this call when published in the
+  // background: it captures values, the cache and the remover only.
+  auto publish = [&cache = ctx.cache, &remover = ctx.remover, &stop = ctx.stop, key,
+                  install_dir = spec.install_dir, meta = ctx.meta_for(duration, c.id), dir,
+                  name = c.name, kept = kept_sandbox_dir(ctx.cache.root(), c.id), log_path,
+                  stage_seconds, start]() -> BuildReport {
+    if (stop.load()) {
+      remover.add(dir);
+      return {BuildOutcome::cancelled, 0, "stop requested", log_path};
     }
+    auto publish_start = std::chrono::steady_clock::now();
+    auto published = cache.insert(key, install_dir, meta, Ownership::take);
+    double publish_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
+    remover.add(dir);
+    if (!published)
+      return {BuildOutcome::abandoned, 0, "cannot publish: " + published.error().to_string(),
+              log_path};
+    // Built now: the sandbox kept from an earlier failed attempt is stale.
+    // It moves into a build directory named after this worker (at once),
+    // and goes in the background; if this worker exits first, the next
+    // worker's clearing of dead workers' build directories removes it.
+    if (path_exists(kept)) {
+      auto stale = cache.make_build_dir(name + "-kept");
+      if (stale && ::rename(kept.c_str(), (*stale + "/kept").c_str()) == 0) {
+        remover.add(*stale);
+      } else {
+        (void)remove_sandbox(kept);
+        if (stale) (void)remove_sandbox(*stale);
+      }
+    }
+    BuildReport report{*published == PublishOutcome::inserted ? BuildOutcome::published
+                                                              : BuildOutcome::already_present,
+                       0, {}, log_path, stage_seconds, publish_seconds};
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.finished_ms = now_ms();
+    return report;
+  };
+  if (ctx.publish_later) {
+    ctx.publish_later(std::move(publish));
+    return {BuildOutcome::publishing, 0, {}, log_path, stage_seconds, 0};
   }
-  return {*published == PublishOutcome::inserted ? BuildOutcome::published
-                                                 : BuildOutcome::already_present,
-          0, {}, log_path, stage_seconds, publish_seconds};
+  return publish();
 }
 
 }  // namespace gang

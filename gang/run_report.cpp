@@ -35,12 +35,23 @@ std::optional<std::size_t> RunReport::find(const Event& event) const {
 }
 
 void RunReport::close_attempt(InstanceRun& instance, std::size_t component, std::int64_t end_ms,
-                              const std::string& outcome) {
-  std::int64_t start = instance.building && *instance.building == component
-                           ? instance.building_since_ms
-                           : end_ms;
+                              const std::string& outcome, double seconds) {
+  bool open = instance.building && *instance.building == component;
+  std::int64_t start =
+      open ? instance.building_since_ms : end_ms - static_cast<std::int64_t>(seconds * 1000);
   instance.attempts.push_back({component, start, end_ms, outcome});
-  instance.building.reset();
+  // A build whose publish finished in the background ends after the
+  // instance started its next one: that one stays open.
+  if (open) instance.building.reset();
+}
+
+void RunReport::add_busy(InstanceRun& instance, std::int64_t end_ms, double seconds) {
+  // Busy time is the union of the instance's build intervals: a build
+  // published in the background overlaps the next one.
+  std::int64_t start = end_ms - static_cast<std::int64_t>(seconds * 1000);
+  std::int64_t from = std::max(start, instance.busy_until_ms);
+  if (end_ms > from) instance.busy_s += static_cast<double>(end_ms - from) / 1000.0;
+  instance.busy_until_ms = std::max(instance.busy_until_ms, end_ms);
 }
 
 void RunReport::on_event(const Event& e) {
@@ -68,9 +79,9 @@ void RunReport::on_event(const Event& e) {
         c.build_s = e.seconds;
         c.stage_s = e.stage_seconds;
         c.publish_s = e.publish_seconds;
-        instance.busy_s += e.seconds;
+        add_busy(instance, e.time_ms, e.seconds);
         ++instance.built;
-        close_attempt(instance, *index, e.time_ms, "built");
+        close_attempt(instance, *index, e.time_ms, "built", e.seconds);
       }
       break;
     case EventType::bah:
@@ -80,10 +91,10 @@ void RunReport::on_event(const Event& e) {
         instance.bahs.emplace_back(*index, e.time_ms);
       }
       if (e.seconds > 0) {  // built, then another instance published first
-        instance.busy_s += e.seconds;
+        add_busy(instance, e.time_ms, e.seconds);
         instance.wasted_s += e.seconds;
         if (index) {
-          close_attempt(instance, *index, e.time_ms, "wasted");
+          close_attempt(instance, *index, e.time_ms, "wasted", e.seconds);
           if (m_components[*index].state == "skipped") m_components[*index].state = "built_elsewhere";
         }
       }
@@ -91,8 +102,8 @@ void RunReport::on_event(const Event& e) {
     case EventType::failed:
       if (!index) break;
       if (e.seconds > 0 || instance.building == index) {
-        instance.busy_s += e.seconds;
-        close_attempt(instance, *index, e.time_ms, "failed");
+        add_busy(instance, e.time_ms, e.seconds);
+        close_attempt(instance, *index, e.time_ms, "failed", e.seconds);
       }
       if (m_components[*index].state != "built") {
         m_components[*index].state = "failed";
@@ -103,9 +114,9 @@ void RunReport::on_event(const Event& e) {
     case EventType::log:
       // "Not built, will look again" and "Build stopped" close a build.
       if (index && instance.building == index && e.seconds > 0) {
-        instance.busy_s += e.seconds;
+        add_busy(instance, e.time_ms, e.seconds);
         close_attempt(instance, *index, e.time_ms,
-                      e.message.starts_with("Build stopped") ? "stopped" : "abandoned");
+                      e.message.starts_with("Build stopped") ? "stopped" : "abandoned", e.seconds);
       }
       break;
     case EventType::cached:
@@ -128,7 +139,7 @@ void RunReport::on_event(const Event& e) {
         c.build_s = e.seconds;
       }
       ++instance.downloaded;
-      instance.busy_s += e.seconds;
+      add_busy(instance, e.time_ms, e.seconds);
       break;
     case EventType::pushed:
       ++instance.pushed;

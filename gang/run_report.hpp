@@ -82,11 +82,15 @@ class RunReport {
     std::vector<std::pair<std::size_t, std::int64_t>> bahs;  // (component, when)
     std::optional<std::size_t> building;  // the component of the open build_start
     std::int64_t building_since_ms = 0;
+    std::int64_t busy_until_ms = 0;  // end of the busy time counted so far
   };
 
   [[nodiscard]] std::optional<std::size_t> find(const Event& event) const;
+  // Ends `component`'s attempt at end_ms; it began at its build_start if
+  // that is the instance's open build, else `seconds` before end_ms.
   void close_attempt(InstanceRun& instance, std::size_t component, std::int64_t end_ms,
-                     const std::string& outcome);
+                     const std::string& outcome, double seconds = 0);
+  static void add_busy(InstanceRun& instance, std::int64_t end_ms, double seconds);
 
   RunInfo m_info;
   std::vector<ComponentRun> m_components;

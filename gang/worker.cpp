@@ -61,7 +61,7 @@ void Worker::emit(EventType type, std::size_t item, const std::string& message, 
   }
   e.type = type;
   e.instance = m_options.instance;
-  e.time_ms = now_ms();
+  e.time_ms = report != nullptr && report->finished_ms > 0 ? report->finished_ms : now_ms();
   e.message = message;
   e.detail = detail;
   e.seconds = seconds;
@@ -78,13 +78,79 @@ void Worker::mark_cached(std::size_t index) {
   emit(EventType::cached, index);
 }
 
+bool Worker::handle_report(std::size_t index, const BuildReport& report) {
+  const WorkItem& item = m_items[index];
+  m_backend.release(item.key);
+  switch (report.outcome) {
+    case BuildOutcome::published:
+      if (!m_cached[index]) ++m_done;
+      m_cached[index] = 1;
+      emit(EventType::build_done, index, item.key, report.seconds, report.log_path, &report);
+      break;
+    case BuildOutcome::already_present:
+      if (!m_cached[index]) ++m_done;
+      m_cached[index] = 1;
+      emit(EventType::bah, index, "published by another instance first; work wasted",
+           report.seconds, {}, &report);
+      break;
+    case BuildOutcome::failed:
+      m_failure_reported.insert(index);
+      emit(EventType::failed, index, report.reason, report.seconds, report.log_path);
+      break;
+    case BuildOutcome::abandoned:
+      // A dependency may have been dropped from the cache (a corrupt blob):
+      // forget that it was cached, so that it is built again.
+      for (std::size_t dep : item.deps) {
+        if (m_cached[dep] && !m_backend.is_cached(m_items[dep].key)) {
+          m_cached[dep] = 0;
+          --m_done;
+        }
+      }
+      if (++m_abandons[index] >= k_max_abandons) {
+        m_failure_reported.insert(index);
+        emit(EventType::failed, index, "gave up after " + std::to_string(k_max_abandons) +
+                                               " attempts: " + report.reason,
+             report.seconds, report.log_path);
+        m_blocked_here.insert(index);
+      } else {
+        emit(EventType::log, index, "Not built, will look again: " + report.reason,
+             report.seconds);
+      }
+      break;
+    case BuildOutcome::cancelled:
+      emit(EventType::log, index, "Build stopped: " + report.reason, report.seconds);
+      return false;
+    case BuildOutcome::publishing:  // not a final outcome; never handed here
+      break;
+  }
+  return true;
+}
+
+void Worker::collect_finished() {
+  for (auto& [index, report] : m_backend.finished()) {
+    m_publishing.erase(index);
+    (void)handle_report(index, report);
+  }
+}
+
+void Worker::finish_publishing() {
+  if (m_publishing.empty()) return;
+  m_backend.drain();
+  collect_finished();
+}
+
 Worker::Scan Worker::scan_once() {
+  collect_finished();
   // Pass 1, in dependency order: what is cached now, and what can never be
   // built because it, or something it needs, failed.
   std::vector<char> blocked(m_items.size(), 0);
   bool anything_left = false;
   for (std::size_t index = 0; index < m_items.size(); ++index) {
     if (m_cached[index]) continue;
+    if (m_publishing.contains(index)) {
+      anything_left = true;  // built here; counted once its publish is collected
+      continue;
+    }
     const WorkItem& item = m_items[index];
     if (m_backend.is_cached(item.key)) {
       mark_cached(index);
@@ -108,7 +174,7 @@ Worker::Scan Worker::scan_once() {
   for (std::size_t index : m_order) {
     if (m_backend.stop_requested()) return Scan::nothing_left;
     const WorkItem& item = m_items[index];
-    if (m_cached[index] || blocked[index]) continue;
+    if (m_cached[index] || blocked[index] || m_publishing.contains(index)) continue;
     bool deps_ready = true;
     for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
     if (!deps_ready) continue;
@@ -165,47 +231,11 @@ Worker::Scan Worker::scan_once() {
     }
     emit(EventType::build_start, index, item.key);
     BuildReport report = m_backend.build(index);
-    m_backend.release(item.key);
-    switch (report.outcome) {
-      case BuildOutcome::published:
-        m_cached[index] = 1;
-        ++m_done;
-        emit(EventType::build_done, index, item.key, report.seconds, report.log_path, &report);
-        break;
-      case BuildOutcome::already_present:
-        m_cached[index] = 1;
-        ++m_done;
-        emit(EventType::bah, index, "published by another instance first; work wasted",
-             report.seconds, {}, &report);
-        break;
-      case BuildOutcome::failed:
-        m_failure_reported.insert(index);
-        emit(EventType::failed, index, report.reason, report.seconds, report.log_path);
-        break;
-      case BuildOutcome::abandoned:
-        // A dependency may have been dropped from the cache (a corrupt blob):
-        // forget that it was cached, so that it is built again.
-        for (std::size_t dep : item.deps) {
-          if (m_cached[dep] && !m_backend.is_cached(m_items[dep].key)) {
-            m_cached[dep] = 0;
-            --m_done;
-          }
-        }
-        if (++m_abandons[index] >= k_max_abandons) {
-          m_failure_reported.insert(index);
-          emit(EventType::failed, index, "gave up after " + std::to_string(k_max_abandons) +
-                                                 " attempts: " + report.reason,
-               report.seconds, report.log_path);
-          m_blocked_here.insert(index);
-        } else {
-          emit(EventType::log, index, "Not built, will look again: " + report.reason,
-               report.seconds);
-        }
-        break;
-      case BuildOutcome::cancelled:
-        emit(EventType::log, index, "Build stopped: " + report.reason, report.seconds);
-        return Scan::nothing_left;
+    if (report.outcome == BuildOutcome::publishing) {
+      m_publishing.insert(index);  // collected when its publish finishes
+      return Scan::built_something;
     }
+    if (!handle_report(index, report)) return Scan::nothing_left;
     return Scan::built_something;
   }
   // Nothing was ready for this worker. If anything buildable is left, other
@@ -226,10 +256,13 @@ int Worker::run() {
   bool scan_waited = false;
   for (;;) {
     if (m_backend.stop_requested()) {
+      finish_publishing();
       emit(EventType::exit, k_no_item, "stopped");
       return k_worker_stopped;
     }
+    collect_finished();
     if (m_cached[m_target] || m_backend.is_cached(m_items[m_target].key)) {
+      finish_publishing();
       emit(EventType::target_done, m_target, m_items[m_target].key);
       emit(EventType::exit, k_no_item, "target done");
       return k_worker_target_done;
@@ -247,6 +280,7 @@ int Worker::run() {
     }
     Scan scan = scan_once();
     if (scan == Scan::claim_gave_up) {
+      finish_publishing();
       emit(EventType::exit, k_no_item, "cannot claim " + m_gave_up);
       return k_worker_failed;
     }
@@ -254,6 +288,10 @@ int Worker::run() {
     if (m_backend.stop_requested()) continue;
     if (scan == Scan::nothing_left) {
       if (m_backend.is_cached(m_items[m_target].key)) continue;
+      if (!m_publishing.empty()) {
+        finish_publishing();
+        continue;
+      }
       emit(EventType::exit, k_no_item, "nothing more can be built");
       return k_worker_failed;
     }

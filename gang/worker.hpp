@@ -21,6 +21,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gang/event.hpp"
@@ -50,7 +51,9 @@ struct ClaimReply {
 // artifact turned out corrupt and was dropped, a full disk, a sandbox that
 // could not be set up); nothing is recorded in the cache, the worker looks
 // again, and gives up on the component after k_max_abandons attempts.
-enum class BuildOutcome { published, already_present, failed, cancelled, abandoned };
+// publishing: built; the backend publishes it in the background (the claim
+// is still held) and hands the final report over through finished().
+enum class BuildOutcome { published, already_present, failed, cancelled, abandoned, publishing };
 constexpr int k_max_abandons = 3;
 
 // A claim that fails with an error (the cache refuses the key, the cache's
@@ -70,6 +73,7 @@ struct BuildReport {
   std::string log_path;  // the build log
   double stage_seconds = 0;    // of `seconds`: staging the dependencies
   double publish_seconds = 0;  // of `seconds`: publishing into the cache
+  std::int64_t finished_ms = 0;  // now_ms() when it ended, if known (a background publish)
 };
 
 class WorkerBackend {
@@ -93,7 +97,14 @@ class WorkerBackend {
   // failure. Returns `cancelled` when should_stop() became true mid-build;
   // then nothing is published and the failure is not recorded.
   [[nodiscard]] virtual BuildReport build(std::size_t index) = 0;
-  // Blocks until the cache changes, a stop is requested, or timeout_ms pass.
+  // The final reports of builds that build() returned as `publishing`,
+  // whose publish has finished since the last call (their claims still
+  // held: the worker releases them).
+  [[nodiscard]] virtual std::vector<std::pair<std::size_t, BuildReport>> finished() { return {}; }
+  // Blocks until every `publishing` build's publish has finished.
+  virtual void drain() {}
+  // Blocks until the cache changes, a publish finishes, a stop is
+  // requested, or timeout_ms pass.
   virtual void wait_for_change(int timeout_ms) = 0;
   // True once the worker was asked to stop (SIGTERM/SIGINT).
   [[nodiscard]] virtual bool stop_requested() = 0;
@@ -137,6 +148,13 @@ class Worker {
             double seconds = 0, const std::string& detail = {},
             const BuildReport* report = nullptr);
   void mark_cached(std::size_t index);
+  // Releases item `index`'s claim and acts on how its build ended; false
+  // when it was cancelled (the worker stops).
+  bool handle_report(std::size_t index, const BuildReport& report);
+  // Collects the publishes that finished in the background.
+  void collect_finished();
+  // Waits for every publish in flight and collects them (before exiting).
+  void finish_publishing();
 
   std::vector<WorkItem> m_items;
   std::size_t m_target;
@@ -149,6 +167,7 @@ class Worker {
   std::set<std::size_t> m_failure_reported;
   std::map<std::size_t, int> m_abandons;
   std::set<std::size_t> m_blocked_here;  // given up on by this worker
+  std::set<std::size_t> m_publishing;    // built, being published in the background
   std::map<std::size_t, int> m_claim_errors;             // consecutive claim errors per item
   std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
   std::string m_gave_up;                                 // why the worker gave up (claim_gave_up)

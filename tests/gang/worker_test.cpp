@@ -44,7 +44,32 @@ class FakeBackend : public WorkerBackend {
       return {BuildOutcome::already_present, 0.25, {}, {}};
     }
     cached.insert(item.key);
+    if (background) {
+      // Published in the background: visible in the cache at once (the
+      // index commit), reported to the worker only a poll later.
+      for (std::size_t dep : item.deps)
+        EXPECT_FALSE(pending.contains(dep)) << item.name << " started before its dependency was collected";
+      pending[index] = 1;
+      return {BuildOutcome::publishing, 0, {}, {}};
+    }
     return {BuildOutcome::published, 0.1, {}, {}};
+  }
+  std::vector<std::pair<std::size_t, BuildReport>> finished() override {
+    std::vector<std::pair<std::size_t, BuildReport>> out;
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->second-- > 0) {
+        ++it;
+        continue;
+      }
+      EXPECT_TRUE(claims.contains(m_items[it->first].key)) << "the claim is held until collected";
+      out.push_back({it->first, {BuildOutcome::published, 0.1, {}, {}}});
+      it = pending.erase(it);
+    }
+    return out;
+  }
+  void drain() override {
+    ++drains;
+    for (auto& [index, polls] : pending) polls = 0;
   }
   void wait_for_change(int) override {
     ++waits;
@@ -62,6 +87,9 @@ class FakeBackend : public WorkerBackend {
   std::function<void()> on_wait;
   int waits = 0;
   bool stop = false;
+  bool background = false;                 // build() returns `publishing`
+  std::map<std::size_t, int> pending;      // publishing: polls of finished() left
+  int drains = 0;
 
  private:
   std::vector<WorkItem>& m_items;
@@ -93,6 +121,34 @@ TEST(Worker, BuildsEveryComponentOnceInDependencyOrder) {
   EXPECT_EQ(rec.count(EventType::build_done), 4);
   EXPECT_EQ(rec.count(EventType::target_done), 1);
   EXPECT_TRUE(backend.claims.empty()) << "every claim released";
+}
+
+TEST(Worker, ABuildPublishedInTheBackgroundCountsOnlyOnceCollected) {
+  // Each build's publish finishes in the background, its artifact already
+  // in the cache before the worker hears of it: the worker neither rebuilds
+  // it nor reports it as built elsewhere, starts nothing that needs it
+  // before then, releases its claim only then, and collects every publish
+  // before it exits.
+  auto items = diamond();
+  FakeBackend backend(items);
+  backend.background = true;
+  Recorded rec;
+  Worker worker(items, 3, backend, {1, 42, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.built.size(), 4u);
+  EXPECT_EQ(std::set<std::string>(backend.built.begin(), backend.built.end()).size(), 4u);
+  EXPECT_EQ(rec.count(EventType::build_done), 4);
+  EXPECT_EQ(rec.count(EventType::cached), 0);
+  EXPECT_EQ(rec.count(EventType::target_done), 1);
+  EXPECT_TRUE(backend.pending.empty());
+  EXPECT_TRUE(backend.claims.empty()) << "every claim released";
+  // The target's own publish was collected before target_done.
+  std::size_t done_t = 0, target_done = 0;
+  for (std::size_t i = 0; i < rec.events.size(); ++i) {
+    if (rec.events[i].type == EventType::build_done && rec.events[i].component == "t") done_t = i;
+    if (rec.events[i].type == EventType::target_done) target_done = i;
+  }
+  EXPECT_LT(done_t, target_done);
 }
 
 TEST(Worker, SeedDeterminesTheOrder) {
