@@ -28,6 +28,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -142,6 +145,7 @@ struct Plan {
   int keepalive_write = -1;
   int output_fd = -1;  // command mode
   int null_fd = -1;    // command mode
+  int netns_fd = -1;   // a prepared network namespace to enter (NetnsFactory), or -1
   // The caller's environment block (/proc/PID/environ reads this range of
   // the init's memory, a copy of the caller's): wiped in the init.
   char* env_start = nullptr;
@@ -548,8 +552,13 @@ void child_keep_uppers(const Plan& plan, int scratch, int disk) {
 
 int child_main(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
-  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd};
-  child_close_other_fds(keep, 4);
+  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd, plan.netns_fd};
+  child_close_other_fds(keep, 5);
+  if (plan.netns_fd >= 0) {
+    if (::setns(plan.netns_fd, CLONE_NEWNET) != 0)
+      child_fail(plan, "cannot enter the sandbox's network namespace", nullptr);
+    ::close(plan.netns_fd);
+  }
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   pollfd alive{plan.keepalive_read, POLLIN, 0};
   if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
@@ -1152,6 +1161,73 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   return {};
 }
 
+// Network namespaces made ahead of time, off the critical path. Creating
+// one (its loopback device, its sysctl tables) is a large part of a
+// sandbox's start-up, paid inside clone(); as root, a thread of the worker
+// makes the next one or two in advance (unshare(CLONE_NEWNET) applies to the
+// calling thread only), brings its `lo` up and keeps an fd to it; a sandbox
+// enters a fresh one with setns(). Each is used by one sandbox only, so no
+// state (a port in TIME_WAIT, a socket) passes from one build to the next.
+// GANG_SANDBOX_NETNS=clone makes every sandbox create its own in clone().
+class NetnsFactory {
+ public:
+  static NetnsFactory& instance() {
+    static NetnsFactory* factory = new NetnsFactory;  // never destroyed: its thread outlives main
+    return *factory;
+  }
+  // A prepared namespace's fd (the caller closes it), or -1 when none is
+  // ready yet (the sandbox then makes its own).
+  int take() {
+    std::unique_lock lock(m_mutex);
+    if (!m_started) {
+      m_started = true;
+      std::thread([this] { run(); }).detach();
+    }
+    if (m_ready.empty()) return -1;
+    int fd = m_ready.front();
+    m_ready.pop_front();
+    m_room.notify_one();
+    return fd;
+  }
+
+ private:
+  static constexpr std::size_t k_keep_ready = 2;
+
+  void run() {
+    for (;;) {
+      {
+        std::unique_lock lock(m_mutex);
+        m_room.wait(lock, [this] { return m_ready.size() < k_keep_ready; });
+      }
+      if (::unshare(CLONE_NEWNET) != 0) return;  // not permitted: sandboxes make their own
+      int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (sock >= 0) {
+        ifreq request{};
+        std::memcpy(request.ifr_name, "lo", 3);
+        if (::ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
+          request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+          ::ioctl(sock, SIOCSIFFLAGS, &request);
+        }
+        ::close(sock);
+      }
+      int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      std::lock_guard lock(m_mutex);
+      m_ready.push_back(fd);
+    }
+  }
+
+  std::mutex m_mutex;
+  std::condition_variable m_room;
+  std::deque<int> m_ready;
+  bool m_started = false;
+};
+
+bool prepared_netns_allowed() {
+  const char* v = std::getenv("GANG_SANDBOX_NETNS");
+  return v == nullptr || std::string_view(v) != "clone";
+}
+
 Result<std::string> read_status(int fd) {
   std::string out;
   char buffer[1024];
@@ -1394,7 +1470,13 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   Stack stack;
   if (!stack.ok()) return make_errno_error("cannot allocate a stack for the sandbox");
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-  if (spec.network == Network::none) flags |= CLONE_NEWNET;
+  // As root, a network namespace prepared in advance, else its own.
+  Fd netns;
+  if (spec.network == Network::none && !plan.user_ns && prepared_netns_allowed())
+    netns = Fd(NetnsFactory::instance().take());
+  plan.netns_fd = netns.get();
+  if (spec.network == Network::none && netns.get() < 0) flags |= CLONE_NEWNET;
+  plan.loopback_up = plan.loopback_up && netns.get() < 0;  // a prepared one has lo up
   if (plan.user_ns) flags |= CLONE_NEWUSER;
 
   std::optional<TerminalGuard> terminal;
@@ -1413,6 +1495,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   alive_read->reset();
   output.reset();
   null.reset();
+  netns.reset();  // the sandbox holds it now: it goes when the sandbox ends
   if (control.on_start) control.on_start(pid);
 
   // The pidfd turns readable when the init is gone, which wakes the caller

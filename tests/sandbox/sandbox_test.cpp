@@ -475,6 +475,26 @@ TEST_F(SandboxTest, TheEnvironmentIsExactlyTheContract) {
   EXPECT_NE(slurp(in_build("env.build")).find("MAKEFLAGS=-j3\n"), std::string::npos);
 }
 
+TEST_F(SandboxTest, EverySandboxHasANetworkNamespaceOfItsOwn) {
+  // Namespaces made in advance (root) or in clone(): never the host's, never
+  // one an earlier sandbox used, and its lo is up.
+  std::set<std::string> seen;
+  std::string host = std::filesystem::read_symlink("/proc/self/ns/net").string();
+  for (int i = 0; i < 4; ++i) {
+    auto result = run({"readlink /proc/self/ns/net > ns",
+                       "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(Listen => 1, "
+                       "LocalAddr => \"127.0.0.1:0\") or exit 1; $p = $s->sockport; "
+                       "IO::Socket::INET->new(PeerAddr => \"127.0.0.1:$p\") or exit 2; "
+                       "print \"up\\n\"' > lo"});
+    ASSERT_TRUE(result) << result.error().to_string();
+    ASSERT_TRUE(result->ok) << result->describe();
+    std::string ns = trim(slurp(in_build("ns")));
+    EXPECT_NE(ns, host);
+    EXPECT_TRUE(seen.insert(ns).second) << "namespace " << ns << " used twice";
+    EXPECT_EQ(trim(slurp(in_build("lo"))), "up") << "127.0.0.1 works inside";
+  }
+}
+
 TEST_F(SandboxTest, HasNoNetworkButLoopback) {
   // A listener on the host's loopback must be unreachable from inside.
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
