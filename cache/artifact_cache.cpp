@@ -444,6 +444,27 @@ Result<std::optional<ArtifactInfo>> ArtifactCache::lookup(const std::string& key
   return m_impl->lookup(key);
 }
 
+Result<std::vector<std::string>> ArtifactCache::manifest_digests(const std::vector<std::string>& keys) {
+  std::vector<std::string> out;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    out.clear();
+    for (const auto& key : keys) {
+      auto row = txn.get(k_artifacts, key);
+      if (!row) return pass(row);
+      if (!*row) {
+        out.emplace_back();
+        continue;
+      }
+      auto info = decode_artifact(key, **row);
+      if (!info) return pass(info);
+      out.push_back(std::move(info->manifest_digest));
+    }
+    return {};
+  });
+  if (!done) return pass(done);
+  return out;
+}
+
 Result<std::vector<ArtifactInfo>> ArtifactCache::list() {
   std::vector<ArtifactInfo> out;
   std::vector<std::string> bad;

@@ -150,6 +150,9 @@ class ArtifactCache {
   [[nodiscard]] bool contains(const std::string& key);
   // The artifact's index row, or nullopt.
   [[nodiscard]] Result<std::optional<ArtifactInfo>> lookup(const std::string& key);
+  // The manifest digest of each key's artifact ("" where there is none),
+  // read in one transaction: what a tree of many artifacts is checked by.
+  [[nodiscard]] Result<std::vector<std::string>> manifest_digests(const std::vector<std::string>& keys);
   // Every artifact, in key order.
   [[nodiscard]] Result<std::vector<ArtifactInfo>> list();
   // The artifact's manifest, read from its blob and checked against its hash.

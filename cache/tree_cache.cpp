@@ -111,12 +111,12 @@ std::string TreeCache::path(const std::vector<std::string>& keys) const {
 }
 
 Result<std::string> TreeCache::listing(const std::vector<std::string>& keys) {
+  auto digests = m_cache.manifest_digests(keys);  // one read transaction for them all
+  if (!digests) return std::unexpected(digests.error());
   std::string out;
-  for (const auto& key : keys) {
-    auto info = m_cache.lookup(key);
-    if (!info) return std::unexpected(info.error());
-    if (!*info) return make_error("no artifact " + key + " in the cache");
-    out += key + " " + (*info)->manifest_digest + "\n";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if ((*digests)[i].empty()) return make_error("no artifact " + keys[i] + " in the cache");
+    out += keys[i] + " " + (*digests)[i] + "\n";
   }
   return out;
 }
@@ -128,7 +128,8 @@ Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Ver
   auto lock = FileLock::acquire(m_cache.root() + "/locks/tree-" + id, FileLock::Kind::shared,
                                 FileLock::Wait::block);
   if (!lock) return std::unexpected(lock.error());
-  lock->touch();  // its last use, for prune()
+  // Its last use, for prune(): once per worker is enough (prune counts days).
+  if (m_touched.insert(id).second) lock->touch();
   // The artifacts as they are now: an artifact dropped and published again
   // (a new manifest) makes an older tree of it stale, however intact.
   auto now = listing(keys);

@@ -88,6 +88,7 @@ class TreeCache {
   ArtifactCache& m_cache;
   std::string m_trees;                // <root>/trees
   std::set<std::string> m_checked;    // ids checked by this object
+  std::set<std::string> m_touched;    // ids whose lock file this object touched (last use)
   std::map<std::string, std::string> m_listings;  // id -> its <id>.keys, as read or written
   std::uint64_t m_counter = 0;        // temporary names
 };
