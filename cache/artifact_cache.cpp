@@ -444,6 +444,28 @@ Result<std::optional<ArtifactInfo>> ArtifactCache::lookup(const std::string& key
   return m_impl->lookup(key);
 }
 
+Result<std::vector<ArtifactCache::KeyState>> ArtifactCache::states(
+    const std::vector<std::string>& keys) {
+  std::vector<KeyState> out;
+  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+    out.assign(keys.size(), {});
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      auto row = txn.get(k_artifacts, keys[i]);
+      if (!row) return pass(row);
+      out[i].cached = row->has_value();
+      if (out[i].cached) continue;
+      auto failed = txn.get(k_failures, keys[i]);
+      if (!failed) return pass(failed);
+      if (!*failed) continue;
+      auto record = decode_failure(**failed);
+      if (record) out[i].failure = std::move(*record);
+    }
+    return {};
+  });
+  if (!done) return pass(done);
+  return out;
+}
+
 Result<std::vector<std::string>> ArtifactCache::manifest_digests(const std::vector<std::string>& keys) {
   std::vector<std::string> out;
   auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {

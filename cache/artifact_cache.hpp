@@ -150,6 +150,13 @@ class ArtifactCache {
   [[nodiscard]] bool contains(const std::string& key);
   // The artifact's index row, or nullopt.
   [[nodiscard]] Result<std::optional<ArtifactInfo>> lookup(const std::string& key);
+  // For each key, in one read transaction: whether its artifact exists, and
+  // its failure record if it has one (the worker's scan of a whole graph).
+  struct KeyState {
+    bool cached = false;
+    std::optional<FailureRecord> failure;
+  };
+  [[nodiscard]] Result<std::vector<KeyState>> states(const std::vector<std::string>& keys);
   // The manifest digest of each key's artifact ("" where there is none),
   // read in one transaction: what a tree of many artifacts is checked by.
   [[nodiscard]] Result<std::vector<std::string>> manifest_digests(const std::vector<std::string>& keys);

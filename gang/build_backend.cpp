@@ -56,6 +56,41 @@ bool BuildBackend::is_cached(const std::string& key) {
   return true;
 }
 
+std::vector<WorkerBackend::KeyState> BuildBackend::states(const std::vector<std::string>& keys) {
+  // The keys asked, then the members of the strata among them (a stratum
+  // counts as cached only with its members: is_cached()).
+  std::vector<std::string> all = keys;
+  for (const auto& key : keys) {
+    auto stratum = m_strata.find(key);
+    if (stratum == m_strata.end() || stratum->second == m_options.target) continue;
+    for (std::size_t member : m_graph.components[stratum->second].chunks) {
+      const Component& m = m_graph.components[member];
+      if (m.build_mode != BuildMode::bootstrap && m.cache_key) all.push_back(*m.cache_key);
+    }
+  }
+  auto looked = m_cache.states(all);
+  if (!looked) return WorkerBackend::states(keys);  // one key at a time, as before
+  std::unordered_map<std::string, bool> cached;
+  for (std::size_t i = 0; i < all.size(); ++i) cached.emplace(all[i], (*looked)[i].cached);
+  std::vector<KeyState> out(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto& state = (*looked)[i];
+    bool is = state.cached;
+    auto stratum = m_strata.find(keys[i]);
+    if (is && stratum != m_strata.end() && stratum->second != m_options.target) {
+      for (std::size_t member : m_graph.components[stratum->second].chunks) {
+        const Component& m = m_graph.components[member];
+        if (m.build_mode == BuildMode::bootstrap || !m.cache_key) continue;
+        is = is && cached[*m.cache_key];
+      }
+    }
+    out[i].cached = is;
+    if (!is && state.failure && state.failure->time_ms >= m_options.retry_failed_before_ms)
+      out[i].failure = state.failure->reason + " (" + state.failure->failed_by.describe() + ")";
+  }
+  return out;
+}
+
 std::optional<std::string> BuildBackend::failure(const std::string& key) {
   auto record = m_cache.failure(key);
   if (!record || !*record) return std::nullopt;

@@ -39,6 +39,8 @@ class BuildBackend final : public WorkerBackend {
   // stratum is assembled or staged (rather than failing that assembly). The
   // target itself counts as cached once it exists.
   bool is_cached(const std::string& key) override;
+  // is_cached() and failure() for many keys in one read transaction.
+  std::vector<KeyState> states(const std::vector<std::string>& keys) override;
   std::optional<std::string> failure(const std::string& key) override;
   std::string failure_log(const std::string& key) override;
   Result<ClaimReply> claim(const std::string& key) override;

@@ -145,21 +145,27 @@ Worker::Scan Worker::scan_once() {
   // built because it, or something it needs, failed.
   std::vector<char> blocked(m_items.size(), 0);
   bool anything_left = false;
-  for (std::size_t index = 0; index < m_items.size(); ++index) {
+  // One look at the cache for every item not known to be cached.
+  std::vector<std::string> keys;
+  for (std::size_t index = 0; index < m_items.size(); ++index)
+    if (!m_cached[index] && !m_publishing.contains(index)) keys.push_back(m_items[index].key);
+  std::vector<WorkerBackend::KeyState> states = m_backend.states(keys);
+  for (std::size_t at = 0, index = 0; index < m_items.size(); ++index) {
     if (m_cached[index]) continue;
     if (m_publishing.contains(index)) {
       anything_left = true;  // built here; counted once its publish is collected
       continue;
     }
     const WorkItem& item = m_items[index];
-    if (m_backend.is_cached(item.key)) {
+    const WorkerBackend::KeyState& state = states[at++];
+    if (state.cached) {
       mark_cached(index);
       continue;
     }
     blocked[index] = m_blocked_here.contains(index) ? 1 : 0;
     for (std::size_t dep : item.deps) blocked[index] |= blocked[dep];
     if (!blocked[index]) {
-      if (auto reason = m_backend.failure(item.key)) {
+      if (const auto& reason = state.failure) {
         blocked[index] = 1;
         // Recorded by another instance or an earlier run: a failure of this
         // run too, reported once, with its log.
@@ -245,8 +251,11 @@ Worker::Scan Worker::scan_once() {
 
 int Worker::run() {
   // What was cached before this worker started counts as done, silently.
+  std::vector<std::string> keys;
+  for (const auto& item : m_items) keys.push_back(item.key);
+  std::vector<WorkerBackend::KeyState> states = m_backend.states(keys);
   for (std::size_t i = 0; i < m_items.size(); ++i) {
-    if (m_backend.is_cached(m_items[i].key)) {
+    if (states[i].cached) {
       m_cached[i] = 1;
       ++m_done;
     }

@@ -80,6 +80,20 @@ class WorkerBackend {
  public:
   virtual ~WorkerBackend() = default;
   [[nodiscard]] virtual bool is_cached(const std::string& key) = 0;
+  // is_cached() and failure() of many keys at once (one look at the cache
+  // for a whole scan): for each key, cached, else its failure's reason if any.
+  struct KeyState {
+    bool cached = false;
+    std::optional<std::string> failure;
+  };
+  [[nodiscard]] virtual std::vector<KeyState> states(const std::vector<std::string>& keys) {
+    std::vector<KeyState> out(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      out[i].cached = is_cached(keys[i]);
+      if (!out[i].cached) out[i].failure = failure(keys[i]);
+    }
+    return out;
+  }
   // The recorded failure's reason, or nullopt when the key has not failed
   // (or its failure is to be retried).
   [[nodiscard]] virtual std::optional<std::string> failure(const std::string& key) = 0;
