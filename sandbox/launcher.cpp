@@ -1413,7 +1413,9 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   plan.interactive = interactive;
   plan.die_on_interrupt = !interactive;
-  std::tie(plan.env_start, plan.env_end) = environment_block();
+  // (fixed for the life of the process: read once)
+  static const std::pair<char*, char*> env_block = environment_block();
+  std::tie(plan.env_start, plan.env_end) = env_block;
   if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok)
     return std::unexpected(ok.error());
 
