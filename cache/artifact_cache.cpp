@@ -136,13 +136,15 @@ struct ArtifactCache::Impl {
   std::string root;
   Options options;
   std::shared_ptr<LmdbEnv> env;
+  std::shared_ptr<LmdbEnv> claims;  // <root>/claims: claim rows only (open_claims)
   BlobStore blobs;
   ChangeNotifier notifier;
   std::mutex insert_mutex;  // BlobStore's writers are single-threaded
 
-  Impl(std::string r, Options o, std::shared_ptr<LmdbEnv> e, BlobStore b, ChangeNotifier n)
-      : root(std::move(r)), options(std::move(o)), env(std::move(e)), blobs(std::move(b)),
-        notifier(std::move(n)) {}
+  Impl(std::string r, Options o, std::shared_ptr<LmdbEnv> e, std::shared_ptr<LmdbEnv> c,
+       BlobStore b, ChangeNotifier n)
+      : root(std::move(r)), options(std::move(o)), env(std::move(e)), claims(std::move(c)),
+        blobs(std::move(b)), notifier(std::move(n)) {}
 
   std::string key_lock_path(const std::string& key) const {
     return root + "/locks/" + sha256_hex(key);
@@ -323,17 +325,6 @@ struct ArtifactCache::Impl {
       if (inserted) {
         auto cleared = txn.del(k_failures, key);
         if (!cleared) return pass(cleared);
-        // The publisher's own claim goes in the same commit: its release
-        // afterwards then changes nothing and costs no sync of its own.
-        auto claimed = txn.get(k_claims, key);
-        if (!claimed) return pass(claimed);
-        if (*claimed) {
-          auto current = decode_claim(**claimed);
-          if (current && current->holder.same_process(info.meta.built_by)) {
-            auto released = txn.del(k_claims, key);
-            if (!released) return pass(released);
-          }
-        }
       }
       // The build's duration, for later schedulers: in the same commit (one
       // synced commit per publish).
@@ -347,7 +338,22 @@ struct ArtifactCache::Impl {
       return {};
     });
     if (!done) return pass(done);
-    if (inserted) notifier.bump();
+    if (inserted) {
+      // The publisher's own claim goes with it (an unflushed commit of the
+      // claims): its release afterwards then changes nothing.
+      auto released = claims->write([&](LmdbTxn& txn) -> Result<void> {
+        auto claimed = txn.get(k_claims, key);
+        if (!claimed) return pass(claimed);
+        if (!*claimed) return {};
+        auto current = decode_claim(**claimed);
+        if (!current || !current->holder.same_process(info.meta.built_by)) return {};
+        auto d = txn.del(k_claims, key);
+        if (!d) return pass(d);
+        return {};
+      });
+      if (!released) warn("cannot release the claim on " + key + ": " + released.error().to_string());
+      notifier.bump();
+    }
     return inserted;
   }
 
@@ -367,6 +373,42 @@ ArtifactCache::ArtifactCache(std::unique_ptr<Impl> impl) : m_impl(std::move(impl
 ArtifactCache::ArtifactCache(ArtifactCache&&) noexcept = default;
 ArtifactCache& ArtifactCache::operator=(ArtifactCache&&) noexcept = default;
 ArtifactCache::~ArtifactCache() = default;
+
+namespace {
+
+// Claims live in an LMDB environment of their own, <root>/claims, whose
+// commits are never flushed (MDB_NOSYNC): a claim dies with its holder's
+// host anyway, so claiming costs no disk flush, and a claim never waits for
+// a publish's flush (LMDB serialises the writers of one environment). A
+// system crash may leave such an environment corrupt (its pages written back
+// in any order), so it is made anew by the first open of each boot:
+// <root>/claims/boot names the boot that made it. Without a boot id to tell
+// boots apart, the environment is synced like the index.
+Result<std::shared_ptr<LmdbEnv>> open_claims(const std::string& root, System& sys) {
+  const std::string dir = root + "/claims";
+  if (auto made = make_dirs(dir); !made) return pass(made);
+  const std::string boot = sys.boot_id();
+  auto lock = FileLock::acquire(root + "/locks/claims.lock", FileLock::Kind::exclusive,
+                                FileLock::Wait::block);
+  if (!lock) return pass(lock);
+  if (!boot.empty()) {
+    auto recorded = read_file(dir + "/boot");
+    if (!recorded || *recorded != boot + "\n") {
+      for (const char* file : {"/data.mdb", "/lock.mdb"})
+        if (::unlink((dir + file).c_str()) != 0 && errno != ENOENT)
+          return make_errno_error("cannot remove " + dir + file);
+      if (auto written = write_file_atomic(dir + "/boot", boot + "\n"); !written)
+        return pass(written);
+    }
+  }
+  LmdbEnv::Options options;
+  options.initial_map_size = std::size_t{8} << 20;
+  options.databases = {index_names::claims};
+  options.no_sync = !boot.empty();
+  return LmdbEnv::open(dir, options);
+}
+
+}  // namespace
 
 Result<ArtifactCache> ArtifactCache::open(const std::string& root) { return open(root, Options{}); }
 
@@ -388,13 +430,16 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
   env_options.databases.assign(std::begin(index_names::all), std::end(index_names::all));
   auto env = LmdbEnv::open(root + "/index", env_options);
   if (!env) return pass(env);
+  auto claims = open_claims(root, *options.system);
+  if (!claims) return pass(claims);
   if (!options.file_system) options.file_system = real_file_system();
   auto blobs = BlobStore::open(root, options.temp_files, options.file_system);
   if (!blobs) return pass(blobs);
   auto notifier = ChangeNotifier::open(root);
   if (!notifier) return pass(notifier);
   return ArtifactCache(std::make_unique<Impl>(root, std::move(options), std::move(*env),
-                                              std::move(*blobs), std::move(*notifier)));
+                                              std::move(*claims), std::move(*blobs),
+                                              std::move(*notifier)));
 }
 
 const std::string& ArtifactCache::root() const { return m_impl->root; }
@@ -824,7 +869,7 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
 
   if (max_size && total > *max_size) {
     std::set<std::string> claimed;
-    auto read = m.env->read([&](LmdbTxn& txn) -> Result<void> {
+    auto read = m.claims->read([&](LmdbTxn& txn) -> Result<void> {
       return txn.for_each(k_claims, [&](std::string_view key, std::string_view) {
         claimed.emplace(key);
         return true;
@@ -867,26 +912,36 @@ Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& 
   Impl& m = *m_impl;
   ClaimOutcome outcome;
   bool take = false;
-  // Decides from one transaction's view; sets take when the caller may claim.
+  // Decides from the index as it is now and from the claims transaction
+  // `txn`; sets take when the caller may claim. (The index and the claims
+  // are two environments: an artifact published just after this look is
+  // caught by the caller's re-check after winning.)
   auto decide = [&](LmdbTxn& txn) -> Result<void> {
     take = false;
     outcome = ClaimOutcome{};
-    auto row = txn.get(k_artifacts, key);
-    if (!row) return pass(row);
-    if (*row) {
-      outcome.kind = ClaimOutcome::Kind::already_cached;
-      return {};
-    }
-    auto failed = txn.get(k_failures, key);
-    if (!failed) return pass(failed);
-    if (*failed) {
-      auto record = decode_failure(**failed);
-      if (record) {
-        outcome.kind = ClaimOutcome::Kind::failed;
-        outcome.failure = std::move(*record);
+    bool settled = false;
+    auto indexed = m.env->read([&](LmdbTxn& index) -> Result<void> {
+      auto row = index.get(k_artifacts, key);
+      if (!row) return pass(row);
+      if (*row) {
+        outcome.kind = ClaimOutcome::Kind::already_cached;
+        settled = true;
         return {};
       }
-    }
+      auto failed = index.get(k_failures, key);
+      if (!failed) return pass(failed);
+      if (*failed) {
+        auto record = decode_failure(**failed);
+        if (record) {
+          outcome.kind = ClaimOutcome::Kind::failed;
+          outcome.failure = std::move(*record);
+          settled = true;
+        }
+      }
+      return {};
+    });
+    if (!indexed) return indexed;
+    if (settled) return {};
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);
     if (*claimed) {
@@ -902,14 +957,12 @@ Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& 
     return {};
   };
   // A read transaction first: most attempts lose and need no write lock.
-  auto looked = m.env->read(decide);
+  auto looked = m.claims->read(decide);
   if (!looked) return pass(looked);
   if (!take) return outcome;
   ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
   std::string row = encode_claim(record);
-  // A claim dies with its holder's host anyway: its commit syncs the data
-  // pages only (one sync, not two); a crash may lose it, never the index.
-  auto done = m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
+  auto done = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
     auto decided = decide(txn);
     if (!decided || !take) return decided;
     auto put = txn.put(k_claims, key, row);
@@ -923,7 +976,7 @@ Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& 
 Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) {
   Impl& m = *m_impl;
   ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
-  return m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
+  return m.claims->write([&](LmdbTxn& txn) -> Result<void> {
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);
     if (!*claimed) return make_error("cannot renew the claim on " + key + ": nobody holds it");
@@ -941,7 +994,7 @@ Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) 
 Result<void> ArtifactCache::release(const std::string& key, const Holder& holder) {
   Impl& m = *m_impl;
   bool released = false;
-  auto done = m.env->write_meta_unsynced([&](LmdbTxn& txn) -> Result<void> {
+  auto done = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
     released = false;
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);
@@ -962,7 +1015,7 @@ Result<void> ArtifactCache::release(const std::string& key, const Holder& holder
 
 Result<std::optional<ClaimRecord>> ArtifactCache::claim_of(const std::string& key) {
   std::optional<ClaimRecord> out;
-  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
+  auto done = m_impl->claims->read([&](LmdbTxn& txn) -> Result<void> {
     auto claimed = txn.get(k_claims, key);
     if (!claimed) return pass(claimed);
     if (!*claimed) return {};
@@ -1027,7 +1080,7 @@ Result<bool> ArtifactCache::forget(const std::string& key) {
   bool any = false;
   auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
     any = false;
-    for (const char* db : {k_artifacts, k_claims, k_failures}) {
+    for (const char* db : {k_artifacts, k_claims, k_failures}) {  // (claims: of older gangs)
       auto d = txn.del(db, key);
       if (!d) return pass(d);
       any = any || *d;
@@ -1035,6 +1088,13 @@ Result<bool> ArtifactCache::forget(const std::string& key) {
     return {};
   });
   if (!done) return pass(done);
+  auto unclaimed = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
+    auto d = txn.del(k_claims, key);
+    if (!d) return pass(d);
+    any = any || *d;
+    return {};
+  });
+  if (!unclaimed) return pass(unclaimed);
   if (any) m.notifier.bump();
   return any;
 }

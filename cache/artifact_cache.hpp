@@ -7,7 +7,9 @@
 // artifact_cache.hpp: the artifact cache. Layout under the root:
 //   objects/xx/<sha256>[.x]  read-only blobs (files' contents, manifests)
 //   incoming/                named temporary blobs (only without O_TMPFILE)
-//   index/                   the LMDB environment: artifacts, claims, failures
+//   index/                   the LMDB environment: artifacts, failures, build times
+//   claims/                  claims: an LMDB environment never flushed (MDB_NOSYNC),
+//                            made anew by the first open of each boot (claims/boot)
 //   locks/                   gc.lock and one lock file per key (last use = mtime)
 //   generation               bumped after every committed change
 //   logs/, tmp/              build logs; scratch on the same file system

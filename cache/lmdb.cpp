@@ -186,7 +186,8 @@ Result<std::shared_ptr<LmdbEnv>> LmdbEnv::open(const std::string& dir, const Opt
   // undo the last commit (an artifact is then rebuilt, a claim or failure
   // record forgotten) but never corrupts the index; blobs are durable before
   // any row naming them is committed.
-  rc = mdb_env_open(env->m_env, key.c_str(), MDB_NOTLS | MDB_NOMETASYNC, 0644);
+  rc = mdb_env_open(env->m_env, key.c_str(),
+                    MDB_NOTLS | (options.no_sync ? MDB_NOSYNC : MDB_NOMETASYNC), 0644);
   if (rc != 0) return lmdb_error("LMDB: cannot open " + key, rc);
   int dead = 0;
   mdb_reader_check(env->m_env, &dead);  // clear slots left by killed readers
@@ -291,24 +292,7 @@ Result<void> LmdbEnv::read(const std::function<Result<void>(LmdbTxn&)>& fn) {
   return result;
 }
 
-Result<void> LmdbEnv::write_meta_unsynced(const std::function<Result<void>(LmdbTxn&)>& fn) {
-  return write_with(fn, true);
-}
-
 Result<void> LmdbEnv::write(const std::function<Result<void>(LmdbTxn&)>& fn) {
-  return write_with(fn, false);
-}
-
-Result<void> LmdbEnv::write_with(const std::function<Result<void>(LmdbTxn&)>& fn,
-                                 bool meta_unsynced) {
-  std::lock_guard writers(m_writers);
-  struct Flag {
-    MDB_env* env;
-    bool on;
-    ~Flag() {
-      if (on) mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
-    }
-  } flag{m_env, meta_unsynced && mdb_env_set_flags(m_env, MDB_NOMETASYNC, 1) == 0};
   for (int attempt = 0;; ++attempt) {
     auto txn = begin(0);
     if (!txn) return std::unexpected(txn.error());

@@ -69,6 +69,10 @@ class LmdbEnv {
   struct Options {
     std::size_t initial_map_size = std::size_t{64} << 20;  // bytes; doubled on MDB_MAP_FULL
     std::vector<std::string> databases;                      // named databases, created if absent
+    // MDB_NOSYNC: commits are never flushed. Only for records that die with
+    // their host anyway, in an environment made anew after a crash (a
+    // system crash may leave it corrupt).
+    bool no_sync = false;
   };
 
   // Opens (creating if needed) the environment in directory `dir`, or returns
@@ -85,12 +89,6 @@ class LmdbEnv {
   // error. On MDB_MAP_FULL the map is doubled and fn runs again from scratch,
   // so fn must only have effects through the transaction.
   [[nodiscard]] Result<void> write(const std::function<Result<void>(LmdbTxn&)>& fn);
-  // write(), committed with MDB_NOMETASYNC: the data pages are synced, the
-  // meta page is written but not flushed (one sync instead of two). A crash
-  // may undo this commit, never corrupt the environment; the next synced
-  // commit makes it durable. For records that die with their host anyway
-  // (claims).
-  [[nodiscard]] Result<void> write_meta_unsynced(const std::function<Result<void>(LmdbTxn&)>& fn);
 
   // Writes a consistent snapshot of the environment into directory dest
   // (which must exist and hold no data.mdb), without blocking writers.
@@ -103,17 +101,14 @@ class LmdbEnv {
   LmdbEnv() = default;
   [[nodiscard]] Result<void> check_pid() const;
   [[nodiscard]] Result<MDB_txn*> begin(unsigned flags);
-  [[nodiscard]] Result<void> write_with(const std::function<Result<void>(LmdbTxn&)>& fn,
-                                        bool meta_unsynced);
+
 
   MDB_env* m_env = nullptr;
   int m_pid = 0;
   std::string m_dir;
   std::map<std::string, MDB_dbi> m_dbis;
   std::shared_mutex m_resize;  // txns hold it shared; growing the map holds it exclusively
-  // Write transactions of this process, one at a time, so that the
-  // environment-wide MDB_NOMETASYNC flag set for one reaches no other.
-  std::mutex m_writers;
+
 };
 
 }  // namespace gang

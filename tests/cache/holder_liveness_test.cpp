@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include "cache/artifact_cache.hpp"
 #include "util/fs.hpp"
@@ -123,6 +126,64 @@ TEST_F(HolderLiveness, ALiveHolderOfThisBootKeepsItsClaim) {
   auto outcome = cache.claim("k.2", cache.holder(2, "me"));
   ASSERT_TRUE(outcome);
   EXPECT_EQ(outcome->kind, ClaimOutcome::Kind::held_by_other);
+}
+
+}  // namespace
+}  // namespace gang
+
+namespace gang {
+namespace {
+
+// Runs fn in a child process (a fresh LMDB handle, as another gang would
+// have) and returns its exit status.
+int in_child(const std::function<int()>& fn) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(fn());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+TEST_F(HolderLiveness, ClaimsAreNeverFlushedAndAreMadeAnewAfterAReboot) {
+  // Claims live in <cache>/claims, committed without a flush: a system
+  // crash may leave that environment corrupt, so the first gang of the next
+  // boot makes it anew (within a boot, claims persist across processes).
+  std::string key = "gcc.aaaa";
+  auto system = std::make_shared<RebootedSystem>();
+  auto claimed = in_child([&] {
+    auto cache = open_cache(system);
+    auto got = cache.claim(key, cache.holder(1, "g"));
+    if (!got || got->kind != ClaimOutcome::Kind::won) return 1;
+    // Simulate this holder dying uncleanly: the claim row stays.
+    return 0;
+  });
+  ASSERT_EQ(claimed, 0);
+  EXPECT_EQ(read_file(dir.path() + "/cache/claims/boot").value_or(""), system->boot + "\n");
+  auto same_boot = in_child([&] {
+    auto cache = open_cache(system);
+    auto record = cache.claim_of(key);
+    return record && *record ? 0 : 1;  // still recorded (its holder is dead: taken over on claim)
+  });
+  EXPECT_EQ(same_boot, 0);
+  // A corrupt environment left by a crash is never read: the next boot
+  // replaces it.
+  {
+    int fd = ::open((dir.path() + "/cache/claims/data.mdb").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    std::string junk(8192, '\xff');
+    ASSERT_EQ(::pwrite(fd, junk.data(), junk.size(), 0), static_cast<ssize_t>(junk.size()));
+    ::close(fd);
+  }
+  system->boot = "66666666-7777-8888-9999-000000000000";
+  auto next_boot = in_child([&] {
+    auto cache = open_cache(system);
+    auto record = cache.claim_of(key);
+    if (!record || *record) return 1;  // gone with the old boot
+    auto got = cache.claim(key, cache.holder(1, "g"));
+    return got && got->kind == ClaimOutcome::Kind::won ? 0 : 2;
+  });
+  EXPECT_EQ(next_boot, 0);
+  EXPECT_EQ(read_file(dir.path() + "/cache/claims/boot").value_or(""), system->boot + "\n");
 }
 
 }  // namespace
