@@ -152,6 +152,7 @@ Result<TreeCache::Use> TreeCache::tree(const std::vector<std::string>& keys, Ver
     discard(id);
   }
   if (auto made = make(keys, id, *now, verify); !made) return std::unexpected(made.error());
+  lock->touch();  // made (again) now: its last use starts here
   m_checked.insert(id);
   m_listings[id] = *now;
   return Use{final_path, std::move(*lock)};
