@@ -11,7 +11,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -23,24 +22,19 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <condition_variable>
-#include <deque>
-#include <thread>
 #include <fstream>
-#include <functional>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string_view>
 #include <tuple>
 #include <utility>
 
+#include "sandbox/etc_mask.hpp"
+#include "sandbox/netns_factory.hpp"
 #include "util/fs.hpp"
 
 extern char** environ;
@@ -58,11 +52,6 @@ constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom"
 // Parts of /proc that reach the host's kernel (sysctls, the sysrq trigger,
 // IRQ and bus settings), made read-only in the sandbox.
 constexpr const char* k_proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-// /etc entries never shown to a build run as root with base `host`, even
-// when the host makes them world-readable.
-constexpr const char* k_etc_secrets[] = {"shadow",           "shadow-",    "gshadow", "gshadow-",
-                                         "sudoers",          "sudoers.d",  "ssh",     "ssl/private",
-                                         "security/opasswd", "krb5.keytab"};
 // overlayfs takes its options in one page.
 constexpr std::size_t k_max_mount_data = 4000;
 constexpr std::size_t k_child_stack_size = 1 << 20;
@@ -860,102 +849,6 @@ std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
   return out;
 }
 
-// What a build run as root must not read of the host's /etc: every entry
-// that an unprivileged local user could not read either (not readable, or a
-// directory not searchable, by others; so 0600 keys and 0640 shadow files),
-// and k_etc_secrets whatever their modes. The sandbox makes it, in its
-// scratch, a layer of overlayfs whiteouts placed above the host's /etc: one
-// whiteout (a 0:0 character device) per hidden entry, inside directories
-// that copy the host's modes and owners (the topmost layer's directory is
-// what the build sees). Creating whiteouts needs root, which is the only
-// case where this is needed: otherwise the user namespace already shows such
-// files as not readable.
-struct EtcMask {
-  struct Entry {
-    std::string rel;  // relative to /etc; "" is /etc itself
-    bool whiteout = false;
-    mode_t mode = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-  };
-  std::vector<Entry> entries;  // parents before children
-  bool watched = false;        // every directory walked is watched by inotify
-};
-
-// Walks /etc. With `watch` (an inotify fd), every directory is watched
-// before it is read, so that any later change is seen.
-EtcMask walk_etc(int watch) {
-  EtcMask mask;
-  std::set<std::string> dirs;
-  auto add_dir = [&](const std::string& rel) {
-    if (!dirs.insert(rel).second) return;
-    struct stat st {};
-    if (::lstat((rel.empty() ? std::string("/etc") : "/etc/" + rel).c_str(), &st) != 0) return;
-    mask.entries.push_back({rel, false, st.st_mode & 07777, st.st_uid, st.st_gid});
-  };
-  auto hide = [&](const std::string& rel) {
-    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
-         slash = rel.find('/', slash + 1))
-      add_dir(rel.substr(0, slash));
-    mask.entries.push_back({rel, true, 0, 0, 0});
-  };
-  add_dir("");
-  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
-    std::string dir_path = rel.empty() ? "/etc" : "/etc/" + rel;
-    if (watch >= 0 &&
-        ::inotify_add_watch(watch, dir_path.c_str(),
-                            IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
-                                IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW) < 0)
-      mask.watched = false;
-    DIR* dir = ::opendir(dir_path.c_str());
-    if (dir == nullptr) return;
-    std::vector<std::string> subdirs;
-    while (dirent* entry = ::readdir(dir)) {
-      std::string name = entry->d_name;
-      if (name == "." || name == "..") continue;
-      std::string child = rel.empty() ? name : rel + "/" + name;
-      struct stat st {};
-      if (::lstat(("/etc/" + child).c_str(), &st) != 0) continue;
-      bool secret = std::find(std::begin(k_etc_secrets), std::end(k_etc_secrets), child) !=
-                    std::end(k_etc_secrets);
-      bool unreadable =
-          !S_ISLNK(st.st_mode) &&
-          ((st.st_mode & S_IROTH) == 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0));
-      if (secret || unreadable) {
-        hide(child);
-      } else if (S_ISDIR(st.st_mode)) {
-        subdirs.push_back(child);
-      }
-    }
-    ::closedir(dir);
-    for (const auto& sub : subdirs) walk(sub);
-  };
-  mask.watched = watch >= 0;
-  walk("");
-  return mask;
-}
-
-// The mask, walked once per process and again only when inotify reports a
-// change anywhere in /etc (an entry added, removed or renamed, a mode or
-// owner changed: IN_ATTRIB on a directory covers its entries). A walk costs
-// milliseconds: it was the biggest part of a trivial build's overhead.
-// Without inotify (or past its watch limit), /etc is walked at every launch.
-EtcMask etc_mask() {
-  static std::mutex mutex;
-  static std::optional<EtcMask> cached;
-  static int watch = -1;
-  std::lock_guard lock(mutex);
-  if (cached && cached->watched && watch >= 0) {
-    char events[4096];
-    ssize_t n = ::read(watch, events, sizeof events);
-    if (n < 0 && errno == EAGAIN) return *cached;  // nothing changed
-  }
-  if (watch >= 0) ::close(watch);
-  watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  cached = walk_etc(watch);
-  return *cached;
-}
-
 // Where the sandbox's scratch (skeleton, /etc mask, overlay upper and work
 // directories) lives: a tmpfs of the sandbox's own mount namespace, unless
 // the caller keeps the upper layers, or the sandbox is unprivileged on a
@@ -1159,73 +1052,6 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   plan.cwd = build_mount;
   plan.loopback_up = spec.network == Network::none;
   return {};
-}
-
-// Network namespaces made ahead of time, off the critical path. Creating
-// one (its loopback device, its sysctl tables) is a large part of a
-// sandbox's start-up, paid inside clone(); as root, a thread of the worker
-// makes the next one or two in advance (unshare(CLONE_NEWNET) applies to the
-// calling thread only), brings its `lo` up and keeps an fd to it; a sandbox
-// enters a fresh one with setns(). Each is used by one sandbox only, so no
-// state (a port in TIME_WAIT, a socket) passes from one build to the next.
-// GANG_SANDBOX_NETNS=clone makes every sandbox create its own in clone().
-class NetnsFactory {
- public:
-  static NetnsFactory& instance() {
-    static NetnsFactory* factory = new NetnsFactory;  // never destroyed: its thread outlives main
-    return *factory;
-  }
-  // A prepared namespace's fd (the caller closes it), or -1 when none is
-  // ready yet (the sandbox then makes its own).
-  int take() {
-    std::unique_lock lock(m_mutex);
-    if (!m_started) {
-      m_started = true;
-      std::thread([this] { run(); }).detach();
-    }
-    if (m_ready.empty()) return -1;
-    int fd = m_ready.front();
-    m_ready.pop_front();
-    m_room.notify_one();
-    return fd;
-  }
-
- private:
-  static constexpr std::size_t k_keep_ready = 2;
-
-  void run() {
-    for (;;) {
-      {
-        std::unique_lock lock(m_mutex);
-        m_room.wait(lock, [this] { return m_ready.size() < k_keep_ready; });
-      }
-      if (::unshare(CLONE_NEWNET) != 0) return;  // not permitted: sandboxes make their own
-      int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      if (sock >= 0) {
-        ifreq request{};
-        std::memcpy(request.ifr_name, "lo", 3);
-        if (::ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
-          request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
-          ::ioctl(sock, SIOCSIFFLAGS, &request);
-        }
-        ::close(sock);
-      }
-      int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return;
-      std::lock_guard lock(m_mutex);
-      m_ready.push_back(fd);
-    }
-  }
-
-  std::mutex m_mutex;
-  std::condition_variable m_room;
-  std::deque<int> m_ready;
-  bool m_started = false;
-};
-
-bool prepared_netns_allowed() {
-  const char* v = std::getenv("GANG_SANDBOX_NETNS");
-  return v == nullptr || std::string_view(v) != "clone";
 }
 
 Result<std::string> read_status(int fd) {
