@@ -5,17 +5,35 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string_view>
 #include <thread>
 
 namespace gang {
 
 NetnsFactory& NetnsFactory::instance() {
-  static NetnsFactory* factory = new NetnsFactory;  // never destroyed: its thread outlives main
+  static NetnsFactory* factory = [] {
+    auto* made = new NetnsFactory;  // never destroyed: its thread outlives main
+    // A child forked (without exec) must neither share the parent's
+    // prepared namespaces (two sandboxes in one namespace) nor find the
+    // mutex held by a thread it does not have: it starts afresh.
+    ::pthread_atfork([] { instance().m_mutex.lock(); }, [] { instance().m_mutex.unlock(); },
+                     [] {
+                       NetnsFactory& self = instance();
+                       for (int fd : self.m_ready) ::close(fd);
+                       self.m_ready.clear();
+                       self.m_started = false;
+                       // (its waiter, the factory thread, is not in the child)
+                       new (&self.m_room) std::condition_variable;
+                       self.m_mutex.unlock();
+                     });
+    return made;
+  }();
   return *factory;
 }
 

@@ -495,6 +495,35 @@ TEST_F(SandboxTest, EverySandboxHasANetworkNamespaceOfItsOwn) {
   }
 }
 
+TEST_F(SandboxTest, AForkedChildNeverSharesItsParentsPreparedNetworkNamespaces) {
+  if (::geteuid() != 0) GTEST_SKIP() << "namespaces are prepared in advance only as root";
+  // The parent's factory has namespaces ready; a child forked without exec
+  // inherits their fds: it must not hand the same one out as the parent.
+  auto first = run({"true"});
+  ASSERT_TRUE(first && first->ok);
+  ::usleep(200'000);  // let the factory fill up
+  SandboxSpec child_spec = m_spec;
+  child_spec.sandbox_dir = m_root + "/child-sandbox";
+  child_spec.build_dir = child_spec.sandbox_dir + "/hello.build";
+  child_spec.install_dir = child_spec.sandbox_dir + "/hello.inst";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto r = run_step(child_spec, "configure", {"readlink /proc/self/ns/net > ns"},
+                      m_root + "/child.log");
+    ::_exit(r && r->ok ? 0 : 1);
+  }
+  auto parent = run({"readlink /proc/self/ns/net > ns"});
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(m_root + "/child.log");
+  ASSERT_TRUE(parent && parent->ok);
+  std::string mine = trim(slurp(in_build("ns")));
+  std::string theirs = trim(slurp(child_spec.build_dir + "/ns"));
+  EXPECT_FALSE(mine.empty());
+  EXPECT_NE(mine, theirs);
+}
+
 TEST_F(SandboxTest, HasNoNetworkButLoopback) {
   // A listener on the host's loopback must be unreachable from inside.
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
