@@ -76,7 +76,11 @@ EtcMask etc_mask() {
   static std::mutex mutex;
   static std::optional<EtcMask> cached;
   static int watch = -1;
+  static pid_t owner = 0;  // the process whose inotify instance `watch` is
   std::lock_guard lock(mutex);
+  // A forked child shares its parent's inotify instance (reading it would
+  // take the parent's events): it walks /etc and watches anew.
+  if (owner != ::getpid()) cached.reset();
   if (cached && cached->watched && watch >= 0) {
     char events[4096];
     ssize_t n = ::read(watch, events, sizeof events);
@@ -84,6 +88,7 @@ EtcMask etc_mask() {
   }
   if (watch >= 0) ::close(watch);
   watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  owner = ::getpid();
   cached = walk_etc(watch);
   return *cached;
 }
