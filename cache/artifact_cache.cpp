@@ -339,22 +339,38 @@ struct ArtifactCache::Impl {
     });
     if (!done) return pass(done);
     if (inserted) {
-      // The publisher's own claim goes with it (an unflushed commit of the
-      // claims): its release afterwards then changes nothing.
-      auto released = claims->write([&](LmdbTxn& txn) -> Result<void> {
-        auto claimed = txn.get(k_claims, key);
-        if (!claimed) return pass(claimed);
-        if (!*claimed) return {};
-        auto current = decode_claim(**claimed);
-        if (!current || !current->holder.same_process(info.meta.built_by)) return {};
-        auto d = txn.del(k_claims, key);
-        if (!d) return pass(d);
-        return {};
-      });
+      // The publisher's own claim goes with it: its release afterwards then
+      // changes nothing.
+      auto released = drop_own_claim(key, info.meta.built_by);
       if (!released) warn("cannot release the claim on " + key + ": " + released.error().to_string());
       notifier.bump();
     }
     return inserted;
+  }
+
+  // Deletes key's claim unless another process holds it (an unflushed
+  // commit of the claims); true if it deleted one. `other`, if given,
+  // receives the holder of a claim it left.
+  Result<bool> drop_own_claim(const std::string& key, const Holder& holder,
+                              std::optional<Holder>* other = nullptr) {
+    bool dropped = false;
+    auto done = claims->write([&](LmdbTxn& txn) -> Result<void> {
+      dropped = false;
+      auto claimed = txn.get(k_claims, key);
+      if (!claimed) return pass(claimed);
+      if (!*claimed) return {};
+      auto current = decode_claim(**claimed);
+      if (current && !current->holder.same_process(holder)) {
+        if (other != nullptr) *other = current->holder;
+        return {};
+      }
+      auto d = txn.del(k_claims, key);
+      if (!d) return pass(d);
+      dropped = true;
+      return {};
+    });
+    if (!done) return pass(done);
+    return dropped;
   }
 
   // Removes key's artifact row (damaged) and tells the watchers.
@@ -993,23 +1009,12 @@ Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) 
 
 Result<void> ArtifactCache::release(const std::string& key, const Holder& holder) {
   Impl& m = *m_impl;
-  bool released = false;
-  auto done = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
-    released = false;
-    auto claimed = txn.get(k_claims, key);
-    if (!claimed) return pass(claimed);
-    if (!*claimed) return {};
-    auto current = decode_claim(**claimed);
-    if (current && !current->holder.same_process(holder))
-      return make_error("cannot release the claim on " + key + ": it is held by " +
-                        current->holder.describe());
-    auto d = txn.del(k_claims, key);
-    if (!d) return pass(d);
-    released = true;
-    return {};
-  });
-  if (!done) return done;
-  if (released) m.notifier.bump();
+  std::optional<Holder> other;
+  auto released = m.drop_own_claim(key, holder, &other);
+  if (!released) return pass(released);
+  if (other)
+    return make_error("cannot release the claim on " + key + ": it is held by " + other->describe());
+  if (*released) m.notifier.bump();
   return {};
 }
 

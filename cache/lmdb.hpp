@@ -23,7 +23,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -36,7 +37,15 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
   (void)m_cache.change_fd();
   for (std::size_t i = 0; i < m_graph.components.size(); ++i) {
     const Component& c = m_graph.components[i];
-    if (c.kind == Kind::stratum && c.cache_key) m_strata.emplace(*c.cache_key, i);
+    // A stratum counts as cached only with its member chunks (bootstrap
+    // ones aside); the target itself once it exists, whoever published it.
+    if (c.kind == Kind::stratum && c.cache_key && i != m_options.target) {
+      std::vector<std::string>& members = m_members[*c.cache_key];
+      for (std::size_t member : c.chunks) {
+        const Component& m = m_graph.components[member];
+        if (m.build_mode != BuildMode::bootstrap && m.cache_key) members.push_back(*m.cache_key);
+      }
+    }
     if (c.cache_key) m_names.emplace(*c.cache_key, c.id);
   }
   // Sandboxes of workers killed earlier are cleared in the background.
@@ -45,29 +54,24 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
 
 bool BuildBackend::is_cached(const std::string& key) {
   if (!m_cache.contains(key)) return false;
-  auto stratum = m_strata.find(key);
-  // The target itself is done once it exists, whoever published it.
-  if (stratum == m_strata.end() || stratum->second == m_options.target) return true;
-  for (std::size_t member : m_graph.components[stratum->second].chunks) {
-    const Component& m = m_graph.components[member];
-    if (m.build_mode == BuildMode::bootstrap || !m.cache_key) continue;
-    if (!m_cache.contains(*m.cache_key)) return false;
-  }
-  return true;
+  auto members = m_members.find(key);
+  if (members == m_members.end()) return true;
+  return std::all_of(members->second.begin(), members->second.end(),
+                     [&](const std::string& member) { return m_cache.contains(member); });
+}
+
+std::optional<std::string> BuildBackend::failure_reason(const FailureRecord& record) const {
+  if (record.time_ms < m_options.retry_failed_before_ms) return std::nullopt;
+  return record.reason + " (" + record.failed_by.describe() + ")";
 }
 
 std::vector<WorkerBackend::KeyState> BuildBackend::states(const std::vector<std::string>& keys) {
-  // The keys asked, then the members of the strata among them (a stratum
-  // counts as cached only with its members: is_cached()).
+  // The keys asked, then the members of the strata among them, in one
+  // look at the cache.
   std::vector<std::string> all = keys;
-  for (const auto& key : keys) {
-    auto stratum = m_strata.find(key);
-    if (stratum == m_strata.end() || stratum->second == m_options.target) continue;
-    for (std::size_t member : m_graph.components[stratum->second].chunks) {
-      const Component& m = m_graph.components[member];
-      if (m.build_mode != BuildMode::bootstrap && m.cache_key) all.push_back(*m.cache_key);
-    }
-  }
+  for (const auto& key : keys)
+    if (auto members = m_members.find(key); members != m_members.end())
+      all.insert(all.end(), members->second.begin(), members->second.end());
   auto looked = m_cache.states(all);
   if (!looked) return WorkerBackend::states(keys);  // one key at a time, as before
   std::unordered_map<std::string, bool> cached;
@@ -76,17 +80,10 @@ std::vector<WorkerBackend::KeyState> BuildBackend::states(const std::vector<std:
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const auto& state = (*looked)[i];
     bool is = state.cached;
-    auto stratum = m_strata.find(keys[i]);
-    if (is && stratum != m_strata.end() && stratum->second != m_options.target) {
-      for (std::size_t member : m_graph.components[stratum->second].chunks) {
-        const Component& m = m_graph.components[member];
-        if (m.build_mode == BuildMode::bootstrap || !m.cache_key) continue;
-        is = is && cached[*m.cache_key];
-      }
-    }
+    if (auto members = m_members.find(keys[i]); is && members != m_members.end())
+      for (const auto& member : members->second) is = is && cached.at(member);
     out[i].cached = is;
-    if (!is && state.failure && state.failure->time_ms >= m_options.retry_failed_before_ms)
-      out[i].failure = state.failure->reason + " (" + state.failure->failed_by.describe() + ")";
+    if (!is && state.failure) out[i].failure = failure_reason(*state.failure);
   }
   return out;
 }
@@ -94,8 +91,7 @@ std::vector<WorkerBackend::KeyState> BuildBackend::states(const std::vector<std:
 std::optional<std::string> BuildBackend::failure(const std::string& key) {
   auto record = m_cache.failure(key);
   if (!record || !*record) return std::nullopt;
-  if ((*record)->time_ms < m_options.retry_failed_before_ms) return std::nullopt;
-  return (*record)->reason + " (" + (*record)->failed_by.describe() + ")";
+  return failure_reason(**record);
 }
 
 std::string BuildBackend::failure_log(const std::string& key) {

@@ -60,6 +60,9 @@ class BuildBackend final : public WorkerBackend {
 
  private:
   [[nodiscard]] Result<ClaimReply> claim_locally(const std::string& key);
+  // A recorded failure's reason and who failed it; nullopt when it predates
+  // --retry-failed.
+  [[nodiscard]] std::optional<std::string> failure_reason(const FailureRecord& record) const;
   [[nodiscard]] bool should_stop();
   void log(const std::string& component, const std::string& message) {
     if (m_options.log) m_options.log(component, message);
@@ -71,7 +74,9 @@ class BuildBackend final : public WorkerBackend {
   const std::atomic<bool>& m_stop;
   int m_stop_fd;  // readable once a stop was requested (self-pipe), or -1
   BuildBackendOptions m_options;
-  std::unordered_map<std::string, std::size_t> m_strata;  // stratum key -> its index
+  // Stratum key -> the member chunks' keys that must be cached with it (not
+  // for the target).
+  std::unordered_map<std::string, std::vector<std::string>> m_members;
   Holder m_holder;
   std::string m_building_key;
   std::int64_t m_last_renew_ms = 0;

@@ -2,15 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -597,18 +594,7 @@ int child_main(void* arg) {
   }
 
   ::sethostname("gang", 4);
-  if (plan.loopback_up) {
-    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (sock >= 0) {
-      ifreq request{};
-      std::memcpy(request.ifr_name, "lo", 3);
-      if (::ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
-        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
-        ::ioctl(sock, SIOCSIFFLAGS, &request);
-      }
-      ::close(sock);
-    }
-  }
+  if (plan.loopback_up) bring_loopback_up();
 
   if (::chdir(plan.root.c_str()) != 0) child_fail(plan, "cannot enter", plan.root.c_str());
   if (::syscall(SYS_pivot_root, ".", ".") != 0)
@@ -899,16 +885,29 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     op.gid = gid;
     plan.ops.push_back(std::move(op));
   };
-  plan.scratch_tmpfs = scratch_on_tmpfs(spec, user_ns);
-  if (plan.scratch_tmpfs) {
+  auto bind = [&](const std::string& source, const std::string& target) {
     Op op;
     op.kind = Op::Kind::mount;
-    op.source = "tmpfs";
-    op.fstype = "tmpfs";
-    op.target = scratch;
-    op.flags = MS_NOSUID;
-    op.data = "mode=0755";
+    op.source = source;
+    op.target = target;
+    op.flags = MS_BIND;
     plan.ops.push_back(std::move(op));
+  };
+  auto mount_fs = [&](const char* fstype, const std::string& target, unsigned long flags,
+                      const std::string& data) {
+    Op op;
+    op.kind = Op::Kind::mount;
+    op.source = fstype;
+    op.fstype = fstype;
+    op.target = target;
+    op.flags = flags;
+    op.data = data;
+    plan.ops.push_back(std::move(op));
+  };
+
+  plan.scratch_tmpfs = scratch_on_tmpfs(spec, user_ns);
+  if (plan.scratch_tmpfs) {
+    mount_fs("tmpfs", scratch, MS_NOSUID, "mode=0755");
     plan.scratch = scratch;
     plan.scratch_overlay = scratch + "/overlay";
     plan.sandbox_dir = dir;
@@ -987,26 +986,6 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     if (auto ok = overlay("multiarch" + name, multiarch.lowers, root + multiarch.target); !ok)
       return ok;
   }
-
-  auto bind = [&](const std::string& source, const std::string& target) {
-    Op op;
-    op.kind = Op::Kind::mount;
-    op.source = source;
-    op.target = target;
-    op.flags = MS_BIND;
-    plan.ops.push_back(std::move(op));
-  };
-  auto mount_fs = [&](const char* fstype, const std::string& target, unsigned long flags,
-                      const std::string& data) {
-    Op op;
-    op.kind = Op::Kind::mount;
-    op.source = fstype;
-    op.fstype = fstype;
-    op.target = target;
-    op.flags = flags;
-    op.data = data;
-    plan.ops.push_back(std::move(op));
-  };
 
   bind(spec.build_dir, root + build_mount);
   bind(spec.install_dir, root + inst_mount);

@@ -1021,11 +1021,6 @@ TEST_F(ArtifactCacheTest, FullDiskGivesAClearErrorAndLeavesTheIndexConsistent) {
   }
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 TEST_F(ArtifactCacheTest, APublishRecordsItsComponentsBuildTimeInTheSameCommit) {
   ArtifactCache cache = open_cache();
@@ -1047,13 +1042,8 @@ TEST_F(ArtifactCacheTest, APublishRecordsItsComponentsBuildTimeInTheSameCommit) 
   EXPECT_EQ(cache.durations()->at("chunk-a"), 1500ms);
 }
 
-}  // namespace
-}  // namespace gang
 
-namespace gang {
-namespace {
-
-TEST_F(ArtifactCacheTest, APublishReleasesThePublishersOwnClaimInItsCommit) {
+TEST_F(ArtifactCacheTest, APublishReleasesThePublishersOwnClaim) {
   ArtifactCache cache = open_cache();
   write_tree(dir.path() + "/t", {{"f", "x"}});
   Holder me = cache.holder(1, "gang-1");

@@ -128,11 +128,6 @@ TEST_F(HolderLiveness, ALiveHolderOfThisBootKeepsItsClaim) {
   EXPECT_EQ(outcome->kind, ClaimOutcome::Kind::held_by_other);
 }
 
-}  // namespace
-}  // namespace gang
-
-namespace gang {
-namespace {
 
 // Runs fn in a child process (a fresh LMDB handle, as another gang would
 // have) and returns its exit status.

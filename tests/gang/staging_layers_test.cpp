@@ -164,29 +164,22 @@ TEST(LayerGroups, ABuildSeesWhatSequentialStagingGivesFileForFile) {
   auto verified = testing::run_gang({"cache", "verify", "--cache", cache, "--json"}, dir.path());
   EXPECT_EQ(verified.status, 0) << verified.output;
   EXPECT_NE(verified.output.find("\"damaged_trees\": []"), std::string::npos) << verified.output;
-  // The same through the classic mount option string (kernels before 6.8).
-  ::setenv("GANG_OVERLAY_API", "classic", 1);
-  auto forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
-  auto again = testing::run_gang({"build", "probe", "--definitions", defs, "--cache", cache,
-                                  "--instances", "1"}, dir.path());
-  ::unsetenv("GANG_OVERLAY_API");
-  ASSERT_EQ(forgot.status, 0) << forgot.output;
-  ASSERT_EQ(again.status, 0) << again.output;
-  const std::string out2 = dir.path() + "/probe-classic";
-  ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out2, "--cache", cache}, dir.path()).status, 0);
-  EXPECT_EQ(testing::slurp(out2 + "/usr/share/probe.txt"), seen);
-  // And through lower layers named by fd number (kernels before 6.8 whose
+  // The same through the classic mount option string (kernels before 6.8),
+  // and through lower layers named by fd number (kernels before 6.8 whose
   // option string would not fit a page).
-  ::setenv("GANG_OVERLAY_API", "fd", 1);
-  forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
-  again = testing::run_gang({"build", "probe", "--definitions", defs, "--cache", cache,
-                             "--instances", "1"}, dir.path());
-  ::unsetenv("GANG_OVERLAY_API");
-  ASSERT_EQ(forgot.status, 0) << forgot.output;
-  ASSERT_EQ(again.status, 0) << again.output;
-  const std::string out3 = dir.path() + "/probe-fd";
-  ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), out3, "--cache", cache}, dir.path()).status, 0);
-  EXPECT_EQ(testing::slurp(out3 + "/usr/share/probe.txt"), seen);
+  for (const char* api : {"classic", "fd"}) {
+    ::setenv("GANG_OVERLAY_API", api, 1);
+    auto forgot = testing::run_gang({"cache", "forget", key("probe"), "--cache", cache}, dir.path());
+    auto again = testing::run_gang({"build", "probe", "--definitions", defs, "--cache", cache,
+                                    "--instances", "1"}, dir.path());
+    ::unsetenv("GANG_OVERLAY_API");
+    ASSERT_EQ(forgot.status, 0) << api << ": " << forgot.output;
+    ASSERT_EQ(again.status, 0) << api << ": " << again.output;
+    const std::string staged_again = dir.path() + "/probe-" + api;
+    ASSERT_EQ(testing::run_gang({"cache", "stage", key("probe"), staged_again, "--cache", cache},
+                                dir.path()).status, 0);
+    EXPECT_EQ(testing::slurp(staged_again + "/usr/share/probe.txt"), seen) << api;
+  }
   // Forgetting an artifact removes the trees made of it (the strata tree
   // holds a1), and only those.
   auto count_trees = [&] {
