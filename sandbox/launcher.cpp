@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -642,6 +643,18 @@ int child_main(void* arg) {
   }
   if (report.index >= 0 && scratch_fd >= 0 && disk_fd >= 0)
     child_keep_uppers(plan, scratch_fd, disk_fd);
+  // Nothing of the build outlives this report: every process left in the
+  // sandbox (a daemon a command started) is killed and reaped first, so the
+  // caller may take the install directory as soon as it reads the report,
+  // while this init's exit (the namespaces' teardown) goes on.
+  if (!plan.interactive) {
+    ::kill(-1, SIGKILL);
+    for (;;) {
+      pid_t reaped = ::waitpid(-1, nullptr, 0);
+      if (reaped > 0 || (reaped < 0 && errno == EINTR)) continue;
+      break;
+    }
+  }
   child_write_all(plan.status_fd, reinterpret_cast<const char*>(&report), sizeof report);
   ::_exit(report.index < 0 ? 0 : 1);
 }
@@ -1033,17 +1046,59 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   return {};
 }
 
-Result<std::string> read_status(int fd) {
-  std::string out;
+// Appends what can be read from the non-blocking fd now; false at its end
+// (or an error).
+bool read_available(int fd, std::string& out) {
   char buffer[1024];
   for (;;) {
     ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      out.append(buffer, static_cast<std::size_t>(n));
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
+    return n < 0 && errno == EAGAIN;
   }
-  return out;
 }
+
+// Whether the init's reports include the last one (tag 'S').
+bool has_final_report(const std::string& text) {
+  if (!text.empty() && text.front() == 'E') return false;
+  for (std::size_t at = 0; at + sizeof(Report) <= text.size(); at += sizeof(Report))
+    if (text[at] == 'S') return true;
+  return false;
+}
+
+// Inits that reported their end and were left to exit on their own: reaped
+// by the next launch, and at the latest when the process exits.
+class UnreapedInits {
+ public:
+  ~UnreapedInits() { reap(true); }
+  void add(pid_t pid) {
+    std::lock_guard lock(m_mutex);
+    m_pids.push_back(pid);
+  }
+  void reap(bool wait) {
+    std::lock_guard lock(m_mutex);
+    std::erase_if(m_pids, [wait](pid_t pid) {
+      pid_t done;
+      do done = ::waitpid(pid, nullptr, wait ? 0 : WNOHANG);
+      while (done < 0 && errno == EINTR);
+      return done != 0;  // reaped, or not ours (a forked copy of the list)
+    });
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::vector<pid_t> m_pids;
+};
+
+UnreapedInits& unreaped_inits() {
+  static UnreapedInits inits;
+  return inits;
+}
+
+void defer_reap(pid_t pid) { unreaped_inits().add(pid); }
 
 // Restores the terminal's foreground process group after an interactive
 // shell took it over for its job control.
@@ -1208,6 +1263,7 @@ const char* host_multiarch_triplet() {
 Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const Invocation& what,
                                                 const StepControl& control) {
   if (auto ok = validate_spec(spec); !ok) return std::unexpected(ok.error());
+  unreaped_inits().reap(false);
   const bool interactive = what.commands.empty();
   if (interactive && what.argv.empty()) return make_error("sandbox: nothing to run");
   if (!interactive && what.output_fd < 0) return make_error("sandbox: no output file");
@@ -1307,9 +1363,18 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
 
   // The pidfd turns readable when the init is gone, which wakes the caller
   // at once; should_stop is checked between waits. Without pidfds (Linux <
-  // 5.3), poll waitpid.
+  // 5.3), poll waitpid. A build's init (not gang shell's, nor one whose
+  // upper layers the caller reads) is not waited for once it has reported
+  // the end of its last command: its exit, the teardown of the sandbox's
+  // namespaces and mounts, runs on while the caller goes on, and it is
+  // reaped by a later launch or when this process exits (UnreapedInits).
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  const bool return_at_report = !interactive && plan.scratch_tmpfs;
   const int timeout_ms = control.should_stop ? k_stop_poll_interval_ms : -1;
+  ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
+  std::string text;
+  bool status_open = true;
+  bool reported = false;
   LaunchOutcome outcome;
   int init_status = 0;
   for (;;) {
@@ -1317,26 +1382,34 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
       ::kill(pid, SIGKILL);
       outcome.cancelled = true;
     }
-    if (pidfd.get() >= 0) {
-      pollfd watch{pidfd.get(), POLLIN, 0};
-      int ready = ::poll(&watch, 1, outcome.cancelled ? -1 : timeout_ms);
-      if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+    pollfd watch[2];
+    nfds_t count = 0;
+    if (pidfd.get() >= 0) watch[count++] = {pidfd.get(), POLLIN, 0};
+    if (status_open) watch[count++] = {status_read.get(), POLLIN, 0};
+    int wait_ms = pidfd.get() < 0 ? 20 : (outcome.cancelled ? -1 : timeout_ms);
+    int ready = count == 0 ? (::usleep(20'000), 0) : ::poll(watch, count, wait_ms);
+    if (ready < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
+    if (status_open) {
+      status_open = read_available(status_read.get(), text);
+      if (return_at_report && !outcome.cancelled && has_final_report(text)) {
+        running.release();
+        defer_reap(pid);
+        reported = true;
+        break;
+      }
     }
+    if (pidfd.get() >= 0 && (ready <= 0 || (watch[0].revents & (POLLIN | POLLHUP)) == 0)) continue;
     // Leave the init a zombie until it is unregistered, so that its pid
     // (and process group id) cannot be reused under the job-control relay.
     siginfo_t exited{};
-    int waited = ::waitid(P_PID, static_cast<id_t>(pid), &exited,
-                          WEXITED | WNOWAIT | (pidfd.get() >= 0 ? 0 : WNOHANG));
+    int waited = ::waitid(P_PID, static_cast<id_t>(pid), &exited, WEXITED | WNOWAIT | WNOHANG);
     if (waited == 0 && exited.si_pid == pid) {
       running.release();
       if (::waitpid(pid, &init_status, 0) == pid) break;
     }
     if (waited < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
-    if (pidfd.get() < 0) ::usleep(20'000);
   }
-  ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
-  auto status = read_status(status_read.get());
-  std::string text = status ? *status : std::string();
+  if (!reported) (void)read_available(status_read.get(), text);
   if (!text.empty() && text.front() == 'E') return make_error("sandbox: " + text.substr(1));
   int current = -1;
   for (std::size_t at = 0; at + sizeof(Report) <= text.size(); at += sizeof(Report)) {

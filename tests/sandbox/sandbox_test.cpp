@@ -852,6 +852,35 @@ TEST_F(SandboxTest, CancellationKillsTheWholeSandboxQuickly) {
   }
 }
 
+TEST_F(SandboxTest, NoProcessOfABuildOutlivesItsResult) {
+  // A build's sandbox is not waited for to be torn down, but every process
+  // it left running is gone before the caller sees the result: a writer
+  // left spinning in the background never writes again.
+  pid_t init = -1;
+  StepOptions options;
+  options.control.on_start = [&](pid_t pid) { init = pid; };
+  auto result = run({"(while :; do echo x >> spin; done) & sleep 0.2; echo started"}, "build",
+                    options);
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  auto size = [&] { return std::filesystem::file_size(in_build("spin")); };
+  auto at_result = size();
+  EXPECT_GT(at_result, 0u);
+  // (watched closely at first: the sandbox's teardown goes on meanwhile)
+  auto until = std::chrono::steady_clock::now() + 5ms;
+  while (std::chrono::steady_clock::now() < until && size() == at_result) {}
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(size(), at_result);
+
+  // The init is reaped (by the next launch at the latest): no zombie stays.
+  auto next = run({"true"});
+  ASSERT_TRUE(next && next->ok);
+  ASSERT_GT(init, 0);
+  errno = 0;
+  EXPECT_EQ(::waitpid(init, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
 TEST_F(SandboxTest, SigtermToTheInitStopsTheStep) {
   StepOptions options;
   options.control.on_start = [](pid_t pid) {
