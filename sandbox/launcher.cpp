@@ -397,7 +397,11 @@ int child_run_one(const Plan& plan, std::size_t index) {
     }
     return child_wait_for(pid);
   }
-  pid_t pid = ::fork();
+  // The fork system call itself, not glibc's fork(): that runs the
+  // process's pthread_atfork handlers and takes glibc's own locks, any of
+  // which a thread of the caller (absent here) may have held when the init
+  // was cloned, which would block this init for ever.
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
   if (pid < 0) child_fail(plan, "cannot fork", nullptr);
   if (pid == 0) {
     sigset_t none;

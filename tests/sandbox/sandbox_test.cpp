@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -819,6 +821,52 @@ TEST_F(SandboxTest, RunInteractiveReentersASavedSpecAfterTheDirectoryMoved) {
   EXPECT_EQ(*status, 7);
   EXPECT_TRUE(remove_sandbox(kept));
   EXPECT_FALSE(path_exists(kept));
+}
+
+TEST_F(SandboxTest, AnInteractiveSandboxNeverWaitsForALockHeldByAnotherThread) {
+  // The init is a clone of a multi-threaded caller: a lock another thread
+  // held at that moment stays held in the init for ever. Starting the
+  // program with glibc's fork() would run the pthread_atfork handlers (the
+  // network namespace factory has one) and take such locks.
+  static std::mutex held;
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    ::pthread_atfork([] { held.lock(); }, [] { held.unlock(); }, [] { held.unlock(); });
+  });
+  std::atomic<bool> locked{false}, release{false};
+  std::thread holder([&] {
+    std::lock_guard lock(held);
+    locked = true;
+    while (!release) std::this_thread::sleep_for(10ms);
+  });
+  while (!locked) std::this_thread::sleep_for(1ms);
+  std::atomic<bool> done{false};
+  Result<int> status = 0;
+  std::thread shell([&] {
+    status = run_interactive(m_spec, {"sh", "-c", "exit 3"});
+    done = true;
+  });
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (!done && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+  if (!done) {
+    ADD_FAILURE() << "the interactive sandbox is stuck";
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      auto stat = read_file(entry.path().string() + "/stat");
+      if (!stat) continue;
+      auto close = stat->rfind(')');
+      if (close == std::string::npos || close + 2 > stat->size()) continue;
+      std::istringstream rest(stat->substr(close + 2));
+      std::string state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == ::getpid()) ::kill(std::stoi(entry.path().filename().string()), SIGKILL);
+    }
+  }
+  shell.join();
+  release = true;
+  holder.join();
+  ASSERT_TRUE(status) << status.error().to_string();
+  EXPECT_EQ(*status, 3);
 }
 
 TEST_F(SandboxTest, CancellationKillsTheWholeSandboxQuickly) {
