@@ -611,21 +611,25 @@ Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
   auto gc_lock = FileLock::acquire(m.gc_lock_path(), FileLock::Kind::shared, FileLock::Wait::block);
   if (!gc_lock) return pass(gc_lock);
   if (contains(key)) return PublishOutcome::already_present;
-  auto dir = make_build_dir("fetch");
-  if (!dir) return pass(dir);
-  int dirfd = ::open(dir->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) {
-    (void)remove_tree(*dir);
-    return make_errno_error("cannot open " + *dir);
-  }
-  struct Cleanup {
-    int fd;
-    std::string dir;
-    ~Cleanup() {
-      ::close(fd);
-      (void)remove_tree(dir);
+  // The blobs this store lacks arrive in a directory of their own, made
+  // only if one is missing (an artifact made of known blobs writes no file).
+  struct FetchDir {
+    std::string path;
+    int fd = -1;
+    ~FetchDir() {
+      if (fd >= 0) ::close(fd);
+      if (!path.empty()) (void)remove_tree(path);
     }
-  } cleanup{dirfd, *dir};
+  } fetch_dir;
+  auto open_fetch_dir = [&]() -> Result<void> {
+    if (fetch_dir.fd >= 0) return {};
+    auto dir = make_build_dir("fetch");
+    if (!dir) return pass(dir);
+    fetch_dir.path = *dir;
+    fetch_dir.fd = ::open(dir->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fetch_dir.fd < 0) return make_errno_error("cannot open " + *dir);
+    return {};
+  };
   ArtifactInfo info;
   info.key = key;
   info.meta = meta;
@@ -639,15 +643,18 @@ Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
       if (done.contains(id)) continue;
       done.insert(id);
       if (m.blobs.contains_intact(id, e.size)) continue;
+      if (auto opened = open_fetch_dir(); !opened) return pass(opened);
+      const int dirfd = fetch_dir.fd;
+      const std::string& dir = fetch_dir.path;
       std::string name = "b" + std::to_string(n++);
       int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0) return make_errno_error("cannot create " + *dir + "/" + name);
+      if (fd < 0) return make_errno_error("cannot create " + dir + "/" + name);
       auto fetched = fetch(id, e.size, fd);
       ::close(fd);
       if (!fetched) return pass(fetched);
       struct stat st;
       if (::fstatat(dirfd, name.c_str(), &st, 0) != 0)
-        return make_errno_error("cannot stat " + *dir + "/" + name);
+        return make_errno_error("cannot stat " + dir + "/" + name);
       if (static_cast<std::uint64_t>(st.st_size) != e.size)
         return make_error("blob " + e.digest + " of " + e.path + " arrived with " +
                           std::to_string(st.st_size) + " bytes, not " + std::to_string(e.size));

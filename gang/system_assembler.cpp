@@ -1,9 +1,13 @@
 #include "gang/system_assembler.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_set>
@@ -14,6 +18,7 @@
 #include "sandbox/sandbox.hpp"
 #include "util/fs.hpp"
 #include "util/path_name.hpp"
+#include "util/sha256.hpp"
 
 namespace gang {
 
@@ -60,13 +65,18 @@ Result<void> write_meta(const std::string& root, const std::string& name,
   return write_file(root + "/" + baserock_meta_path(name), encode_baserock_meta(meta));
 }
 
-Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c,
-                               const std::string& root) {
+// A stratum's artifact is its members' .meta files and its own, nothing
+// else: worked out in memory (path -> contents) and published as a manifest
+// of known or new blobs, with no directory written.
+using MetaFiles = std::map<std::string, std::string>;
+
+Outcome<MetaFiles> assemble_stratum(const BuildContext& ctx, const Component& c) {
   static const std::vector<SplitRule> k_none;
   auto rules =
       SplitRuleSet::compile(definition_name(c), c.stratum_def ? c.stratum_def->products : k_none,
                             ctx.graph.split_rules ? ctx.graph.split_rules->stratum : k_none);
   if (!rules) return failed(c.path + ": " + rules.error().message);
+  MetaFiles files;
   std::vector<ChunkProducts> chunks;
   for (std::size_t member : c.chunks) {
     const Component& m = ctx.graph.components[member];
@@ -77,13 +87,50 @@ Outcome<void> assemble_stratum(const BuildContext& ctx, const Component& c,
     for (const auto& p : meta->products) products.products.push_back(p.artifact);
     if (m.chunk_def != nullptr) products.artifacts = m.chunk_def->artifacts;
     chunks.push_back(std::move(products));
-    if (auto written = write_meta(root, definition_name(m), *meta); !written)
-      return abandon(written.error().to_string());
+    files[baserock_meta_path(definition_name(m))] = encode_baserock_meta(*meta);
   }
   BaserockMeta meta{split_stratum(*rules, chunks), {}, {}, *c.cache_key};
-  if (auto written = write_meta(root, definition_name(c), meta); !written)
-    return abandon(written.error().to_string());
-  return {};
+  files[baserock_meta_path(definition_name(c))] = encode_baserock_meta(meta);
+  return files;
+}
+
+// The manifest of a tree holding `files` (mode 0644, in directories of mode
+// 0755), in walk order; `by_digest` gets each file's contents by digest.
+Manifest files_manifest(const MetaFiles& files, std::map<std::string, const std::string*>& by_digest) {
+  Manifest manifest;
+  std::set<std::string> dirs;
+  for (const auto& [path, contents] : files)
+    for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+      dirs.insert(path.substr(0, slash));
+  std::map<std::string, const std::string*> entries;  // path -> contents (nullptr: a directory)
+  for (const auto& dir : dirs) entries[dir] = nullptr;
+  for (const auto& [path, contents] : files) entries[path] = &contents;
+  // Walk order: a directory before its contents, siblings sorted by name
+  // ('/' sorts before every other byte of a name here).
+  std::vector<std::pair<std::string, const std::string*>> ordered(entries.begin(), entries.end());
+  auto walk_key = [](const std::string& path) {
+    std::string key = path;
+    std::replace(key.begin(), key.end(), '/', '\x01');
+    return key;
+  };
+  std::sort(ordered.begin(), ordered.end(),
+            [&](const auto& a, const auto& b) { return walk_key(a.first) < walk_key(b.first); });
+  for (const auto& [path, contents] : ordered) {
+    ManifestEntry e;
+    e.path = path;
+    if (contents == nullptr) {
+      e.type = ManifestEntry::Type::directory;
+      e.mode = 0755;
+    } else {
+      e.type = ManifestEntry::Type::file;
+      e.mode = 0644;
+      e.digest = sha256_hex(*contents);
+      e.size = contents->size();
+      by_digest[e.digest] = contents;
+    }
+    manifest.entries.push_back(std::move(e));
+  }
+  return manifest;
 }
 
 // Installs one stratum's selected products into root (see the header).
@@ -230,22 +277,33 @@ Commands integration_commands(const BuildGraph& graph, std::size_t index) {
 BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::string& log_path) {
   const Component& c = ctx.graph.components[index];
   auto start = std::chrono::steady_clock::now();
-  auto dir = ctx.cache.make_build_dir(c.name);
+  // A build directory for everything but a stratum (assembled in memory).
+  Result<std::string> dir = std::string();
+  if (c.kind != Kind::stratum) dir = ctx.cache.make_build_dir(c.name);
   if (!dir) return {BuildOutcome::abandoned, 0, dir.error().to_string(), log_path};
   struct Cleanup {
     std::string path;
-    ~Cleanup() { (void)remove_sandbox(path); }
+    ~Cleanup() {
+      if (!path.empty()) (void)remove_sandbox(path);
+    }
   } cleanup{*dir};
   (void)make_dirs(ctx.cache.logs_dir());
   (void)write_file(log_path, "");
 
   std::string root = *dir + "/" + std::string(to_string(c.kind));
   double stage_seconds = 0;  // installing the strata into a system
+  std::optional<MetaFiles> in_memory;  // a stratum's files, published without a directory
   auto assembled = [&]() -> Outcome<void> {
+    if (c.kind == Kind::stratum) {
+      auto files = assemble_stratum(ctx, c);
+      if (!files) return std::unexpected(files.error());
+      in_memory = std::move(*files);
+      return {};
+    }
     if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
     switch (c.kind) {
       case Kind::stratum:
-        return assemble_stratum(ctx, c, root);
+        return abandon("a stratum is assembled in memory");
       case Kind::cluster:
         return assemble_cluster(c, ctx.graph, root);
       case Kind::chunk:
@@ -275,7 +333,27 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   for (std::size_t dep : c.depends)
     meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
   auto publish_start = std::chrono::steady_clock::now();
-  auto published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
+  Result<PublishOutcome> published = PublishOutcome::already_present;
+  if (in_memory) {
+    std::map<std::string, const std::string*> by_digest;
+    Manifest manifest = files_manifest(*in_memory, by_digest);
+    published = ctx.cache.insert_fetched(
+        *c.cache_key, manifest, meta,
+        [&](const BlobId& id, std::uint64_t, int fd) -> Result<void> {
+          auto it = by_digest.find(id.digest);
+          if (it == by_digest.end()) return make_error("no contents for blob " + id.digest);
+          const std::string& contents = *it->second;
+          for (std::size_t done = 0; done < contents.size();) {
+            ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return make_errno_error("cannot write blob " + id.digest);
+            done += static_cast<std::size_t>(n);
+          }
+          return {};
+        });
+  } else {
+    published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
+  }
   double publish_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
   if (!published)

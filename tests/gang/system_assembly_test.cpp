@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "cache/artifact_cache.hpp"
 #include "definitions/cache_key.hpp"
@@ -145,6 +146,34 @@ TEST_F(SystemAssembly, AChunkRecordsItsProductsInItsArtifact) {
   EXPECT_TRUE(stratum.contains("baserock/modes.meta"));
   EXPECT_TRUE(stratum.contains("baserock/extra.meta"));
   EXPECT_FALSE(stratum.contains("usr/bin/tool"));
+  // It is published from memory: exactly its own and its members' .meta
+  // files (each the member's own bytes), in a directory, modes as written.
+  using Type = ManifestEntry::Type;
+  EXPECT_EQ(stratum.size(), 4u);
+  ASSERT_TRUE(stratum.contains("baserock"));
+  EXPECT_EQ(stratum["baserock"].type, Type::directory);
+  EXPECT_EQ(stratum["baserock"].mode, 0755u);
+  for (const char* member : {"modes", "extra"}) {
+    std::string path = std::string("baserock/") + member + ".meta";
+    auto own = manifest(k[member]);
+    ASSERT_TRUE(own.contains(path)) << member;
+    EXPECT_EQ(stratum[path].type, Type::file);
+    EXPECT_EQ(stratum[path].mode, 0644u);
+    EXPECT_EQ(stratum[path].digest, own[path].digest) << member;
+  }
+  EXPECT_EQ(stratum["baserock/core.meta"].mode, 0644u);
+  EXPECT_EQ(file_of(k["core"], "baserock/modes.meta"), file_of(k["modes"], "baserock/modes.meta"));
+  // Staged, it is what a directory of those files would be.
+  auto staged = dir.path() + "/staged-core";
+  {
+    auto opened = ArtifactCache::open(cache);
+    ASSERT_TRUE(opened);
+    ASSERT_TRUE(opened->stage(k["core"], staged, StageMode::copy));
+  }
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(staged + "/baserock"))
+    names.insert(entry.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{"core.meta", "extra.meta", "modes.meta"}));
 }
 
 TEST_F(SystemAssembly, ASystemKeepsModesSymlinksAndHardLinksExactlyAsBuilt) {
