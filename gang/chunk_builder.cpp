@@ -147,6 +147,19 @@ Result<void> record_products(const Component& c, const SplitRules& defaults,
   return write_file(install_dir + "/" + baserock_meta_path(name), encode_baserock_meta(meta));
 }
 
+// Keeps a failed build's sandbox for `gang shell` at `kept` (an older kept
+// one is replaced), its spec saved; removes it if it cannot be kept.
+// Returns whether it was kept.
+bool keep_failed_sandbox(const std::string& cache_root, const SandboxSpec* spec,
+                         const std::string& sandbox_dir, const std::string& kept) {
+  if (spec != nullptr) (void)save_spec(*spec);
+  (void)remove_sandbox(kept);
+  if (make_dirs(cache_root + "/failed") && ::rename(sandbox_dir.c_str(), kept.c_str()) == 0)
+    return true;
+  (void)remove_sandbox(sandbox_dir);
+  return false;
+}
+
 BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
                         const std::string& log_path) {
   const Component& c = ctx.graph.components[index];
@@ -166,15 +179,9 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     // A step killed by our own stop (Ctrl-C) is not the component's failure.
     if (ctx.stop.load()) return cancelled(sandbox_dir, "stop requested");
     if (!sandbox_dir.empty()) {
-      if (kept_spec != nullptr) (void)save_spec(*kept_spec);
-      // Keep the sandbox for `gang shell`; an older kept one is replaced.
       std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id);
-      (void)remove_sandbox(kept);
-      if (make_dirs(ctx.cache.root() + "/failed") && ::rename(sandbox_dir.c_str(), kept.c_str()) == 0) {
+      if (keep_failed_sandbox(ctx.cache.root(), kept_spec, sandbox_dir, kept))
         ctx.log(c.id, "Sandbox kept at " + kept + " (gang shell " + c.id + ")");
-      } else {
-        (void)remove_sandbox(sandbox_dir);
-      }
     }
     (void)ctx.cache.mark_failed(key, log_path, first_line(reason), ctx.holder);
     return {BuildOutcome::failed, 0, reason, log_path};
@@ -268,18 +275,6 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
       return fail(result->describe(), dir);
     }
   }
-  // Output that could be published but never staged (a path too long, a
-  // FIFO) is the component's failure, deterministic: not retried.
-  if (auto publishable = check_publishable(spec.install_dir); !publishable) {
-    std::string why = "cannot publish: " + publishable.error().to_string();
-    return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
-  }
-  if (c.chunk_def != nullptr && ctx.graph.split_rules != nullptr) {
-    if (auto split = record_products(c, *ctx.graph.split_rules, spec.install_dir); !split) {
-      std::string why = "cannot split the artifact: " + split.error().to_string();
-      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
-    }
-  }
   // A build that finished is published even if the target appeared
   // meanwhile (it may serve another target); only a stop request drops it.
   if (ctx.stop.load()) return cancelled(dir, "stop requested");
@@ -287,14 +282,35 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   // The publish, as a job that outlives this call when published in the
-  // background: it captures values, the cache and the remover only.
+  // background: it captures values, the cache, the remover and the graph's
+  // component and split rules (which outlive every job) only. It first
+  // walks the install directory: output that could be published but never
+  // staged (a path too long, a FIFO) and split rules that do not apply are
+  // the component's failure, deterministic (recorded, not retried).
   auto publish = [&cache = ctx.cache, &remover = ctx.remover, &stop = ctx.stop, key,
                   install_dir = spec.install_dir, meta = ctx.meta_for(duration, c.id), dir,
                   name = c.name, kept = kept_sandbox_dir(ctx.cache.root(), c.id), log_path,
-                  stage_seconds, start]() -> BuildReport {
+                  stage_seconds, start, &component = c, split_rules = ctx.graph.split_rules,
+                  saved_spec = spec, holder = ctx.holder]() -> BuildReport {
     if (stop.load()) {
       remover.add(dir);
       return {BuildOutcome::cancelled, 0, "stop requested", log_path};
+    }
+    std::string trouble;
+    if (auto publishable = check_publishable(install_dir); !publishable) {
+      trouble = "cannot publish: " + publishable.error().to_string();
+    } else if (component.chunk_def != nullptr && split_rules != nullptr) {
+      if (auto split = record_products(component, *split_rules, install_dir); !split)
+        trouble = "cannot split the artifact: " + split.error().to_string();
+    }
+    if (!trouble.empty()) {
+      if (is_machine_trouble(trouble)) {
+        remover.add(dir);
+        return {BuildOutcome::abandoned, 0, trouble, log_path};
+      }
+      (void)keep_failed_sandbox(cache.root(), &saved_spec, dir, kept);
+      (void)cache.mark_failed(key, log_path, first_line(trouble), holder);
+      return {BuildOutcome::failed, 0, trouble, log_path};
     }
     auto publish_start = std::chrono::steady_clock::now();
     auto published = cache.insert(key, install_dir, meta, Ownership::take);

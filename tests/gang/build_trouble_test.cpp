@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <map>
@@ -15,6 +16,7 @@
 #include "gang/project.hpp"
 #include "gang/step_trouble.hpp"
 #include "gang/worker.hpp"
+#include "sandbox/spec.hpp"
 #include "tests/gang/gang_process.hpp"
 #include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
@@ -329,6 +331,13 @@ TEST_F(BuildTrouble, AFifoInDestdirIsAFailureNotRetried) {
   EXPECT_NE(failure_of("piped").find("DESTDIR holds a FIFO, which an artifact cannot hold: pipe"),
             std::string::npos)
       << failure_of("piped");
+  // Found as it is published (off the worker's path): its sandbox is kept
+  // for `gang shell` all the same, spec and FIFO included.
+  std::string kept = kept_sandbox_dir(cache, "piped");
+  EXPECT_TRUE(path_exists(spec_path(kept))) << kept;
+  struct stat st {};
+  EXPECT_EQ(::lstat((kept + "/piped.inst/pipe").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
 }
 
 TEST(StepTrouble, SentSignalsAndFullDisksAreOutsideCausesACrashIsNot) {
