@@ -576,7 +576,8 @@ Result<Manifest> ArtifactCache::manifest(const std::string& key) {
 }
 
 Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::string& dir,
-                                             const ArtifactMeta& meta, Ownership ownership) {
+                                             const ArtifactMeta& meta, Ownership ownership,
+                                             const StagedCopies* copies) {
   if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
   Impl& m = *m_impl;
   // Shared with other inserts, exclusive with gc: our new blobs are not yet
@@ -590,7 +591,7 @@ Result<PublishOutcome> ArtifactCache::insert(const std::string& key, const std::
   info.meta = meta;
   {
     std::lock_guard lock(m.insert_mutex);
-    auto manifest = import_tree(dir, m.blobs, ownership);
+    auto manifest = import_tree(dir, m.blobs, ownership, copies);
     if (!manifest) return pass(manifest);
     info.size = manifest->total_size();
     info.file_count = manifest->file_count();
@@ -713,8 +714,9 @@ Result<void> ArtifactCache::stage(const std::string& key, const std::string& des
 
 Result<void> ArtifactCache::stage_paths(const std::string& key,
                                         const std::unordered_set<std::string>& paths,
-                                        const std::string& dest, StageMode mode, Verify verify) {
-  return stage_selected(key, &paths, dest, mode, verify);
+                                        const std::string& dest, StageMode mode, Verify verify,
+                                        StagedCopies* copies) {
+  return stage_selected(key, &paths, dest, mode, verify, copies);
 }
 
 Result<std::optional<std::string>> ArtifactCache::read_file(const std::string& key,
@@ -742,7 +744,8 @@ Result<std::optional<std::string>> ArtifactCache::read_file(const std::string& k
 
 Result<void> ArtifactCache::stage_selected(const std::string& key,
                                            const std::unordered_set<std::string>* paths,
-                                           const std::string& dest, StageMode mode, Verify verify) {
+                                           const std::string& dest, StageMode mode, Verify verify,
+                                           StagedCopies* copies) {
   if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
   Impl& m = *m_impl;
   auto lock = FileLock::acquire(m.key_lock_path(key), FileLock::Kind::shared, FileLock::Wait::block);
@@ -763,8 +766,9 @@ Result<void> ArtifactCache::stage_selected(const std::string& key,
   }
   std::vector<BlobId> bad;
   auto staged = paths != nullptr
-                    ? stage_tree(select_paths(*manifest, *paths), m.blobs, dest, mode, verify, &bad)
-                    : stage_tree(*manifest, m.blobs, dest, mode, verify, &bad);
+                    ? stage_tree(select_paths(*manifest, *paths), m.blobs, dest, mode, verify,
+                                 &bad, copies)
+                    : stage_tree(*manifest, m.blobs, dest, mode, verify, &bad, copies);
   if (!staged && !bad.empty()) {
     m.warn(staged.error().to_string() + "; dropping artifact " + key + " from the cache");
     for (const auto& id : bad) (void)m.blobs.remove(id);

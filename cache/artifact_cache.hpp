@@ -174,9 +174,12 @@ class ArtifactCache {
   // publication clears key's failure record. With Ownership::take the caller
   // gives dir up: its files may become the blobs (read-only from then on),
   // whatever the outcome, so the caller may only remove dir afterwards.
+  // With `copies` (from stage_paths into dir), files staged as copies and
+  // unchanged since are taken for their blobs without being read again.
   [[nodiscard]] Result<PublishOutcome> insert(const std::string& key, const std::string& dir,
                                               const ArtifactMeta& meta,
-                                              Ownership ownership = Ownership::copy);
+                                              Ownership ownership = Ownership::copy,
+                                              const StagedCopies* copies = nullptr);
   // Publishes key's artifact as described by `manifest` (another cache's:
   // a remote tier's), fetching the file blobs this store lacks: fetch(id,
   // size, fd) writes the blob's bytes into fd, an empty file in this
@@ -207,9 +210,11 @@ class ArtifactCache {
                                    StageMode mode = StageMode::hardlink, Verify verify = Verify::no);
   // Like stage(), but materialises only the entries at `paths` and the
   // directories above them (select_paths in manifest.hpp).
+  // With `copies`, every file copied is recorded there (see insert()).
   [[nodiscard]] Result<void> stage_paths(const std::string& key,
                                          const std::unordered_set<std::string>& paths,
-                                         const std::string& dest, StageMode mode, Verify verify);
+                                         const std::string& dest, StageMode mode, Verify verify,
+                                         StagedCopies* copies = nullptr);
   // The contents of the file at `path` (relative to the artifact's root) in
   // key's artifact, checked against its hash; nullopt if the artifact has no
   // such file. An error if key is not cached or the file's blob is damaged.
@@ -285,7 +290,8 @@ class ArtifactCache {
   [[nodiscard]] LmdbEnv& index_env();
   [[nodiscard]] Result<void> stage_selected(const std::string& key,
                                             const std::unordered_set<std::string>* paths,
-                                            const std::string& dest, StageMode mode, Verify verify);
+                                            const std::string& dest, StageMode mode, Verify verify,
+                                            StagedCopies* copies = nullptr);
   std::unique_ptr<Impl> m_impl;
 };
 

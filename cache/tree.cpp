@@ -33,7 +33,24 @@ struct Deferred {
 struct Importer {
   BlobStore& blobs;
   Ownership ownership = Ownership::copy;
+  const StagedCopies* copies = nullptr;
   Manifest manifest;
+
+  // The blob of a file staged as a copy and unchanged since, if the store
+  // still holds it.
+  std::optional<std::string> staged_copy(const struct stat& st) {
+    if (copies == nullptr) return std::nullopt;
+    auto it = copies->by_inode.find({st.st_dev, st.st_ino});
+    if (it == copies->by_inode.end()) return std::nullopt;
+    const StagedCopies::Copy& copy = it->second;
+    if (copy.size != static_cast<std::uint64_t>(st.st_size) || copy.ctime_sec != st.st_ctim.tv_sec ||
+        copy.ctime_nsec != st.st_ctim.tv_nsec)
+      return std::nullopt;
+    if (!blobs.contains_intact(BlobId{copy.digest, (st.st_mode & 0111) != 0}, copy.size))
+      return std::nullopt;
+    return copy.digest;
+  }
+
   struct Seen {
     std::string first;        // the path the manifest stores it under
     std::uint64_t links = 0;  // how many of its links are in the tree
@@ -132,6 +149,11 @@ struct Importer {
         }
         entry.type = ManifestEntry::Type::file;
         entry.size = static_cast<std::uint64_t>(st.st_size);
+        if (auto known = staged_copy(st)) {
+          entry.digest = std::move(*known);
+          manifest.entries.push_back(std::move(entry));
+          continue;
+        }
         // Taking a multiply-linked file waits until the walk has counted
         // its links in the tree.
         if (entry.size >= k_parallel_min_size ||
@@ -179,7 +201,8 @@ Result<void> clear(const std::string& path) {
   return make_errno_error("cannot replace " + path);
 }
 
-Result<void> copy_file(const std::string& from, const std::string& to, std::uint32_t mode) {
+Result<void> copy_file(const std::string& from, const std::string& to, std::uint32_t mode,
+                       struct stat* written = nullptr) {
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_errno_error("cannot open " + from);
   int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -224,6 +247,7 @@ Result<void> copy_file(const std::string& from, const std::string& to, std::uint
     if (n == 0) break;
   }
   if (::fchmod(out, static_cast<mode_t>(mode)) != 0) return fail("cannot chmod " + to);
+  if (written != nullptr && ::fstat(out, written) != 0) return fail("cannot stat " + to);
   ::close(in);
   if (::close(out) != 0) return make_errno_error("cannot write " + to);
   return {};
@@ -240,10 +264,11 @@ int link_or_replace(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs, Ownership ownership) {
+Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs, Ownership ownership,
+                             const StagedCopies* copies) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return make_errno_error("cannot open artifact directory " + dir);
-  Importer importer{blobs, ownership, {}, {}, {}};
+  Importer importer{blobs, ownership, copies, {}, {}, {}};
   auto walked = importer.walk(fd, "", dir);
   ::close(fd);
   if (!walked) return std::unexpected(walked.error());
@@ -253,7 +278,8 @@ Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs, Ownership
 }
 
 Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs, const std::string& dest,
-                        StageMode mode, Verify verify, std::vector<BlobId>* bad_blobs) {
+                        StageMode mode, Verify verify, std::vector<BlobId>* bad_blobs,
+                        StagedCopies* copies) {
   auto made = make_dirs(dest);
   if (!made) return made;
   std::vector<std::pair<std::string, std::uint32_t>> dir_modes;
@@ -318,7 +344,14 @@ Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs, const 
             done = make_errno_error("cannot link " + to, err);
           }
         }
-        if (copy) done = copy_file(from, to, e.mode);
+        if (copy) {
+          struct stat written {};
+          done = copy_file(from, to, e.mode, copies != nullptr ? &written : nullptr);
+          if (done && copies != nullptr)
+            copies->by_inode[{written.st_dev, written.st_ino}] = {
+                e.digest, static_cast<std::uint64_t>(written.st_size), written.st_ctim.tv_sec,
+                written.st_ctim.tv_nsec};
+        }
         if (!done) {
           if (!path_exists(from)) {
             if (bad_blobs != nullptr) bad_blobs->push_back(id);

@@ -21,7 +21,10 @@
 // entries replacing earlier ones of the same path.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cache/blob_store.hpp"
@@ -39,15 +42,33 @@ enum class StageMode { hardlink, copy };
 enum class Ownership { copy, take };
 enum class Verify { no, yes };
 
+// The files a copying stage_tree wrote, by inode: each one's blob and its
+// size and ctime once written. import_tree takes a file found here
+// unchanged (same inode, size and ctime: any write or chmod since would have
+// moved its ctime) for its blob without reading it again, if the blob is
+// still in the store: a system assembled from copies is not hashed twice.
+struct StagedCopies {
+  struct Copy {
+    std::string digest;
+    std::uint64_t size = 0;
+    std::int64_t ctime_sec = 0;
+    std::int64_t ctime_nsec = 0;
+  };
+  std::map<std::pair<std::uint64_t, std::uint64_t>, Copy> by_inode;  // (dev, ino)
+};
+
 // Stores every file under dir in the blob store and describes the tree.
 [[nodiscard]] Result<Manifest> import_tree(const std::string& dir, BlobStore& blobs,
-                                           Ownership ownership = Ownership::copy);
+                                           Ownership ownership = Ownership::copy,
+                                           const StagedCopies* copies = nullptr);
 
 // Materialises manifest under dest (created if needed). A missing or (with
 // Verify::yes) corrupt blob is an error; its id is appended to bad_blobs.
 // Hard-link staging falls back to copying when dest is on another file system.
+// With `copies`, every file copied is recorded there.
 [[nodiscard]] Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs,
                                       const std::string& dest, StageMode mode, Verify verify,
-                                      std::vector<BlobId>* bad_blobs = nullptr);
+                                      std::vector<BlobId>* bad_blobs = nullptr,
+                                      StagedCopies* copies = nullptr);
 
 }  // namespace gang

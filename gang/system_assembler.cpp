@@ -136,7 +136,7 @@ Manifest files_manifest(const MetaFiles& files, std::map<std::string, const std:
 // Installs one stratum's selected products into root (see the header).
 Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
                               const SystemMember& member, const std::string& root,
-                              const std::string& log_path) {
+                              const std::string& log_path, StagedCopies& copies) {
   const Component& s = ctx.graph.components[member.component];
   auto stratum_meta = read_meta(ctx, s);
   if (!stratum_meta) return std::unexpected(stratum_meta.error());
@@ -189,7 +189,8 @@ Outcome<void> install_stratum(const BuildContext& ctx, const Component& system,
     }
     if (kept.products.empty()) continue;
     auto staged =
-        ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy, ctx.options.verify);
+        ctx.cache.stage_paths(*m.cache_key, paths, root, StageMode::copy, ctx.options.verify,
+                              &copies);
     if (!staged) return member_trouble(m, staged.error().to_string());
     if (auto written = write_meta(root, definition_name(m), kept); !written)
       return abandon(written.error().to_string());
@@ -293,6 +294,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   std::string root = *dir + "/" + std::string(to_string(c.kind));
   double stage_seconds = 0;  // installing the strata into a system
   std::optional<MetaFiles> in_memory;  // a stratum's files, published without a directory
+  StagedCopies copies;  // a system's staged files: not hashed again when published
   auto assembled = [&]() -> Outcome<void> {
     if (c.kind == Kind::stratum) {
       auto files = assemble_stratum(ctx, c);
@@ -313,7 +315,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
     }
     auto stage_start = std::chrono::steady_clock::now();
     for (const SystemMember& member : c.strata)
-      if (auto installed = install_stratum(ctx, c, member, root, log_path); !installed)
+      if (auto installed = install_stratum(ctx, c, member, root, log_path, copies); !installed)
         return installed;
     stage_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
@@ -352,7 +354,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
           return {};
         });
   } else {
-    published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take);
+    published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take, &copies);
   }
   double publish_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();

@@ -580,6 +580,46 @@ TEST_F(ArtifactCacheTest, StagingSelectedPathsKeepsModesLinksAndOnlyThosePaths) 
   EXPECT_FALSE(cache.read_file("not-cached", "etc/secret"));
 }
 
+TEST_F(ArtifactCacheTest, StagedCopiesArePublishedWithoutBeingReadAgainUnlessChanged) {
+  std::string src = dir.path() + "/src";
+  write_tree(src, {{"a", "alpha"}, {"b", "bravo"}, {"c", "charl"}});
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("x", src, meta()));
+  std::string out = dir.path() + "/out";
+  StagedCopies copies;
+  ASSERT_TRUE(cache.stage_paths("x", {"a", "b", "c"}, out, StageMode::copy, Verify::no, &copies));
+  ASSERT_EQ(copies.by_inode.size(), 3u);
+  auto digest_of = [](const Manifest& m, const std::string& path) {
+    for (const auto& e : m.entries)
+      if (e.path == path) return e.digest;
+    return std::string();
+  };
+  auto x = cache.manifest("x");
+  ASSERT_TRUE(x);
+  // The record stands for the file's bytes: an unchanged copy is taken for
+  // the blob it names (here, deliberately, another blob of the same size),
+  // so it was not read; one written since is hashed.
+  auto a_ino = stat_of(out + "/a").st_ino;
+  for (auto& [inode, copy] : copies.by_inode)
+    if (inode.second == a_ino) copy.digest = digest_of(*x, "c");
+  ASSERT_TRUE(write_file(out + "/b", "BRAVO"));
+  ASSERT_TRUE(cache.insert("y", out, meta(), Ownership::take, &copies));
+  auto y = cache.manifest("y");
+  ASSERT_TRUE(y);
+  EXPECT_EQ(digest_of(*y, "a"), digest_of(*x, "c")) << "an unchanged copy is not read again";
+  EXPECT_EQ(digest_of(*y, "b"), sha256_hex("BRAVO")) << "a changed copy is hashed";
+  EXPECT_EQ(digest_of(*y, "c"), digest_of(*x, "c"));
+  // A record whose blob is gone is not trusted either.
+  std::string out2 = dir.path() + "/out2";
+  StagedCopies again;
+  ASSERT_TRUE(cache.stage_paths("x", {"a"}, out2, StageMode::copy, Verify::no, &again));
+  for (auto& [inode, copy] : again.by_inode) copy.digest = std::string(64, '0');
+  ASSERT_TRUE(cache.insert("z", out2, meta(), Ownership::take, &again));
+  auto z = cache.manifest("z");
+  ASSERT_TRUE(z);
+  EXPECT_EQ(digest_of(*z, "a"), sha256_hex("alpha"));
+}
+
 TEST_F(ArtifactCacheTest, CorruptBlobIsAMissWithAWarningAndVerifyDropsIt) {
   std::string src = dir.path() + "/src";
   write_tree(src, {{"f", "good contents"}, {"g", "other"}});
