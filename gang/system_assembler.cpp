@@ -1,9 +1,6 @@
 #include "gang/system_assembler.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -131,6 +128,23 @@ Manifest files_manifest(const MetaFiles& files, std::map<std::string, const std:
     manifest.entries.push_back(std::move(e));
   }
   return manifest;
+}
+
+// Publishes `files` as key's artifact, with no directory written: each
+// blob the store lacks is written from memory.
+Result<PublishOutcome> publish_files(ArtifactCache& cache, const std::string& key,
+                                     const MetaFiles& files, const ArtifactMeta& meta) {
+  std::map<std::string, const std::string*> by_digest;
+  Manifest manifest = files_manifest(files, by_digest);
+  return cache.insert_fetched(key, manifest, meta,
+                              [&](const BlobId& id, std::uint64_t, int fd) -> Result<void> {
+                                auto it = by_digest.find(id.digest);
+                                if (it == by_digest.end())
+                                  return make_error("no contents for blob " + id.digest);
+                                if (!write_all(fd, *it->second))
+                                  return make_errno_error("cannot write blob " + id.digest);
+                                return {};
+                              });
 }
 
 // Installs one stratum's selected products into root (see the header).
@@ -335,27 +349,8 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   for (std::size_t dep : c.depends)
     meta.extra["member." + ctx.graph.components[dep].name] = *ctx.graph.components[dep].cache_key;
   auto publish_start = std::chrono::steady_clock::now();
-  Result<PublishOutcome> published = PublishOutcome::already_present;
-  if (in_memory) {
-    std::map<std::string, const std::string*> by_digest;
-    Manifest manifest = files_manifest(*in_memory, by_digest);
-    published = ctx.cache.insert_fetched(
-        *c.cache_key, manifest, meta,
-        [&](const BlobId& id, std::uint64_t, int fd) -> Result<void> {
-          auto it = by_digest.find(id.digest);
-          if (it == by_digest.end()) return make_error("no contents for blob " + id.digest);
-          const std::string& contents = *it->second;
-          for (std::size_t done = 0; done < contents.size();) {
-            ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return make_errno_error("cannot write blob " + id.digest);
-            done += static_cast<std::size_t>(n);
-          }
-          return {};
-        });
-  } else {
-    published = ctx.cache.insert(*c.cache_key, root, meta, Ownership::take, &copies);
-  }
+  auto published = in_memory ? publish_files(ctx.cache, *c.cache_key, *in_memory, meta)
+                              : ctx.cache.insert(*c.cache_key, root, meta, Ownership::take, &copies);
   double publish_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_start).count();
   if (!published)

@@ -83,8 +83,7 @@ static std::string parent_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// Writes all of `contents`; false with errno set on failure.
-static bool write_all(int fd, const std::string& contents) {
+bool write_all(int fd, std::string_view contents) {
   const char* data = contents.data();
   std::size_t left = contents.size();
   while (left > 0) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "util/error.hpp"
 
@@ -23,6 +24,10 @@ namespace gang {
 // it over `path`. Readers see the old or the new contents, never a mix.
 [[nodiscard]] Result<void> write_file_atomic(const std::string& path, const std::string& contents,
                                              int mode = 0644);
+
+// Writes all of `contents` to fd (retrying short writes and EINTR); false
+// with errno set on failure.
+[[nodiscard]] bool write_all(int fd, std::string_view contents);
 
 // Writes `contents` to `path` (created or truncated) without syncing: for
 // scratch files and logs, never for anything another process relies on.
