@@ -310,23 +310,21 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   std::optional<MetaFiles> in_memory;  // a stratum's files, published without a directory
   StagedCopies copies;  // a system's staged files: not hashed again when published
   auto assembled = [&]() -> Outcome<void> {
-    if (c.kind == Kind::stratum) {
-      auto files = assemble_stratum(ctx, c);
-      if (!files) return std::unexpected(files.error());
-      in_memory = std::move(*files);
-      return {};
-    }
-    if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
     switch (c.kind) {
-      case Kind::stratum:
-        return abandon("a stratum is assembled in memory");
-      case Kind::cluster:
-        return assemble_cluster(c, ctx.graph, root);
+      case Kind::stratum: {
+        auto files = assemble_stratum(ctx, c);
+        if (!files) return std::unexpected(files.error());
+        in_memory = std::move(*files);
+        return {};
+      }
       case Kind::chunk:
         return abandon("a chunk is built, not assembled");
+      case Kind::cluster:
       case Kind::system:
         break;
     }
+    if (auto made = make_dirs(root); !made) return abandon(made.error().to_string());
+    if (c.kind == Kind::cluster) return assemble_cluster(c, ctx.graph, root);
     auto stage_start = std::chrono::steady_clock::now();
     for (const SystemMember& member : c.strata)
       if (auto installed = install_stratum(ctx, c, member, root, log_path, copies); !installed)

@@ -902,25 +902,22 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     op.gid = gid;
     plan.ops.push_back(std::move(op));
   };
-  auto bind = [&](const std::string& source, const std::string& target) {
+  auto mount = [&](const std::string& source, const std::string& target, const char* fstype,
+                   unsigned long flags, const std::string& data) {
     Op op;
     op.kind = Op::Kind::mount;
     op.source = source;
-    op.target = target;
-    op.flags = MS_BIND;
-    plan.ops.push_back(std::move(op));
-  };
-  auto mount_fs = [&](const char* fstype, const std::string& target, unsigned long flags,
-                      const std::string& data) {
-    Op op;
-    op.kind = Op::Kind::mount;
-    op.source = fstype;
     op.fstype = fstype;
     op.target = target;
     op.flags = flags;
     op.data = data;
     plan.ops.push_back(std::move(op));
   };
+  auto bind = [&](const std::string& source, const std::string& target) {
+    mount(source, target, "", MS_BIND, "");
+  };
+  auto mount_fs = [&](const char* fstype, const std::string& target, unsigned long flags,
+                      const std::string& data) { mount(fstype, target, fstype, flags, data); };
 
   plan.scratch_tmpfs = scratch_on_tmpfs(spec, user_ns);
   if (plan.scratch_tmpfs) {
@@ -1011,11 +1008,8 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
     std::string path = std::string("/proc/") + entry;
     if (::access(path.c_str(), F_OK) != 0) continue;
     bind(root + path, root + path);
-    Op op;
-    op.kind = Op::Kind::mount;
-    op.target = root + path;
-    op.flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    plan.ops.push_back(std::move(op));
+    mount("", root + path, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          "");
   }
   // nodev: the host's device nodes below are bind mounts, which keep their
   // own mount's flags; a node made in /dev would not work.
@@ -1378,7 +1372,6 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
   std::string text;
   bool status_open = true;
-  bool reported = false;
   LaunchOutcome outcome;
   int init_status = 0;
   for (;;) {
@@ -1398,7 +1391,6 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
       if (return_at_report && !outcome.cancelled && has_final_report(text)) {
         running.release();
         defer_reap(pid);
-        reported = true;
         break;
       }
     }
@@ -1413,7 +1405,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
     }
     if (waited < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
   }
-  if (!reported) (void)read_available(status_read.get(), text);
+  (void)read_available(status_read.get(), text);  // what came after the last wake-up
   if (!text.empty() && text.front() == 'E') return make_error("sandbox: " + text.substr(1));
   int current = -1;
   for (std::size_t at = 0; at + sizeof(Report) <= text.size(); at += sizeof(Report)) {
