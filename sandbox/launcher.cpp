@@ -133,6 +133,11 @@ struct Plan {
   int output_fd = -1;  // command mode
   int null_fd = -1;    // command mode
   int netns_fd = -1;   // a prepared network namespace to enter (NetnsFactory), or -1
+  // A held sandbox (Launcher::start): the read end of the pipe its commands
+  // wait on, once the sandbox is built. One byte: run them; end of file:
+  // the caller dropped the sandbox, exit without running anything. -1: run
+  // at once.
+  int go_fd = -1;
   // The caller's environment block (/proc/PID/environ reads this range of
   // the init's memory, a copy of the caller's): wiped in the init.
   char* env_start = nullptr;
@@ -543,8 +548,9 @@ void child_keep_uppers(const Plan& plan, int scratch, int disk) {
 
 int child_main(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
-  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd, plan.netns_fd};
-  child_close_other_fds(keep, 5);
+  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd,
+                plan.null_fd,   plan.netns_fd,       plan.go_fd};
+  child_close_other_fds(keep, 6);
   if (plan.netns_fd >= 0) {
     if (::setns(plan.netns_fd, CLONE_NEWNET) != 0)
       child_fail(plan, "cannot enter the sandbox's network namespace", nullptr);
@@ -632,6 +638,14 @@ int child_main(void* arg) {
   }
   // Only stdin, stdout and stderr reach the commands.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (plan.go_fd >= 0) {
+    char go = 0;
+    ssize_t got;
+    do got = ::read(plan.go_fd, &go, 1);
+    while (got < 0 && errno == EINTR);
+    if (got != 1) ::_exit(0);  // dropped before it ran anything
+    ::close(plan.go_fd);
+  }
 
   Report report{'S', -1, 0};
   for (std::size_t i = 0; i < plan.argvs.size(); ++i) {
@@ -1258,13 +1272,30 @@ const char* host_multiarch_triplet() {
 #endif
 }
 
-Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const Invocation& what,
-                                                const StepControl& control) {
+namespace {
+
+// A sandbox this process started: what waiting for it and dropping it need.
+struct Started {
+  pid_t pid = -1;
+  Fd status_read;
+  Fd alive_write;  // the init dies when it closes (the caller is gone)
+  Fd go_write;     // a held sandbox: one byte runs its commands
+  std::optional<TerminalGuard> terminal;  // gang shell
+  std::optional<RunningSandbox> running;  // in the job-control relay until it ends
+  bool interactive = false;
+  // A build's init whose upper layers the caller does not read: not waited
+  // for once it has reported the end of its last command.
+  bool return_at_report = false;
+};
+
+Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const Invocation& what,
+                                               bool hold) {
   if (auto ok = validate_spec(spec); !ok) return std::unexpected(ok.error());
   unreaped_inits().reap(false);
   const bool interactive = what.commands.empty();
   if (interactive && what.argv.empty()) return make_error("sandbox: nothing to run");
   if (!interactive && what.output_fd < 0) return make_error("sandbox: no output file");
+  if (interactive && hold) return make_error("sandbox: an interactive sandbox cannot be held");
 
   Plan plan;
   plan.user_ns = ::geteuid() != 0;
@@ -1278,7 +1309,8 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok)
     return std::unexpected(ok.error());
 
-  // argv/envp arrays point into `what`, which outlives the child.
+  // argv/envp arrays point into `what`; the child has its own copy of them
+  // (clone without CLONE_VM copies the address space).
   auto pointers = [](const std::vector<std::string>& strings) {
     std::vector<char*> out;
     out.reserve(strings.size() + 1);
@@ -1298,9 +1330,11 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
     }
   }
 
+  auto started = std::make_unique<Started>();
+  started->interactive = interactive;
   int status_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
-  Fd status_read(status_pipe[0]);
+  started->status_read = Fd(status_pipe[0]);
   auto status_write = high_fd(status_pipe[1], "a pipe");
   ::close(status_pipe[1]);
   if (!status_write) return std::unexpected(status_write.error());
@@ -1308,8 +1342,18 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   if (::pipe2(alive_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
   auto alive_read = high_fd(alive_pipe[0], "a pipe");
   ::close(alive_pipe[0]);
-  Fd alive_write(alive_pipe[1]);
+  started->alive_write = Fd(alive_pipe[1]);
   if (!alive_read) return std::unexpected(alive_read.error());
+  Fd go_read;
+  if (hold) {
+    int go_pipe[2];
+    if (::pipe2(go_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
+    auto moved = high_fd(go_pipe[0], "a pipe");
+    ::close(go_pipe[0]);
+    started->go_write = Fd(go_pipe[1]);
+    if (!moved) return std::unexpected(moved.error());
+    go_read = std::move(*moved);
+  }
   Fd output, null;
   if (!interactive) {
     auto out = high_fd(what.output_fd, "the log");
@@ -1324,9 +1368,10 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   }
   plan.status_fd = status_write->get();
   plan.keepalive_read = alive_read->get();
-  plan.keepalive_write = alive_write.get();
+  plan.keepalive_write = started->alive_write.get();
   plan.output_fd = output.get();
   plan.null_fd = null.get();
+  plan.go_fd = go_read.get();
 
   Stack stack;
   if (!stack.ok()) return make_errno_error("cannot allocate a stack for the sandbox");
@@ -1340,8 +1385,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   plan.loopback_up = plan.loopback_up && netns.get() < 0;  // a prepared one has lo up
   if (plan.user_ns) flags |= CLONE_NEWUSER;
 
-  std::optional<TerminalGuard> terminal;
-  if (interactive) terminal.emplace();
+  if (interactive) started->terminal.emplace();
   pid_t pid = ::clone(child_main, stack.top(), flags, &plan);
   if (pid < 0) {
     int err = errno;
@@ -1351,12 +1395,20 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
                                 : "cannot create the sandbox's namespaces",
                             err);
   }
-  RunningSandbox running(pid);
-  status_write->reset();
-  alive_read->reset();
-  output.reset();
-  null.reset();
-  netns.reset();  // the sandbox holds it now: it goes when the sandbox ends
+  started->pid = pid;
+  started->running.emplace(pid);
+  started->return_at_report = !interactive && plan.scratch_tmpfs;
+  // (status_write, alive_read, go_read, output, null and netns close here:
+  // the sandbox holds its own copies, and goes when it ends)
+  return started;
+}
+
+// Waits for a started sandbox to end, or (a build whose upper layers the
+// caller does not read) to report the end of its last command.
+Result<LaunchOutcome> wait_sandbox(Started& started, const StepControl& control) {
+  const pid_t pid = started.pid;
+  auto& running = *started.running;
+  Fd& status_read = started.status_read;
   if (control.on_start) control.on_start(pid);
 
   // The pidfd turns readable when the init is gone, which wakes the caller
@@ -1367,7 +1419,6 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   // namespaces and mounts, runs on while the caller goes on, and it is
   // reaped by a later launch or when this process exits (UnreapedInits).
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  const bool return_at_report = !interactive && plan.scratch_tmpfs;
   const int timeout_ms = control.should_stop ? k_stop_poll_interval_ms : -1;
   ::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
   std::string text;
@@ -1388,7 +1439,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
     if (ready < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
     if (status_open) {
       status_open = read_available(status_read.get(), text);
-      if (return_at_report && !outcome.cancelled && has_final_report(text)) {
+      if (started.return_at_report && !outcome.cancelled && has_final_report(text)) {
         running.release();
         defer_reap(pid);
         break;
@@ -1405,6 +1456,7 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
     }
     if (waited < 0 && errno != EINTR) return make_errno_error("cannot wait for the sandbox");
   }
+  started.pid = -1;  // reaped, or left to UnreapedInits
   (void)read_available(status_read.get(), text);  // what came after the last wake-up
   if (!text.empty() && text.front() == 'E') return make_error("sandbox: " + text.substr(1));
   int current = -1;
@@ -1426,6 +1478,77 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
   if (WIFEXITED(init_status) && WEXITSTATUS(init_status) == 125 && !outcome.cancelled)
     return make_error("sandbox: the sandbox init failed before running anything");
   return outcome;
+}
+
+// A held NamespaceLauncher sandbox.
+class HeldNamespaceSandbox final : public HeldSandbox {
+ public:
+  explicit HeldNamespaceSandbox(std::unique_ptr<Started> started)
+      : m_started(std::move(started)) {}
+  ~HeldNamespaceSandbox() override {
+    if (m_started->pid <= 0) return;
+    // Dropped before it ran: the init reads the end of the go pipe and
+    // exits; killed too, in case it is still building the root.
+    m_started->go_write.reset();
+    ::kill(m_started->pid, SIGKILL);
+    m_started->running.reset();
+    defer_reap(m_started->pid);
+  }
+  HeldNamespaceSandbox(const HeldNamespaceSandbox&) = delete;
+  HeldNamespaceSandbox& operator=(const HeldNamespaceSandbox&) = delete;
+
+  Result<LaunchOutcome> run(const StepControl& control) override {
+    if (m_started->pid <= 0) return make_error("sandbox: already run");
+    char go = 1;
+    ssize_t wrote;
+    do wrote = ::write(m_started->go_write.get(), &go, 1);
+    while (wrote < 0 && errno == EINTR);
+    m_started->go_write.reset();
+    // (a failed write means the init is gone: the wait reports how it ended)
+    return wait_sandbox(*m_started, control);
+  }
+
+ private:
+  std::unique_ptr<Started> m_started;
+};
+
+// The default Launcher::start: copies of the spec and commands, launched
+// in full by run().
+class DeferredLaunch final : public HeldSandbox {
+ public:
+  DeferredLaunch(Launcher& launcher, SandboxSpec spec, Invocation what)
+      : m_launcher(launcher), m_spec(std::move(spec)), m_what(std::move(what)) {}
+  Result<LaunchOutcome> run(const StepControl& control) override {
+    return m_launcher.launch(m_spec, m_what, control);
+  }
+
+ private:
+  Launcher& m_launcher;
+  SandboxSpec m_spec;
+  Invocation m_what;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HeldSandbox>> Launcher::start(const SandboxSpec& spec,
+                                                     const Invocation& what) {
+  if (what.commands.empty()) return make_error("sandbox: only commands can be held");
+  return std::make_unique<DeferredLaunch>(*this, spec, what);
+}
+
+Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const Invocation& what,
+                                                const StepControl& control) {
+  auto started = start_sandbox(spec, what, false);
+  if (!started) return std::unexpected(started.error());
+  return wait_sandbox(**started, control);
+}
+
+Result<std::unique_ptr<HeldSandbox>> NamespaceLauncher::start(const SandboxSpec& spec,
+                                                              const Invocation& what) {
+  if (what.commands.empty()) return make_error("sandbox: only commands can be held");
+  auto started = start_sandbox(spec, what, true);
+  if (!started) return std::unexpected(started.error());
+  return std::make_unique<HeldNamespaceSandbox>(std::move(*started));
 }
 
 }  // namespace gang

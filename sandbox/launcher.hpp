@@ -18,7 +18,8 @@
 // relay_job_control_to_sandboxes() passes SIGTSTP/SIGCONT on to its
 // sandboxes, which stop and resume the commands.
 //
-// Concurrency: launch() blocks the calling thread until the sandbox is gone.
+// Concurrency: launch() blocks the calling thread until the sandbox is gone
+// (start() returns once the init exists; its run() blocks as launch() does).
 // Several threads or processes may launch sandboxes at once as long as their
 // sandbox directories differ; lower layers may be shared. Because
 // PR_SET_PDEATHSIG follows the parent *thread*, the calling thread must not
@@ -28,6 +29,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,16 @@ struct LaunchOutcome {
   bool init_killed = false;
 };
 
+// A sandbox started by Launcher::start whose commands wait for run().
+// Destroying it without run() kills it: nothing of its commands runs.
+class HeldSandbox {
+ public:
+  virtual ~HeldSandbox() = default;
+  // Lets the commands run and waits for them, as Launcher::launch does
+  // (an error there may also be one of building the sandbox). Once only.
+  [[nodiscard]] virtual Result<LaunchOutcome> run(const StepControl& control) = 0;
+};
+
 class Launcher {
  public:
   virtual ~Launcher() = default;
@@ -91,6 +103,13 @@ class Launcher {
   [[nodiscard]] virtual Result<LaunchOutcome> launch(const SandboxSpec& spec,
                                                      const Invocation& what,
                                                      const StepControl& control) = 0;
+  // Command mode only: starts building the sandbox and returns without
+  // waiting; the commands start when the result's run() is called, so a
+  // caller can build the next sandbox while the current one's commands run.
+  // The default keeps copies of `spec` and `what` and launches them in
+  // run(); the launcher must outlive the result.
+  [[nodiscard]] virtual Result<std::unique_ptr<HeldSandbox>> start(const SandboxSpec& spec,
+                                                                   const Invocation& what);
 };
 
 // The host's Debian-style multiarch triplet (e.g. "x86_64-linux-gnu"), the
@@ -116,6 +135,12 @@ class NamespaceLauncher final : public Launcher {
  public:
   [[nodiscard]] Result<LaunchOutcome> launch(const SandboxSpec& spec, const Invocation& what,
                                              const StepControl& control) override;
+  // The init builds the root (mounts, pivot_root, the commands' user
+  // namespace) at once, then waits on a pipe. The result does not refer to
+  // this launcher. The calling thread must also be the one that calls
+  // run(), and must not exit before (PR_SET_PDEATHSIG follows it).
+  [[nodiscard]] Result<std::unique_ptr<HeldSandbox>> start(const SandboxSpec& spec,
+                                                           const Invocation& what) override;
 };
 
 }  // namespace gang

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include "util/fs.hpp"
 
@@ -97,49 +98,94 @@ std::vector<std::string> tail_lines(const std::string& path, std::size_t count) 
   return lines;
 }
 
-Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
+HeldSteps::HeldSteps(HeldSteps&& other) noexcept
+    : m_result(std::move(other.m_result)),
+      m_commands(std::move(other.m_commands)),
+      m_step_of(std::move(other.m_step_of)),
+      m_log_path(std::move(other.m_log_path)),
+      m_log_fd(std::exchange(other.m_log_fd, -1)),
+      m_sandbox(std::move(other.m_sandbox)) {}
+
+HeldSteps& HeldSteps::operator=(HeldSteps&& other) noexcept {
+  if (this != &other) {
+    m_sandbox.reset();
+    if (m_log_fd >= 0) ::close(m_log_fd);
+    m_result = std::move(other.m_result);
+    m_commands = std::move(other.m_commands);
+    m_step_of = std::move(other.m_step_of);
+    m_log_path = std::move(other.m_log_path);
+    m_log_fd = std::exchange(other.m_log_fd, -1);
+    m_sandbox = std::move(other.m_sandbox);
+  }
+  return *this;
+}
+
+HeldSteps::~HeldSteps() {
+  m_sandbox.reset();  // (dropped: killed before anything ran)
+  if (m_log_fd >= 0) ::close(m_log_fd);
+}
+
+Result<HeldSteps> hold_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
                              const std::string& log_path, const StepOptions& options) {
-  StepResult result;
+  HeldSteps held;
   Invocation what;
-  std::vector<std::size_t> step_of;  // index into `steps`, per command
   std::optional<std::vector<std::string>> env[2];
-  for (std::size_t s = 0; s < steps.size(); ++s) {
-    const Step& step = steps[s];
+  for (const Step& step : steps) {
     if (step.commands.empty()) continue;
-    result.step = step.name;
+    held.m_result.step = step.name;
     auto& kind_env = env[step.kind == StepKind::build ? 0 : 1];
     if (!kind_env) kind_env = sandbox_environment(spec, step.kind);
     for (const auto& command : step.commands) {
       what.commands.push_back({command, step.name, *kind_env});
-      step_of.push_back(s);
+      held.m_commands.push_back(command);
+      held.m_step_of.push_back(step.name);
     }
   }
-  if (what.commands.empty()) return result;
-  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return make_errno_error("cannot open the build log " + log_path);
-  what.output_fd = log_fd;
+  if (what.commands.empty()) return held;
+  held.m_log_path = log_path;
+  held.m_log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (held.m_log_fd < 0) return make_errno_error("cannot open the build log " + log_path);
+  what.output_fd = held.m_log_fd;
   NamespaceLauncher real;
   Launcher& launcher = options.launcher != nullptr ? *options.launcher : real;
-  auto outcome = launcher.launch(spec, what, options.control);
-  ::close(log_fd);
+  auto sandbox = launcher.start(spec, what);
+  if (!sandbox) return std::unexpected(sandbox.error());
+  held.m_sandbox = std::move(*sandbox);
+  return held;
+}
+
+Result<StepResult> HeldSteps::run(const StepControl& control) {
+  if (!m_sandbox) return m_result;
+  auto outcome = m_sandbox->run(control);
+  m_sandbox.reset();
+  ::close(m_log_fd);
+  m_log_fd = -1;
   if (!outcome) return std::unexpected(outcome.error());
+  StepResult result = m_result;
   if (outcome->failed_index < 0 && !outcome->cancelled) return result;
 
   result.ok = false;
   result.cancelled = outcome->cancelled;
   result.sandbox_killed = outcome->init_killed && !outcome->cancelled;
   std::size_t index = std::min(static_cast<std::size_t>(std::max(0, outcome->failed_index)),
-                               what.commands.size() - 1);
-  result.step = steps[step_of[index]].name;
-  result.command = what.commands[index].text;
+                               m_commands.size() - 1);
+  result.step = m_step_of[index];
+  result.command = m_commands[index];
   int status = outcome->wait_status;
   if (WIFSIGNALED(status)) {
     result.signal = WTERMSIG(status);
   } else if (WIFEXITED(status)) {
     result.exit_status = WEXITSTATUS(status);
   }
-  result.last_lines = tail_lines(log_path, k_failure_log_lines);
+  result.last_lines = tail_lines(m_log_path, k_failure_log_lines);
   return result;
+}
+
+Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
+                             const std::string& log_path, const StepOptions& options) {
+  auto held = hold_steps(spec, steps, log_path, options);
+  if (!held) return std::unexpected(held.error());
+  return held->run(options.control);
 }
 
 Result<StepResult> run_step(const SandboxSpec& spec, const std::string& step,

@@ -16,6 +16,7 @@
 // sandbox directory must be used by one run at a time.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +73,35 @@ struct StepOptions {
 // Steps without commands are skipped; none at all succeeds without starting
 // a sandbox. options.kind is ignored.
 [[nodiscard]] Result<StepResult> run_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
+                                           const std::string& log_path,
+                                           const StepOptions& options = {});
+
+// run_steps in two halves, so that a caller can build the next sandbox
+// while the current one's commands run: hold_steps() opens the log and
+// starts building the sandbox (Launcher::start); run() lets the commands
+// run and reports as run_steps() does. Destroyed without run(), the
+// sandbox is dropped with nothing run. options.control is ignored (run()
+// takes its own).
+class HeldSteps {
+ public:
+  HeldSteps() = default;
+  HeldSteps(HeldSteps&&) noexcept;
+  HeldSteps& operator=(HeldSteps&&) noexcept;
+  ~HeldSteps();
+  [[nodiscard]] Result<StepResult> run(const StepControl& control);
+
+ private:
+  friend Result<HeldSteps> hold_steps(const SandboxSpec&, const std::vector<Step>&,
+                                      const std::string&, const StepOptions&);
+  StepResult m_result;  // when every command succeeds
+  std::vector<std::string> m_commands;
+  std::vector<std::string> m_step_of;  // the step of each command
+  std::string m_log_path;
+  int m_log_fd = -1;
+  std::unique_ptr<HeldSandbox> m_sandbox;  // null: no commands
+};
+
+[[nodiscard]] Result<HeldSteps> hold_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
                                            const std::string& log_path,
                                            const StepOptions& options = {});
 

@@ -76,6 +76,17 @@ bool make_shell_layer(const std::string& layer) {
   return true;
 }
 
+// This process's children (every thread's), zombies included.
+std::set<pid_t> child_pids() {
+  std::set<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t pid; in >> pid;) out.insert(pid);
+  }
+  return out;
+}
+
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -927,6 +938,68 @@ TEST_F(SandboxTest, NoProcessOfABuildOutlivesItsResult) {
   errno = 0;
   EXPECT_EQ(::waitpid(init, nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(SandboxTest, AHeldSandboxRunsNothingUntilRunAndOnlyOnce) {
+  // The sandbox is built at once, but its commands wait for run().
+  auto held = hold_steps(m_spec, {Step{"build", StepKind::build, {"echo ran >> marker"}}}, m_log);
+  ASSERT_TRUE(held) << held.error().to_string();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(path_exists(in_build("marker")));
+  pid_t init = -1;
+  StepControl control;
+  control.on_start = [&](pid_t pid) { init = pid; };
+  auto result = held->run(control);
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_TRUE(result->ok) << result->describe();
+  EXPECT_GT(init, 0);
+  EXPECT_EQ(read_file(in_build("marker")).value_or(""), "ran\n");
+  // A second run() runs nothing again.
+  auto again = held->run(control);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(read_file(in_build("marker")).value_or(""), "ran\n");
+}
+
+TEST_F(SandboxTest, ADroppedHeldSandboxRunsNothingAndLeavesNoProcess) {
+  std::set<pid_t> before = child_pids();
+  {
+    auto held = hold_steps(m_spec, {Step{"build", StepKind::build, {"echo ran >> marker"}}}, m_log);
+    ASSERT_TRUE(held) << held.error().to_string();
+    std::this_thread::sleep_for(100ms);  // (built by now, waiting)
+  }
+  {
+    // Dropped while the init may still be building the root.
+    auto held = hold_steps(m_spec, {Step{"build", StepKind::build, {"echo ran >> marker"}}}, m_log);
+    ASSERT_TRUE(held) << held.error().to_string();
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(path_exists(in_build("marker")));
+  // Their inits are reaped by the next launch: no process and no zombie stay.
+  auto next = run({"true"});
+  ASSERT_TRUE(next && next->ok);
+  std::this_thread::sleep_for(100ms);
+  pid_t last = -1;  // (this one's init is itself left to the next launch)
+  StepOptions options;
+  options.control.on_start = [&](pid_t pid) { last = pid; };
+  ASSERT_TRUE(run({"true"}, "build", options));
+  for (pid_t pid : child_pids())
+    EXPECT_TRUE(before.contains(pid) || pid == last) << "left behind: " << pid;
+}
+
+TEST_F(SandboxTest, AHeldSandboxKilledFromOutsideIsReportedKilledByRun) {
+  std::set<pid_t> before = child_pids();
+  auto held = hold_steps(m_spec, {Step{"build", StepKind::build, {"echo ran >> marker"}}}, m_log);
+  ASSERT_TRUE(held) << held.error().to_string();
+  std::vector<pid_t> inits;
+  for (pid_t pid : child_pids())
+    if (!before.contains(pid)) inits.push_back(pid);
+  ASSERT_EQ(inits.size(), 1u);
+  ASSERT_EQ(::kill(inits[0], SIGKILL), 0);
+  auto result = held->run({});
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_FALSE(result->ok);
+  EXPECT_TRUE(result->sandbox_killed);
+  EXPECT_FALSE(path_exists(in_build("marker")));
 }
 
 TEST_F(SandboxTest, SigtermToTheInitStopsTheStep) {
