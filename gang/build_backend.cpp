@@ -173,8 +173,8 @@ Result<ClaimReply> BuildBackend::claim_locally(const std::string& key) {
   }
   switch (outcome->kind) {
     case ClaimOutcome::Kind::won:
-      m_building_key = key;
-      m_last_renew_ms = now_ms();
+      if (m_claimed.empty()) m_last_renew_ms = now_ms();
+      m_claimed.insert(key);
       return ClaimReply{ClaimStatus::won, {}};
     case ClaimOutcome::Kind::held_by_other:
       return ClaimReply{ClaimStatus::held_by_other,
@@ -191,7 +191,7 @@ Result<ClaimReply> BuildBackend::claim_locally(const std::string& key) {
 void BuildBackend::release(const std::string& key) {
   if (auto released = m_cache.release(key, m_holder); !released)
     log("", "cannot release claim on " + key + ": " + released.error().to_string());
-  if (m_building_key == key) m_building_key.clear();
+  m_claimed.erase(key);
   // A lease still held here was not handed to an upload: give it up now.
   if (m_lease_key == key && m_options.remote != nullptr) m_options.remote->release_lease(key);
   if (m_lease_key == key) m_lease_key.clear();
@@ -215,8 +215,8 @@ bool BuildBackend::should_stop() {
   if (m_stop.load()) return true;
   const Component& target = m_graph.components[m_options.target];
   if (target.cache_key && m_cache.contains(*target.cache_key)) return true;
-  if (!m_building_key.empty() && now_ms() - m_last_renew_ms > k_renew_every_ms) {
-    (void)m_cache.renew(m_building_key, m_holder);
+  if (!m_claimed.empty() && now_ms() - m_last_renew_ms > k_renew_every_ms) {
+    for (const auto& key : m_claimed) (void)m_cache.renew(key, m_holder);
     m_last_renew_ms = now_ms();
   }
   RemoteTier* remote = m_options.remote;
@@ -237,18 +237,54 @@ bool BuildBackend::should_stop() {
   return false;
 }
 
-BuildReport BuildBackend::build(std::size_t index) {
-  const Component& c = m_graph.components[index];
-  auto start = std::chrono::steady_clock::now();
-  std::string log_path = m_cache.logs_dir() + "/" + name_to_leaf(*c.cache_key) + ".log";
-  BuildContext ctx{m_graph, m_cache, m_options, m_holder, m_remover, m_trees, m_stop,
-                   [this] { return should_stop(); }, nullptr};
+BuildContext BuildBackend::context(std::size_t index) {
+  BuildContext ctx{m_graph,  m_cache, m_options, m_holder, m_remover,
+                   m_trees,  m_stop,  [this] { return should_stop(); }, nullptr, nullptr};
   if (m_options.remote == nullptr)
     ctx.publish_later = [this, index](std::function<BuildReport()> job) {
       m_publisher.submit(index, std::move(job));
     };
-  BuildReport report = c.kind == Kind::chunk ? build_chunk(ctx, m_git, index, log_path)
-                                             : assemble(ctx, index, log_path);
+  return ctx;
+}
+
+std::string BuildBackend::log_path(std::size_t index) const {
+  return m_cache.logs_dir() + "/" + name_to_leaf(*m_graph.components[index].cache_key) + ".log";
+}
+
+bool BuildBackend::can_prepare(std::size_t index) {
+  return !m_prepared && m_options.remote == nullptr && !m_stop.load() &&
+         m_graph.components[index].kind == Kind::chunk;
+}
+
+void BuildBackend::prepare(std::size_t index) {
+  if (!can_prepare(index)) return;
+  m_prepared_index = index;
+  m_prepared = prepare_chunk(context(index), m_git, index, log_path(index));
+}
+
+void BuildBackend::drop_prepared(std::size_t index) {
+  if (m_prepared && m_prepared_index == index) m_prepared.reset();
+}
+
+BuildReport BuildBackend::build(std::size_t index, const std::function<void()>& meanwhile) {
+  const Component& c = m_graph.components[index];
+  auto start = std::chrono::steady_clock::now();
+  BuildReport report;
+  if (m_prepared && m_prepared_index == index) {
+    auto prepared = std::move(*m_prepared);
+    m_prepared.reset();
+    if (auto* ended = std::get_if<BuildReport>(&prepared)) {
+      report = std::move(*ended);
+    } else {
+      auto& chunk = std::get<std::unique_ptr<PreparedChunk>>(prepared);
+      report = chunk->run(meanwhile);
+    }
+  } else {
+    BuildContext ctx = context(index);
+    ctx.meanwhile = meanwhile;
+    report = c.kind == Kind::chunk ? build_chunk(ctx, m_git, index, log_path(index))
+                                   : assemble(ctx, index, log_path(index));
+  }
   if (report.outcome == BuildOutcome::publishing) return report;
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

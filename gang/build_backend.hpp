@@ -14,6 +14,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <variant>
 #include <string>
 #include <unordered_map>
 
@@ -23,6 +27,7 @@
 #include "gang/background_publisher.hpp"
 #include "gang/background_remover.hpp"
 #include "gang/build_context.hpp"
+#include "gang/chunk_builder.hpp"
 #include "gang/config.hpp"
 #include "gang/worker.hpp"
 
@@ -52,7 +57,13 @@ class BuildBackend final : public WorkerBackend {
   // A chunk is published in the background (BackgroundPublisher) unless a
   // remote tier is configured (its leases follow one build at a time): it
   // returns `publishing`, and its final report comes through finished().
-  BuildReport build(std::size_t index) override;
+  BuildReport build(std::size_t index) override { return build(index, {}); }
+  BuildReport build(std::size_t index, const std::function<void()>& meanwhile) override;
+  // Chunks, without a remote tier (whose leases follow one build at a
+  // time), while no stop is requested.
+  bool can_prepare(std::size_t index) override;
+  void prepare(std::size_t index) override;
+  void drop_prepared(std::size_t index) override;
   std::vector<std::pair<std::size_t, BuildReport>> finished() override;
   void drain() override { m_publisher.drain(); }
   void wait_for_change(int timeout_ms) override;
@@ -64,6 +75,8 @@ class BuildBackend final : public WorkerBackend {
   // --retry-failed.
   [[nodiscard]] std::optional<std::string> failure_reason(const FailureRecord& record) const;
   [[nodiscard]] bool should_stop();
+  [[nodiscard]] BuildContext context(std::size_t index);
+  [[nodiscard]] std::string log_path(std::size_t index) const;
   void log(const std::string& component, const std::string& message) {
     if (m_options.log) m_options.log(component, message);
   }
@@ -78,14 +91,19 @@ class BuildBackend final : public WorkerBackend {
   // for the target).
   std::unordered_map<std::string, std::vector<std::string>> m_members;
   Holder m_holder;
-  std::string m_building_key;
+  std::set<std::string> m_claimed;  // keys this worker holds claims on (renewed while building)
   std::int64_t m_last_renew_ms = 0;
   std::string m_lease_key;  // the key whose Redis lease this worker holds
   std::int64_t m_last_lease_renew_ms = 0;
   std::unordered_map<std::string, std::string> m_names;  // key -> component id, for messages
   TreeCache m_trees;
   BackgroundRemover m_remover;
-  BackgroundPublisher m_publisher;  // last member: joined first (its jobs use the remover)
+  BackgroundPublisher m_publisher;  // joined before the remover (its jobs use it)
+  // The build prepare() set up: its item, and the prepared chunk or how it
+  // ended. Last member: a prepared chunk dropped at the end uses the
+  // remover and the trees.
+  std::size_t m_prepared_index = 0;
+  std::optional<std::variant<BuildReport, std::unique_ptr<PreparedChunk>>> m_prepared;
 };
 
 }  // namespace gang

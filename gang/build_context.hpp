@@ -53,6 +53,9 @@ struct BuildContext {
   // report) to this and returns `publishing`; the job must only touch what
   // it captures by value, the cache and the remover.
   std::function<void(std::function<BuildReport()>)> publish_later;
+  // Where set, called once while a chunk's commands run (the worker sets
+  // its next build up meanwhile: pipelining).
+  std::function<void()> meanwhile;
 
   void log(const std::string& component, const std::string& message) const {
     if (options.log) options.log(component, message);

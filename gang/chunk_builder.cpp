@@ -160,100 +160,144 @@ bool keep_failed_sandbox(const std::string& cache_root, const SandboxSpec* spec,
   return false;
 }
 
-BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
-                        const std::string& log_path) {
-  const Component& c = ctx.graph.components[index];
-  const std::string& key = *c.cache_key;
-  auto start = std::chrono::steady_clock::now();
-  const SandboxSpec* kept_spec = nullptr;
-  // Two kinds of trouble. fail(): the component itself failed (its commands
-  // or its source); recorded in the cache so that no instance retries it.
-  // abandon(): the machine failed (disk, sandbox set-up, a vanished
-  // dependency, a kill from outside: step_trouble.hpp); nothing is recorded
-  // and the worker looks again later.
-  auto cancelled = [&](const std::string& sandbox_dir, const std::string& why) -> BuildReport {
-    (void)remove_sandbox(sandbox_dir);  // at once: the worker is about to stop
-    return {BuildOutcome::cancelled, 0, why, log_path};
-  };
-  auto fail = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
+namespace {
+
+// One chunk's build: prepare() sets it up to its commands (log, sandbox
+// directory, staged trees, checkout, the sandbox held); run() runs them and
+// publishes. Two kinds of trouble. fail(): the component itself failed (its
+// commands or its source); recorded in the cache so that no instance
+// retries it. abandon(): the machine failed (disk, sandbox set-up, a
+// vanished dependency, a kill from outside: step_trouble.hpp); nothing is
+// recorded and the worker looks again later.
+class ChunkBuild final : public PreparedChunk {
+ public:
+  ChunkBuild(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
+             std::string log_path)
+      : m_ctx(ctx),
+        m_git(git),
+        m_index(index),
+        m_c(ctx.graph.components[index]),
+        m_key(*m_c.cache_key),
+        m_log_path(std::move(log_path)),
+        m_start(std::chrono::steady_clock::now()) {}
+
+  ~ChunkBuild() override {
+    if (!m_held) return;
+    // Dropped before it ran: the held sandbox is killed, its directory
+    // removed in the background (the trees are let go with this object).
+    m_held.reset();
+    m_ctx.remover.add(m_dir);
+  }
+  ChunkBuild(const ChunkBuild&) = delete;
+  ChunkBuild& operator=(const ChunkBuild&) = delete;
+
+  // nullopt when set up (run() goes on); else how the build ended.
+  std::optional<BuildReport> prepare();
+  BuildReport run(const std::function<void()>& meanwhile) override;
+
+ private:
+  BuildReport cancelled(const std::string& why) {
+    (void)remove_sandbox(m_dir);  // at once: the worker is about to stop
+    return {BuildOutcome::cancelled, 0, why, m_log_path};
+  }
+  BuildReport fail(const std::string& reason) {
     // A step killed by our own stop (Ctrl-C) is not the component's failure.
-    if (ctx.stop.load()) return cancelled(sandbox_dir, "stop requested");
-    if (!sandbox_dir.empty()) {
-      std::string kept = kept_sandbox_dir(ctx.cache.root(), c.id);
-      if (keep_failed_sandbox(ctx.cache.root(), kept_spec, sandbox_dir, kept))
-        ctx.log(c.id, "Sandbox kept at " + kept + " (gang shell " + c.id + ")");
+    if (m_ctx.stop.load()) return cancelled("stop requested");
+    if (!m_dir.empty()) {
+      std::string kept = kept_sandbox_dir(m_ctx.cache.root(), m_c.id);
+      if (keep_failed_sandbox(m_ctx.cache.root(), m_kept_spec, m_dir, kept))
+        m_ctx.log(m_c.id, "Sandbox kept at " + kept + " (gang shell " + m_c.id + ")");
     }
-    (void)ctx.cache.mark_failed(key, log_path, first_line(reason), ctx.holder);
-    return {BuildOutcome::failed, 0, reason, log_path};
-  };
-  auto abandon = [&](const std::string& reason, const std::string& sandbox_dir) -> BuildReport {
-    if (!sandbox_dir.empty()) ctx.remover.add(sandbox_dir);
-    return {BuildOutcome::abandoned, 0, reason, log_path};
-  };
+    (void)m_ctx.cache.mark_failed(m_key, m_log_path, first_line(reason), m_ctx.holder);
+    return {BuildOutcome::failed, 0, reason, m_log_path};
+  }
+  BuildReport abandon(const std::string& reason) {
+    if (!m_dir.empty()) m_ctx.remover.add(m_dir);
+    return {BuildOutcome::abandoned, 0, reason, m_log_path};
+  }
+  BuildReport publish_or_hand_over();
 
-  if (auto made = make_dirs(ctx.cache.logs_dir()); !made) return abandon(made.error().to_string(), "");
-  (void)write_file(log_path, "");  // a fresh log for this attempt
-  auto sandbox_dir = ctx.cache.make_build_dir(c.name);
-  if (!sandbox_dir) return abandon(sandbox_dir.error().to_string(), "");
-  const std::string& dir = *sandbox_dir;
+  BuildContext m_ctx;
+  const GitMirrors& m_git;
+  const std::size_t m_index;
+  const Component& m_c;
+  const std::string m_key;
+  const std::string m_log_path;
+  std::chrono::steady_clock::time_point m_start;
+  std::chrono::steady_clock::time_point m_prepared_at;
+  std::string m_dir;  // the sandbox directory, once made
+  SandboxSpec m_spec;
+  const SandboxSpec* m_kept_spec = nullptr;  // saved for `gang shell` if the build fails
+  std::vector<TreeCache::Use> m_trees_in_use;
+  double m_stage_seconds = 0;
+  std::optional<HeldSteps> m_held;  // the sandbox, built, its commands waiting
+  std::optional<std::uint64_t> m_oom_kills_before;
+};
 
-  SandboxSpec spec;
+std::optional<BuildReport> ChunkBuild::prepare() {
+  const Component& c = m_c;
+  if (auto made = make_dirs(m_ctx.cache.logs_dir()); !made) return abandon(made.error().to_string());
+  (void)write_file(m_log_path, "");  // a fresh log for this attempt
+  auto sandbox_dir = m_ctx.cache.make_build_dir(c.name);
+  if (!sandbox_dir) return abandon(sandbox_dir.error().to_string());
+  m_dir = *sandbox_dir;
+  const std::string& dir = m_dir;
+
+  SandboxSpec& spec = m_spec;
   spec.name = c.name;
   spec.sandbox_dir = dir;
-  spec.base = ctx.options.base;
+  spec.base = m_ctx.options.base;
   spec.build_dir = dir + "/" + name_to_leaf(c.name) + ".build";
   spec.install_dir = dir + "/" + name_to_leaf(c.name) + ".inst";
   spec.prefix = c.prefix;
-  spec.arch = ctx.options.arch;
-  spec.max_jobs = c.max_jobs ? *c.max_jobs : ctx.options.max_jobs;
+  spec.arch = m_ctx.options.arch;
+  spec.max_jobs = c.max_jobs ? *c.max_jobs : m_ctx.options.max_jobs;
   spec.mode = sandbox_mode(c.build_mode);
-  spec.log_path = log_path;
+  spec.log_path = m_log_path;
   if (c.source) spec.source_date_epoch = c.source->commit_time;
 
   // The dependencies, as cached read-only trees (a stratum's chunks merged
   // into one), stacked as overlay lower layers: the last group on top, as
   // if staged one after the other. The trees stay locked (in use) until
   // this build is over.
-  std::vector<std::size_t> stage = staging_set(ctx.graph, index);
+  std::vector<std::size_t> stage = staging_set(m_ctx.graph, m_index);
   auto stage_start = std::chrono::steady_clock::now();
-  std::vector<TreeCache::Use> trees_in_use;
   if (!stage.empty()) {
-    auto groups = layer_groups(ctx.graph, stage);
-    ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies as " +
-                      std::to_string(groups.size()) + " layers");
+    auto groups = layer_groups(m_ctx.graph, stage);
+    m_ctx.log(c.id, "Staging " + std::to_string(stage.size()) + " dependencies as " +
+                        std::to_string(groups.size()) + " layers");
     for (auto group = groups.rbegin(); group != groups.rend(); ++group) {
       std::vector<std::string> keys;
-      for (std::size_t dep : *group) keys.push_back(*ctx.graph.components[dep].cache_key);
-      auto tree = ctx.trees.tree(keys, ctx.options.verify);
+      for (std::size_t dep : *group) keys.push_back(*m_ctx.graph.components[dep].cache_key);
+      auto tree = m_ctx.trees.tree(keys, m_ctx.options.verify);
       if (!tree) {
         // A damaged artifact is dropped by stage(), so the worker rebuilds
         // the dependency and comes back.
         std::string names;
-        for (std::size_t dep : *group) names += (names.empty() ? "" : ", ") + ctx.graph.components[dep].name;
-        return abandon("cannot stage " + names + ": " + tree.error().to_string(), dir);
+        for (std::size_t dep : *group)
+          names += (names.empty() ? "" : ", ") + m_ctx.graph.components[dep].name;
+        return abandon("cannot stage " + names + ": " + tree.error().to_string());
       }
       spec.lower_layers.push_back(tree->path);
-      trees_in_use.push_back(std::move(*tree));
+      m_trees_in_use.push_back(std::move(*tree));
     }
   }
-  double stage_seconds =
+  m_stage_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
-  if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string(), dir);
+  if (auto made = make_dirs(spec.install_dir); !made) return abandon(made.error().to_string());
   if (!c.repo.empty()) {
-    ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
-                    (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
-    auto checked = git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
+    m_ctx.log(c.id, "Checking out " + c.repo + " " + c.ref +
+                        (c.source ? " (" + c.source->commit.substr(0, 12) + ")" : ""));
+    auto checked = m_git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
     if (!checked) {
       std::string why = "checkout failed: " + checked.error().to_string();
-      return is_machine_trouble(why) ? abandon(why, dir) : fail(why, dir);
+      return is_machine_trouble(why) ? abandon(why) : fail(why);
     }
   } else if (auto made = make_dirs(spec.build_dir); !made) {
-    return abandon(made.error().to_string(), dir);
+    return abandon(made.error().to_string());
   }
-  kept_spec = &spec;  // saved for `gang shell` only if the build fails
+  m_kept_spec = &spec;  // saved for `gang shell` only if the build fails
 
-  StepOptions step_options;
-  step_options.control.should_stop = ctx.should_stop;
   // Every step runs in one sandbox (one set of namespaces and mounts).
   std::vector<Step> steps;
   for (std::size_t step = 0; step < k_step_count; ++step) {
@@ -263,22 +307,48 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     StepKind kind = is_build_step(step_name) ? StepKind::build : StepKind::other;
     steps.push_back({std::move(step_name), kind, commands});
   }
-  if (!steps.empty()) {
-    auto oom_kills_before = oom_kill_count();
-    auto result = run_steps(spec, steps, log_path, step_options);
-    if (!result) return abandon("cannot start the sandbox: " + result.error().to_string(), dir);
-    if (result->cancelled || (!result->ok && ctx.stop.load()))
-      return cancelled(dir, ctx.stop.load() ? "stop requested" : "the target no longer needs it");
-    if (!result->ok) {
-      if (auto cause = outside_cause(*result, oom_kills_before, ctx.cache.root()))
-        return abandon(*cause, dir);
-      return fail(result->describe(), dir);
-    }
+  auto held = hold_steps(spec, steps, m_log_path);
+  if (!held) return abandon("cannot start the sandbox: " + held.error().to_string());
+  m_held = std::move(*held);
+  m_prepared_at = std::chrono::steady_clock::now();
+  return std::nullopt;
+}
+
+BuildReport ChunkBuild::run(const std::function<void()>& meanwhile) {
+  if (!m_held) return abandon("the build was not prepared");
+  // What the build took: its set-up, and its run from now (not the time it
+  // was held waiting for the previous build's commands).
+  auto now = std::chrono::steady_clock::now();
+  m_start = now - (m_prepared_at - m_start);
+  m_oom_kills_before = oom_kill_count();
+  StepControl control;
+  control.should_stop = m_ctx.should_stop;
+  if (meanwhile) control.on_start = [&meanwhile](pid_t) { meanwhile(); };
+  auto result = m_held->run(control);
+  m_held.reset();
+  if (!result) return abandon("cannot start the sandbox: " + result.error().to_string());
+  if (result->cancelled || (!result->ok && m_ctx.stop.load()))
+    return cancelled(m_ctx.stop.load() ? "stop requested" : "the target no longer needs it");
+  if (!result->ok) {
+    if (auto cause = outside_cause(*result, m_oom_kills_before, m_ctx.cache.root()))
+      return abandon(*cause);
+    return fail(result->describe());
   }
   // A build that finished is published even if the target appeared
   // meanwhile (it may serve another target); only a stop request drops it.
-  if (ctx.stop.load()) return cancelled(dir, "stop requested");
+  if (m_ctx.stop.load()) return cancelled("stop requested");
+  return publish_or_hand_over();
+}
 
+BuildReport ChunkBuild::publish_or_hand_over() {
+  const BuildContext& ctx = m_ctx;
+  const Component& c = m_c;
+  const SandboxSpec& spec = m_spec;
+  const std::string& dir = m_dir;
+  const std::string& key = m_key;
+  const std::string& log_path = m_log_path;
+  const double stage_seconds = m_stage_seconds;
+  const auto start = m_start;
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   // The publish, as a job that outlives this call when published in the
@@ -346,6 +416,22 @@ BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::siz
     return {BuildOutcome::publishing, 0, {}, log_path, stage_seconds, 0};
   }
   return publish();
+}
+
+}  // namespace
+
+std::variant<BuildReport, std::unique_ptr<PreparedChunk>> prepare_chunk(
+    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path) {
+  auto build = std::make_unique<ChunkBuild>(ctx, git, index, log_path);
+  if (auto ended = build->prepare()) return std::move(*ended);
+  return std::unique_ptr<PreparedChunk>(std::move(build));
+}
+
+BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
+                        const std::string& log_path) {
+  auto prepared = prepare_chunk(ctx, git, index, log_path);
+  if (auto* ended = std::get_if<BuildReport>(&prepared)) return std::move(*ended);
+  return std::get<std::unique_ptr<PreparedChunk>>(prepared)->run(ctx.meanwhile);
 }
 
 }  // namespace gang

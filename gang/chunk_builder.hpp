@@ -14,10 +14,14 @@
 // nowhere. A stop request is checked before any failure is recorded: a step
 // killed by our own Ctrl-C handling is `cancelled`.
 //
-// Concurrency: called by one worker thread at a time.
+// Concurrency: called by one worker thread at a time; a prepared chunk is
+// run by the thread that prepared it (its sandbox dies with that thread).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cache/git_mirrors.hpp"
@@ -26,9 +30,29 @@
 
 namespace gang {
 
-// Builds and publishes chunk `index` of ctx.graph, logging to log_path.
+// Builds and publishes chunk `index` of ctx.graph, logging to log_path:
+// prepare_chunk, then run.
 [[nodiscard]] BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git,
                                       std::size_t index, const std::string& log_path);
+
+// A chunk's build set up to its commands: its log started, its sandbox
+// directory made, its dependencies' trees staged (and held in use), its
+// source checked out and its sandbox built, held (HeldSteps). run() runs
+// the commands (calling `meanwhile`, if set, once they run), then publishes or
+// hands the publish to ctx.publish_later, as build_chunk does. Destroyed
+// without run(), the build is dropped: its sandbox is killed and its
+// directory removed in the background; nothing is recorded.
+class PreparedChunk {
+ public:
+  virtual ~PreparedChunk() = default;
+  [[nodiscard]] virtual BuildReport run(const std::function<void()>& meanwhile) = 0;
+};
+
+// Sets chunk `index`'s build up to its commands; or, when it ended before
+// them (a checkout that failed, a dependency that could not be staged, a
+// sandbox that could not be started), the final report.
+[[nodiscard]] std::variant<BuildReport, std::unique_ptr<PreparedChunk>> prepare_chunk(
+    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path);
 
 // Every path under dir (files, directories, links), relative to it, without
 // a leading '/'; the order is unspecified.

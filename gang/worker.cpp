@@ -176,11 +176,21 @@ Worker::Scan Worker::scan_once() {
     }
     anything_left |= !blocked[index];
   }
-  // Pass 2, in this worker's own order: claim and build the first ready one.
+  // Pass 2: the item set up while the last build ran comes first (its
+  // claim is held, its sandbox built); then, in this worker's own order,
+  // claim and build the first ready one.
+  m_blocked = std::move(blocked);
+  if (m_prepared != k_no_item) {
+    std::size_t index = std::exchange(m_prepared, k_no_item);
+    if (!m_cached[index] && !m_blocked[index]) return build_claimed(index);
+    m_backend.drop_prepared(index);
+    m_backend.release(m_items[index].key);
+  }
+  const std::vector<char>& blocked_now = m_blocked;
   for (std::size_t index : m_order) {
     if (m_backend.stop_requested()) return Scan::nothing_left;
     const WorkItem& item = m_items[index];
-    if (m_cached[index] || blocked[index] || m_publishing.contains(index)) continue;
+    if (m_cached[index] || blocked_now[index] || m_publishing.contains(index)) continue;
     bool deps_ready = true;
     for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
     if (!deps_ready) continue;
@@ -235,21 +245,69 @@ Worker::Scan Worker::scan_once() {
       mark_cached(index);
       continue;
     }
-    emit(EventType::build_start, index, item.key);
-    BuildReport report = m_backend.build(index);
-    if (report.outcome == BuildOutcome::publishing) {
-      m_publishing.insert(index);  // collected when its publish finishes
-      return Scan::built_something;
-    }
-    if (!handle_report(index, report)) return Scan::nothing_left;
-    return Scan::built_something;
+    return build_claimed(index);
   }
   // Nothing was ready for this worker. If anything buildable is left, other
   // instances hold it (or what it needs): wait for them.
   return anything_left ? Scan::waiting_on_others : Scan::nothing_left;
 }
 
+Worker::Scan Worker::build_claimed(std::size_t index) {
+  emit(EventType::build_start, index, m_items[index].key);
+  BuildReport report = m_backend.build(index, [this, index] { prepare_next(index); });
+  if (report.outcome == BuildOutcome::publishing) {
+    m_publishing.insert(index);  // collected when its publish finishes
+    return Scan::built_something;
+  }
+  if (!handle_report(index, report)) return Scan::nothing_left;
+  return Scan::built_something;
+}
+
+void Worker::prepare_next(std::size_t building) {
+  if (m_prepared != k_no_item || m_backend.stop_requested()) return;
+  // The first items of this worker's order that are ready, as the next scan
+  // would see them if `building` were still unfinished; a few claims at
+  // most (the build waits on this), and only if the first ready one is of
+  // a kind the backend sets up ahead (else the next scan takes it as usual).
+  int claims = 0;
+  for (std::size_t index : m_order) {
+    if (index == building || m_cached[index] || m_blocked[index] ||
+        m_publishing.contains(index) || m_claim_retry_at.contains(index))
+      continue;
+    bool deps_ready = true;
+    for (std::size_t dep : m_items[index].deps) deps_ready &= m_cached[dep] != 0;
+    if (!deps_ready) continue;
+    if (!m_backend.can_prepare(index) || ++claims > k_max_prepare_claims) return;
+    auto claim = m_backend.claim(m_items[index].key);
+    if (!claim) return;  // the next scan deals with the error
+    if (claim->status != ClaimStatus::won) {
+      if (claim->status == ClaimStatus::downloaded) return;  // (a remote: not set up ahead)
+      continue;  // held by another instance, cached or failed: the next scan says so
+    }
+    if (m_backend.is_cached(m_items[index].key)) {  // won, but published meanwhile
+      m_backend.release(m_items[index].key);
+      continue;
+    }
+    m_backend.prepare(index);
+    m_prepared = index;
+    return;
+  }
+}
+
+void Worker::drop_prepared() {
+  if (m_prepared == k_no_item) return;
+  std::size_t index = std::exchange(m_prepared, k_no_item);
+  m_backend.drop_prepared(index);
+  m_backend.release(m_items[index].key);
+}
+
 int Worker::run() {
+  int status = run_until_done();
+  drop_prepared();
+  return status;
+}
+
+int Worker::run_until_done() {
   // What was cached before this worker started counts as done, silently.
   std::vector<std::string> keys;
   for (const auto& item : m_items) keys.push_back(item.key);
@@ -265,12 +323,14 @@ int Worker::run() {
   bool scan_waited = false;
   for (;;) {
     if (m_backend.stop_requested()) {
+      drop_prepared();
       finish_publishing();
       emit(EventType::exit, k_no_item, "stopped");
       return k_worker_stopped;
     }
     collect_finished();
     if (m_cached[m_target] || m_backend.is_cached(m_items[m_target].key)) {
+      drop_prepared();
       finish_publishing();
       emit(EventType::target_done, m_target, m_items[m_target].key);
       emit(EventType::exit, k_no_item, "target done");

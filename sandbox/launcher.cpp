@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "sandbox/etc_mask.hpp"
+#include "sandbox/init_protocol.hpp"
 #include "sandbox/netns_factory.hpp"
 #include "util/fs.hpp"
 
@@ -52,46 +53,12 @@ constexpr const char* k_devices[] = {"null", "zero", "full", "random", "urandom"
 constexpr const char* k_proc_read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
 // overlayfs takes its options in one page.
 constexpr std::size_t k_max_mount_data = 4000;
-constexpr std::size_t k_child_stack_size = 1 << 20;
+// The stack the launcher's clone runs on until it execs the init.
+constexpr std::size_t k_child_stack_size = 64 * 1024;
 
-// One step of building the sandbox's root, prepared by the parent so that the
-// child only makes system calls (it must not allocate: it is a clone of a
-// possibly multi-threaded process).
-struct Op {
-  // whiteout: an overlayfs whiteout (a 0:0 character device) at target.
-  enum class Kind { mount, touch, mkdir, symlink, whiteout };
-  Kind kind = Kind::mount;
-  // mkdir: the mode, and the owner when uid is not -1.
-  mode_t mode = 0755;
-  uid_t uid = static_cast<uid_t>(-1);
-  gid_t gid = static_cast<gid_t>(-1);
-  std::string source;  // mount source, or symlink target
-  std::string target;  // absolute host path (under the new root)
-  std::string fstype;
-  std::string data;
-  std::string fallback_data;  // retried when `data` is refused with EINVAL (older kernels)
-  std::string chdir_to;       // for overlays with relative lowerdirs
-  unsigned long flags = 0;
-  // Overlays: the same mount through the new mount API, one layer per
-  // fsconfig("lowerdir+") call (kernel 6.8 and later: no page limit). Tried
-  // first where `overlay_api` allows; a kernel that refuses "lowerdir+"
-  // gets `data` (the classic option string) instead.
-  // fd_numbers: `lowerdir=` names the layers by fd number, relative to
-  // /proc/self/fd (any kernel; no page limit below the 500-layer one).
-  enum class Api { classic, lowerdir_plus, lowerdir_plus_only, fd_numbers };
-  Api overlay_api = Api::classic;
-  // Where the kernel lacks lowerdir+ and the option string does not fit a
-  // page even relative to the layers' parent: the fd-number form.
-  bool fd_fallback = false;
-  // Scratch for the fd-number form, sized by the parent (the child must
-  // not allocate): one fd per layer, and the option string.
-  mutable std::vector<int> fd_list;
-  mutable std::vector<char> fd_data;
-  std::vector<std::string> lowers;  // absolute, top first
-  std::string upper, work;
-  bool volatile_upper = false;
-  bool userxattr = false;
-};
+using init::Op;
+using init::Plan;
+using init::Report;
 
 // Which overlay mount API sandboxes use: GANG_OVERLAY_API=classic forces the
 // option string, =lowerdir+ forces the new API (an error where the kernel
@@ -103,581 +70,6 @@ Op::Api overlay_api_from_env() {
   if (std::string_view(v) == "fd") return Op::Api::fd_numbers;
   return Op::Api::lowerdir_plus_only;
 }
-
-// Everything the child needs, prepared before clone().
-struct Plan {
-  bool user_ns = false;
-  std::string uid_map;
-  std::string gid_map;
-  bool loopback_up = false;
-  std::vector<Op> ops;
-  // The scratch (skeleton, upper and work directories) is a tmpfs mounted
-  // on `scratch` by the first op; after a failed command the init copies
-  // each overlay's upper directory, <scratch>/overlay/<uppers[i]>/upper,
-  // to <sandbox_dir>/kept/<uppers[i]> (skipping empty ones).
-  bool scratch_tmpfs = false;
-  std::string scratch;
-  std::string scratch_overlay;  // <scratch>/overlay
-  std::string sandbox_dir;
-  std::vector<std::string> uppers;  // overlay names: root, etc, usr, ...
-  std::string root;
-  std::string cwd;
-  bool interactive = false;
-  bool die_on_interrupt = true;
-  std::vector<std::string> headers;       // command mode: one per command
-  std::vector<std::vector<char*>> argvs;  // null-terminated, one per command / the program
-  std::vector<std::vector<char*>> envps;  // null-terminated, one per entry of argvs
-  int status_fd = -1;                     // write end: error text or a Report
-  int keepalive_read = -1;                // parent holds the write end
-  int keepalive_write = -1;
-  int output_fd = -1;  // command mode
-  int null_fd = -1;    // command mode
-  int netns_fd = -1;   // a prepared network namespace to enter (NetnsFactory), or -1
-  // A held sandbox (Launcher::start): the read end of the pipe its commands
-  // wait on, once the sandbox is built. One byte: run them; end of file:
-  // the caller dropped the sandbox, exit without running anything. -1: run
-  // at once.
-  int go_fd = -1;
-  // The caller's environment block (/proc/PID/environ reads this range of
-  // the init's memory, a copy of the caller's): wiped in the init.
-  char* env_start = nullptr;
-  char* env_end = nullptr;
-};
-
-// Records the init writes to the status pipe: 'C' before command `index`
-// starts, 'S' at the end with the failing index (-1: none) and its status.
-struct Report {
-  char tag;
-  int index;
-  int status;
-};
-
-// ---- child side: async-signal-safe only ----------------------------------
-
-void child_append(char* buffer, std::size_t& used, std::size_t size, const char* text) {
-  while (*text != '\0' && used + 1 < size) buffer[used++] = *text++;
-}
-
-[[noreturn]] void child_fail(const Plan& plan, const char* what, const char* path) {
-  int err = errno;
-  char buffer[1024];
-  std::size_t used = 0;
-  child_append(buffer, used, sizeof buffer, "E");
-  child_append(buffer, used, sizeof buffer, what);
-  if (path != nullptr) {
-    child_append(buffer, used, sizeof buffer, " ");
-    child_append(buffer, used, sizeof buffer, path);
-  }
-  child_append(buffer, used, sizeof buffer, ": ");
-  const char* desc = ::strerrordesc_np(err);
-  child_append(buffer, used, sizeof buffer, desc != nullptr ? desc : "unknown error");
-  [[maybe_unused]] auto n = ::write(plan.status_fd, buffer, used);
-  ::_exit(125);
-}
-
-void child_write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-bool child_write_file(const char* path, const std::string& text) {
-  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  return ok;
-}
-
-void init_die(int sig) { ::_exit(128 + sig); }
-void init_ignore(int) {}
-
-// Mounts op's overlay with fsopen/fsconfig("lowerdir+")/fsmount/move_mount;
-// returns 0, or the errno of the step that failed (EINVAL from the first
-// "lowerdir+": the kernel predates it).
-int child_mount_overlay_api(const Op& op, bool* unsupported) {
-  *unsupported = false;
-  int fs = static_cast<int>(::syscall(SYS_fsopen, "overlay", 1 /*FSOPEN_CLOEXEC*/));
-  if (fs < 0) {
-    *unsupported = errno == ENOSYS || errno == EINVAL;
-    return errno;
-  }
-  auto fail = [&](int err) {
-    ::close(fs);
-    return err;
-  };
-  bool first = true;
-  for (const auto& lower : op.lowers) {
-    if (::syscall(SYS_fsconfig, fs, 1 /*FSCONFIG_SET_STRING*/, "lowerdir+", lower.c_str(), 0) != 0) {
-      int err = errno;
-      *unsupported = first && err == EINVAL;
-      return fail(err);
-    }
-    first = false;
-  }
-  if (!op.upper.empty()) {
-    if (::syscall(SYS_fsconfig, fs, 1, "upperdir", op.upper.c_str(), 0) != 0 ||
-        ::syscall(SYS_fsconfig, fs, 1, "workdir", op.work.c_str(), 0) != 0)
-      return fail(errno);
-    if (op.volatile_upper)
-      (void)::syscall(SYS_fsconfig, fs, 0 /*FSCONFIG_SET_FLAG*/, "volatile", nullptr, 0);
-  }
-  if (op.userxattr && ::syscall(SYS_fsconfig, fs, 0, "userxattr", nullptr, 0) != 0) return fail(errno);
-  if (::syscall(SYS_fsconfig, fs, 6 /*FSCONFIG_CMD_CREATE*/, nullptr, nullptr, 0) != 0) return fail(errno);
-  unsigned int attrs = (op.flags & MS_RDONLY) != 0 ? 0x1 /*MOUNT_ATTR_RDONLY*/ : 0;
-  int mnt = static_cast<int>(::syscall(SYS_fsmount, fs, 1 /*FSMOUNT_CLOEXEC*/, attrs));
-  if (mnt < 0) return fail(errno);
-  int moved = static_cast<int>(::syscall(SYS_move_mount, mnt, "", AT_FDCWD, op.target.c_str(),
-                                         0x4 /*MOVE_MOUNT_F_EMPTY_PATH*/));
-  int err = moved != 0 ? errno : 0;
-  ::close(mnt);
-  return fail(err);
-}
-
-// Mounts op's overlay with `lowerdir=` naming each layer by the number of
-// an O_PATH fd opened on it, relative to /proc/self/fd (the init's cwd
-// afterwards); upper and work stay absolute. Returns 0 or an errno.
-int child_mount_overlay_fds(const Op& op) {
-  std::size_t count = op.lowers.size();
-  if (op.fd_list.size() < count) return E2BIG;
-  for (std::size_t i = 0; i < count; ++i) op.fd_list[i] = -1;
-  auto close_all = [&](int err) {
-    for (std::size_t i = 0; i < count; ++i)
-      if (op.fd_list[i] >= 0) ::close(op.fd_list[i]);
-    return err;
-  };
-  for (std::size_t i = 0; i < count; ++i) {
-    op.fd_list[i] = ::open(op.lowers[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (op.fd_list[i] < 0) return close_all(errno);
-  }
-  char* out = op.fd_data.data();
-  std::size_t used = 0, size = op.fd_data.size();
-  auto append = [&](const char* text) { child_append(out, used, size, text); };
-  append("lowerdir=");
-  for (std::size_t i = 0; i < count; ++i) {
-    char number[16];
-    int n = op.fd_list[i], digits = 0;
-    char reversed[16];
-    do {
-      reversed[digits++] = static_cast<char>('0' + n % 10);
-      n /= 10;
-    } while (n > 0 && digits < 15);
-    for (int d = 0; d < digits; ++d) number[d] = reversed[digits - 1 - d];
-    number[digits] = '\0';
-    if (i > 0) append(":");
-    append(number);
-  }
-  if (!op.upper.empty()) {
-    append(",upperdir=");
-    append(op.upper.c_str());
-    append(",workdir=");
-    append(op.work.c_str());
-  }
-  if (op.userxattr) append(",userxattr");
-  std::size_t without_volatile = used;
-  if (op.volatile_upper) append(",volatile");
-  if (used + 1 >= size) return close_all(E2BIG);
-  out[used] = '\0';
-  if (::chdir("/proc/self/fd") != 0) return close_all(errno);
-  int mounted = ::mount("overlay", op.target.c_str(), "overlay", op.flags, out);
-  if (mounted != 0 && errno == EINVAL && op.volatile_upper) {
-    out[without_volatile] = '\0';  // kernels before 5.10
-    mounted = ::mount("overlay", op.target.c_str(), "overlay", op.flags, out);
-  }
-  return close_all(mounted != 0 ? errno : 0);
-}
-
-void child_run_op(const Plan& plan, const Op& op) {
-  switch (op.kind) {
-    case Op::Kind::mount: {
-      if (op.overlay_api == Op::Api::fd_numbers) {
-        if (int err = child_mount_overlay_fds(op); err != 0) {
-          errno = err;
-          child_fail(plan, "cannot mount (lowerdir fds) on", op.target.c_str());
-        }
-        return;
-      }
-      if (op.overlay_api != Op::Api::classic) {
-        bool unsupported = false;
-        int err = child_mount_overlay_api(op, &unsupported);
-        if (err == 0) return;
-        if (unsupported && op.fd_fallback) {
-          err = child_mount_overlay_fds(op);
-          if (err == 0) return;
-          errno = err;
-          child_fail(plan, "cannot mount (lowerdir fds) on", op.target.c_str());
-        }
-        if (!unsupported || op.overlay_api == Op::Api::lowerdir_plus_only) {
-          errno = err;
-          child_fail(plan, "cannot mount (lowerdir+) on", op.target.c_str());
-        }
-      }
-      if (!op.chdir_to.empty() && ::chdir(op.chdir_to.c_str()) != 0)
-        child_fail(plan, "cannot enter", op.chdir_to.c_str());
-      const char* source = op.source.empty() ? nullptr : op.source.c_str();
-      const char* fstype = op.fstype.empty() ? nullptr : op.fstype.c_str();
-      const void* data = op.data.empty() ? nullptr : op.data.c_str();
-      int mounted = ::mount(source, op.target.c_str(), fstype, op.flags, data);
-      if (mounted != 0 && errno == EINVAL && !op.fallback_data.empty())
-        mounted = ::mount(source, op.target.c_str(), fstype, op.flags, op.fallback_data.c_str());
-      if (mounted != 0)
-        child_fail(plan, op.fstype.empty() ? "cannot bind-mount onto" : "cannot mount on",
-                   op.target.c_str());
-      return;
-    }
-    case Op::Kind::touch: {
-      int fd = ::open(op.target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-      if (fd < 0) child_fail(plan, "cannot create", op.target.c_str());
-      ::close(fd);
-      return;
-    }
-    case Op::Kind::mkdir:
-      if (::mkdir(op.target.c_str(), op.mode) != 0) {
-        if (errno != EEXIST) child_fail(plan, "cannot create directory", op.target.c_str());
-        return;
-      }
-      if (op.uid != static_cast<uid_t>(-1)) {
-        ::chmod(op.target.c_str(), op.mode);  // past the umask
-        [[maybe_unused]] int r = ::lchown(op.target.c_str(), op.uid, op.gid);
-      }
-      return;
-    case Op::Kind::whiteout:
-      if (::mknod(op.target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST)
-        child_fail(plan, "cannot create whiteout", op.target.c_str());
-      return;
-    case Op::Kind::symlink:
-      if (::symlink(op.source.c_str(), op.target.c_str()) != 0 && errno != EEXIST)
-        child_fail(plan, "cannot create symlink", op.target.c_str());
-      return;
-  }
-}
-
-// Reports that argv[0] could not be executed, on stderr, and exits 127.
-[[noreturn]] void child_exec_failed(const char* program) {
-  int err = errno;
-  char buffer[512];
-  std::size_t used = 0;
-  child_append(buffer, used, sizeof buffer, "gang sandbox: cannot run ");
-  child_append(buffer, used, sizeof buffer, program);
-  child_append(buffer, used, sizeof buffer, ": ");
-  child_append(buffer, used, sizeof buffer, ::strerrordesc_np(err));
-  child_append(buffer, used, sizeof buffer, "\n");
-  child_write_all(2, buffer, used);
-  ::_exit(127);
-}
-
-// Waits for `pid`, reaping any orphan on the way. Returns its wait status.
-int child_wait_for(pid_t pid) {
-  for (;;) {
-    int status = 0;
-    pid_t done = ::waitpid(-1, &status, 0);
-    if (done == pid) return status;
-    if (done < 0 && errno == ECHILD) return 0;
-  }
-}
-
-// Runs plan.argvs[index] (a command or the program) as a child of the init
-// and waits for it. Returns its wait status.
-int child_run_one(const Plan& plan, std::size_t index) {
-  char* const* argv = plan.argvs[index].data();
-  char* const* envp = plan.envps[index].data();
-  if (!plan.interactive) {
-    // The init is a copy of the (possibly big) caller: vfork() shares its
-    // memory instead of copying page tables. The child only calls execve and
-    // _exit with data prepared before clone(); the init's signal mask is
-    // already empty, and its handlers only _exit, which is right for the
-    // child too until execve resets them.
-    pid_t pid = ::vfork();
-    if (pid < 0) child_fail(plan, "cannot vfork", nullptr);
-    if (pid == 0) {
-      ::execve("/bin/sh", argv, envp);
-      ::execve("/usr/bin/sh", argv, envp);
-      child_exec_failed("/bin/sh");
-    }
-    return child_wait_for(pid);
-  }
-  // The fork system call itself, not glibc's fork(): that runs the
-  // process's pthread_atfork handlers and takes glibc's own locks, any of
-  // which a thread of the caller (absent here) may have held when the init
-  // was cloned, which would block this init for ever.
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
-  if (pid < 0) child_fail(plan, "cannot fork", nullptr);
-  if (pid == 0) {
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Job control: the program leads its own process group (visible inside
-    // the PID namespace, unlike the caller's) and owns the terminal.
-    if (::isatty(0) == 1) {
-      ::setpgid(0, 0);
-      ::signal(SIGTTOU, SIG_IGN);
-      ::tcsetpgrp(0, ::getpid());
-      ::signal(SIGTTOU, SIG_DFL);
-    }
-    environ = const_cast<char**>(envp);
-    ::execvp(argv[0], argv);
-    child_exec_failed(argv[0]);
-  }
-  return child_wait_for(pid);
-}
-
-// Closes every fd above 2 except `keep` (unsorted, -1 entries ignored), so
-// the sandbox holds none of the caller's files (or its flock()s).
-void child_close_other_fds(int* keep, int count) {
-  for (int i = 1; i < count; ++i)
-    for (int k = i; k > 0 && keep[k] < keep[k - 1]; --k) std::swap(keep[k], keep[k - 1]);
-  unsigned int next = 3;
-  for (int i = 0; i < count; ++i) {
-    if (keep[i] < static_cast<int>(next)) continue;
-    if (static_cast<unsigned int>(keep[i]) > next)
-      ::close_range(next, static_cast<unsigned int>(keep[i]) - 1, 0);
-    next = static_cast<unsigned int>(keep[i]) + 1;
-  }
-  ::close_range(next, ~0U, 0);
-}
-
-// Copies the directory `from` into the directory `to` (both fds): its
-// directories, regular files and symlinks, with their modes, and owners
-// where allowed; anything else (whiteouts, devices, FIFOs) is left out.
-// Best effort: what cannot be read or written is skipped. No allocation.
-char g_copy_buffer[1 << 16];
-
-void child_copy_tree(int from, int to, int depth) {
-  if (depth > 32) return;
-  alignas(8) char entries[4096];
-  for (;;) {
-    long got = ::syscall(SYS_getdents64, from, entries, sizeof entries);
-    if (got <= 0) return;
-    for (long at = 0; at < got;) {
-      unsigned short reclen = 0;  // struct linux_dirent64, as in child_dir_empty
-      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
-      const char* name = entries + at + 19;
-      at += reclen;
-      if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
-      struct stat st {};
-      if (::fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      if (S_ISDIR(st.st_mode)) {
-        if (::mkdirat(to, name, 0700) != 0 && errno != EEXIST) continue;
-        int sub_from = ::openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int sub_to = ::openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub_from >= 0 && sub_to >= 0) child_copy_tree(sub_from, sub_to, depth + 1);
-        if (sub_from >= 0) ::close(sub_from);
-        if (sub_to >= 0) ::close(sub_to);
-      } else if (S_ISREG(st.st_mode)) {
-        int in = ::openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (in < 0) continue;
-        int out = ::openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (out >= 0) {
-          for (;;) {
-            ssize_t n = ::read(in, g_copy_buffer, sizeof g_copy_buffer);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            child_write_all(out, g_copy_buffer, static_cast<std::size_t>(n));
-          }
-          ::close(out);
-        }
-        ::close(in);
-      } else if (S_ISLNK(st.st_mode)) {
-        char target[4096];
-        ssize_t n = ::readlinkat(from, name, target, sizeof target - 1);
-        if (n < 0) continue;
-        target[n] = '\0';
-        if (::symlinkat(target, to, name) != 0) continue;
-      } else {
-        continue;
-      }
-      [[maybe_unused]] int r = ::fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
-      if (!S_ISLNK(st.st_mode)) ::fchmodat(to, name, st.st_mode & 07777, 0);
-    }
-  }
-}
-
-// True when the directory open at `fd` holds nothing but . and ..; rewinds it.
-bool child_dir_empty(int fd) {
-  alignas(8) char entries[1024];
-  bool empty = true;
-  for (long got; empty && (got = ::syscall(SYS_getdents64, fd, entries, sizeof entries)) > 0;) {
-    for (long at = 0; at < got;) {
-      // struct linux_dirent64: d_ino, d_off, d_reclen, d_type, d_name.
-      unsigned short reclen = 0;
-      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
-      const char* name = entries + at + 19;
-      if (std::strcmp(name, ".") != 0 && std::strcmp(name, "..") != 0) empty = false;
-      at += reclen;
-    }
-  }
-  ::lseek(fd, 0, SEEK_SET);
-  return empty;
-}
-
-// After a failed command: keeps what the commands wrote outside the build
-// and install directories (the tmpfs upper layers) in <sandbox_dir>/kept,
-// for gang shell. `scratch` is the tmpfs's overlay/ directory, `disk` the
-// sandbox directory, both opened before pivot_root.
-void child_keep_uppers(const Plan& plan, int scratch, int disk) {
-  int kept = -1;
-  for (const auto& name : plan.uppers) {
-    int layer = ::openat(scratch, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (layer < 0) continue;
-    int upper = ::openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ::close(layer);
-    if (upper < 0) continue;
-    if (!child_dir_empty(upper)) {
-      if (kept < 0) {
-        ::mkdirat(disk, "kept", 0755);
-        kept = ::openat(disk, "kept", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      }
-      if (kept >= 0 && (::mkdirat(kept, name.c_str(), 0755) == 0 || errno == EEXIST)) {
-        int to = ::openat(kept, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (to >= 0) {
-          child_copy_tree(upper, to, 0);
-          ::close(to);
-        }
-      }
-    }
-    ::close(upper);
-  }
-  if (kept >= 0) ::close(kept);
-}
-
-int child_main(void* arg) {
-  const Plan& plan = *static_cast<const Plan*>(arg);
-  int keep[] = {plan.status_fd, plan.keepalive_read, plan.output_fd,
-                plan.null_fd,   plan.netns_fd,       plan.go_fd};
-  child_close_other_fds(keep, 6);
-  if (plan.netns_fd >= 0) {
-    if (::setns(plan.netns_fd, CLONE_NEWNET) != 0)
-      child_fail(plan, "cannot enter the sandbox's network namespace", nullptr);
-    ::close(plan.netns_fd);
-  }
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  pollfd alive{plan.keepalive_read, POLLIN, 0};
-  if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
-
-  // Signals: start from defaults (the caller may ignore or block some), then
-  // make the init die on interrupts (command mode) or survive them
-  // (interactive: the shell handles ^C itself).
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
-  struct sigaction action {};
-  ::sigemptyset(&action.sa_mask);
-  action.sa_handler = init_die;
-  ::sigaction(SIGTERM, &action, nullptr);
-  ::sigaction(SIGHUP, &action, nullptr);
-  action.sa_handler = plan.die_on_interrupt ? init_die : init_ignore;
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGQUIT, &action, nullptr);
-  sigset_t none;
-  ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-
-  if (plan.user_ns) {
-    // A caller that changed uid without exec is not dumpable, which makes
-    // /proc/self/* root-owned and the maps unwritable.
-    ::prctl(PR_SET_DUMPABLE, 1);
-    if (!child_write_file("/proc/self/setgroups", "deny"))
-      child_fail(plan, "cannot write", "/proc/self/setgroups");
-    if (!child_write_file("/proc/self/uid_map", plan.uid_map))
-      child_fail(plan, "cannot write", "/proc/self/uid_map");
-    if (!child_write_file("/proc/self/gid_map", plan.gid_map))
-      child_fail(plan, "cannot write", "/proc/self/gid_map");
-  }
-  // The init is a clone of the caller, and /proc/1/environ shows the
-  // caller's environment block: wipe it (clearenv() would not; the block is
-  // this copy-on-write clone's own memory).
-  if (plan.env_start != nullptr && plan.env_end > plan.env_start)
-    std::memset(plan.env_start, 0, static_cast<std::size_t>(plan.env_end - plan.env_start));
-  // A build gets no controlling terminal: a new session (which also keeps
-  // a `kill 0` in a build away from the caller's process group).
-  if (!plan.interactive && ::setsid() < 0) child_fail(plan, "cannot start a session", nullptr);
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-    child_fail(plan, "cannot make mounts private", nullptr);
-  for (const Op& op : plan.ops) child_run_op(plan, op);
-  int scratch_fd = -1, disk_fd = -1;
-  if (plan.scratch_tmpfs && !plan.interactive) {
-    scratch_fd = ::open(plan.scratch_overlay.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    disk_fd = ::open(plan.sandbox_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  }
-
-  ::sethostname("gang", 4);
-  if (plan.loopback_up) bring_loopback_up();
-
-  if (::chdir(plan.root.c_str()) != 0) child_fail(plan, "cannot enter", plan.root.c_str());
-  if (::syscall(SYS_pivot_root, ".", ".") != 0)
-    child_fail(plan, "cannot pivot_root to", plan.root.c_str());
-  if (::umount2(".", MNT_DETACH) != 0) child_fail(plan, "cannot detach the old root", nullptr);
-  if (::chdir(plan.cwd.c_str()) != 0) child_fail(plan, "cannot enter", plan.cwd.c_str());
-
-  // Drop every privilege over the host: the commands run in a user namespace
-  // of their own, mapping root to the caller's uid/gid (root to root when
-  // gang runs as root), which owns none of the sandbox's other namespaces.
-  // Its capabilities reach only what it owns, so it cannot mount, mknod,
-  // open_by_handle_at, load modules or change the network; no_new_privs
-  // keeps setuid programs from gaining anything.
-  if (::unshare(CLONE_NEWUSER) != 0) child_fail(plan, "cannot create a user namespace", nullptr);
-  if (!child_write_file("/proc/self/setgroups", "deny"))
-    child_fail(plan, "cannot write", "/proc/self/setgroups");
-  if (!child_write_file("/proc/self/uid_map", "0 0 1\n"))
-    child_fail(plan, "cannot write", "/proc/self/uid_map");
-  if (!child_write_file("/proc/self/gid_map", "0 0 1\n"))
-    child_fail(plan, "cannot write", "/proc/self/gid_map");
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-    child_fail(plan, "cannot set no_new_privs", nullptr);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::poll(&alive, 1, 0) > 0 && (alive.revents & (POLLHUP | POLLERR)) != 0) ::_exit(125);
-
-  if (!plan.interactive) {
-    if (::dup2(plan.null_fd, 0) < 0 || ::dup2(plan.output_fd, 1) < 0 ||
-        ::dup2(plan.output_fd, 2) < 0)
-      child_fail(plan, "cannot set up output", nullptr);
-  }
-  // Only stdin, stdout and stderr reach the commands.
-  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-  if (plan.go_fd >= 0) {
-    char go = 0;
-    ssize_t got;
-    do got = ::read(plan.go_fd, &go, 1);
-    while (got < 0 && errno == EINTR);
-    if (got != 1) ::_exit(0);  // dropped before it ran anything
-    ::close(plan.go_fd);
-  }
-
-  Report report{'S', -1, 0};
-  for (std::size_t i = 0; i < plan.argvs.size(); ++i) {
-    Report started{'C', static_cast<int>(i), 0};
-    child_write_all(plan.status_fd, reinterpret_cast<const char*>(&started), sizeof started);
-    if (!plan.interactive) child_write_all(1, plan.headers[i].data(), plan.headers[i].size());
-    int status = child_run_one(plan, i);
-    report.status = status;
-    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      report.index = static_cast<int>(i);
-      break;
-    }
-  }
-  if (report.index >= 0 && scratch_fd >= 0 && disk_fd >= 0)
-    child_keep_uppers(plan, scratch_fd, disk_fd);
-  // Nothing of the build outlives this report: every process left in the
-  // sandbox (a daemon a command started) is killed and reaped first, so the
-  // caller may take the install directory as soon as it reads the report,
-  // while this init's exit (the namespaces' teardown) goes on.
-  if (!plan.interactive) {
-    ::kill(-1, SIGKILL);
-    for (;;) {
-      pid_t reaped = ::waitpid(-1, nullptr, 0);
-      if (reaped > 0 || (reaped < 0 && errno == EINTR)) continue;
-      break;
-    }
-  }
-  child_write_all(plan.status_fd, reinterpret_cast<const char*>(&report), sizeof report);
-  ::_exit(report.index < 0 ? 0 : 1);
-}
-
-// ---- parent side ----------------------------------------------------------
 
 class Fd {
  public:
@@ -812,8 +204,6 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
     if (need > k_max_mount_data)
       return make_error("too many lower layers for one overlay on " + target + " (" +
                         std::to_string(lowers.size()) + ")");
-    op.fd_list.assign(lowers.size(), -1);
-    op.fd_data.assign(need + 64, '\0');
   }
   return op;
 }
@@ -936,7 +326,6 @@ Result<void> prepare(const SandboxSpec& spec, bool user_ns, bool interactive, Pl
   plan.scratch_tmpfs = scratch_on_tmpfs(spec, user_ns);
   if (plan.scratch_tmpfs) {
     mount_fs("tmpfs", scratch, MS_NOSUID, "mode=0755");
-    plan.scratch = scratch;
     plan.scratch_overlay = scratch + "/overlay";
     plan.sandbox_dir = dir;
   }
@@ -1217,25 +606,6 @@ void relay_continue(int) {
   errno = saved;
 }
 
-// The caller's environment block, [env_start, env_end) of /proc/self/stat
-// (fields 50 and 51): what /proc/PID/environ shows. {nullptr, nullptr} when
-// unknown.
-std::pair<char*, char*> environment_block() {
-  std::ifstream in("/proc/self/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return {nullptr, nullptr};
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  unsigned long long start = 0, end = 0;
-  for (int number = 3; fields >> field; ++number) {
-    if (number == 50) start = std::strtoull(field.c_str(), nullptr, 10);
-    if (number == 51) end = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  if (start == 0 || end <= start) return {nullptr, nullptr};
-  return {reinterpret_cast<char*>(start), reinterpret_cast<char*>(end)};
-}
-
 }  // namespace
 
 void relay_job_control_to_sandboxes() {
@@ -1288,6 +658,88 @@ struct Started {
   bool return_at_report = false;
 };
 
+// The init program (sandbox/init/), linked into this binary by
+// sandbox_init_image.S.
+extern "C" const char gang_sandbox_init_image[];
+extern "C" const char gang_sandbox_init_image_end[];
+
+// A sealed memfd holding the init program, made once per process; an
+// error if it cannot be made.
+Result<int> init_image_fd() {
+  static const std::pair<int, int> made = [] {
+    constexpr unsigned int k_mfd_exec = 0x10;  // MFD_EXEC (Linux 6.3)
+    int fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | k_mfd_exec);
+    if (fd < 0 && errno == EINVAL)
+      fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return std::pair{-1, errno};
+    auto size = static_cast<std::size_t>(gang_sandbox_init_image_end - gang_sandbox_init_image);
+    if (!write_all(fd, std::string_view(gang_sandbox_init_image, size)) ||
+        ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+      int err = errno;
+      ::close(fd);
+      return std::pair{-1, err};
+    }
+    return std::pair{fd, 0};
+  }();
+  if (made.first < 0) return make_errno_error("cannot load the sandbox init", made.second);
+  return made.first;
+}
+
+// What the clone needs until it execs the init: prepared beforehand, since
+// it runs on the caller's memory (CLONE_VM) and may only make system calls.
+struct ExecArgs {
+  bool user_ns = false;
+  std::string uid_map, gid_map;
+  std::vector<int> pass;  // fds the init inherits
+  int image_fd = -1;
+  int status_fd = -1;
+  char* argv[3] = {nullptr, nullptr, nullptr};
+  char* envp[1] = {nullptr};
+};
+
+bool exec_write_file(const char* path, const char* text, std::size_t size) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text, size) == static_cast<ssize_t>(size);
+  ::close(fd);
+  return ok;
+}
+
+[[noreturn]] void exec_fail(const ExecArgs& args, const char* what) {
+  int err = errno;
+  const char* desc = ::strerrordesc_np(err);
+  char buffer[256];
+  std::size_t used = 0;
+  for (const char* part : {"E", what, ": ", desc != nullptr ? desc : "unknown error"})
+    for (; *part != '\0' && used + 1 < sizeof buffer; ++part) buffer[used++] = *part;
+  [[maybe_unused]] auto n = ::write(args.status_fd, buffer, used);
+  ::_exit(init::k_init_failed);
+}
+
+// The clone, in the sandbox's new namespaces: writes an unprivileged
+// caller's uid and gid maps (so that the exec keeps the init's
+// capabilities in its user namespace), lets the init inherit its fds, and
+// execs it.
+int exec_init(void* arg) {
+  const ExecArgs& args = *static_cast<const ExecArgs*>(arg);
+  if (args.user_ns) {
+    // A caller that changed uid without exec is not dumpable, which makes
+    // /proc/self/* root-owned and the maps unwritable. (The flag belongs to
+    // the memory this clone shares with the caller until its exec.)
+    ::prctl(PR_SET_DUMPABLE, 1);
+    if (!exec_write_file("/proc/self/setgroups", "deny", 4))
+      exec_fail(args, "cannot write /proc/self/setgroups");
+    if (!exec_write_file("/proc/self/uid_map", args.uid_map.data(), args.uid_map.size()))
+      exec_fail(args, "cannot write /proc/self/uid_map");
+    if (!exec_write_file("/proc/self/gid_map", args.gid_map.data(), args.gid_map.size()))
+      exec_fail(args, "cannot write /proc/self/gid_map");
+  }
+  for (int fd : args.pass)
+    if (fd >= 0 && ::fcntl(fd, F_SETFD, 0) != 0) exec_fail(args, "cannot pass a file to the init");
+  ::syscall(SYS_execveat, args.image_fd, "", args.argv, args.envp, AT_EMPTY_PATH);
+  exec_fail(args, "cannot start the sandbox init");
+}
+
 Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const Invocation& what,
                                                bool hold) {
   if (auto ok = validate_spec(spec); !ok) return std::unexpected(ok.error());
@@ -1296,38 +748,26 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
   if (interactive && what.argv.empty()) return make_error("sandbox: nothing to run");
   if (!interactive && what.output_fd < 0) return make_error("sandbox: no output file");
   if (interactive && hold) return make_error("sandbox: an interactive sandbox cannot be held");
+  auto image = init_image_fd();
+  if (!image) return std::unexpected(image.error());
 
+  ExecArgs args;
+  args.user_ns = ::geteuid() != 0;
+  args.uid_map = "0 " + std::to_string(::geteuid()) + " 1\n";
+  args.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
+  args.image_fd = *image;
   Plan plan;
-  plan.user_ns = ::geteuid() != 0;
-  plan.uid_map = "0 " + std::to_string(::geteuid()) + " 1\n";
-  plan.gid_map = "0 " + std::to_string(::getegid()) + " 1\n";
   plan.interactive = interactive;
   plan.die_on_interrupt = !interactive;
-  // (fixed for the life of the process: read once)
-  static const std::pair<char*, char*> env_block = environment_block();
-  std::tie(plan.env_start, plan.env_end) = env_block;
-  if (auto ok = prepare(spec, plan.user_ns, interactive, plan); !ok)
+  if (auto ok = prepare(spec, args.user_ns, interactive, plan); !ok)
     return std::unexpected(ok.error());
-
-  // argv/envp arrays point into `what`; the child has its own copy of them
-  // (clone without CLONE_VM copies the address space).
-  auto pointers = [](const std::vector<std::string>& strings) {
-    std::vector<char*> out;
-    out.reserve(strings.size() + 1);
-    for (const auto& entry : strings) out.push_back(const_cast<char*>(entry.c_str()));
-    out.push_back(nullptr);
-    return out;
-  };
-  static char k_sh[] = "sh", k_c[] = "-c", k_e[] = "-e";
   if (interactive) {
-    plan.argvs.push_back(pointers(what.argv));
-    plan.envps.push_back(pointers(what.env));
+    plan.commands.push_back({what.argv, what.env, {}});
   } else {
-    for (const auto& command : what.commands) {
-      plan.argvs.push_back({k_sh, k_c, k_e, const_cast<char*>(command.text.c_str()), nullptr});
-      plan.envps.push_back(pointers(command.env));
-      plan.headers.push_back("# [" + command.label + "] " + command.text + "\n");
-    }
+    for (const auto& command : what.commands)
+      plan.commands.push_back({{"sh", "-c", "-e", command.text},
+                               command.env,
+                               "# [" + command.label + "] " + command.text + "\n"});
   }
 
   auto started = std::make_unique<Started>();
@@ -1366,30 +806,58 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
     if (!moved) return std::unexpected(moved.error());
     null = std::move(*moved);
   }
-  plan.status_fd = status_write->get();
-  plan.keepalive_read = alive_read->get();
-  plan.keepalive_write = started->alive_write.get();
-  plan.output_fd = output.get();
-  plan.null_fd = null.get();
-  plan.go_fd = go_read.get();
-
-  Stack stack;
-  if (!stack.ok()) return make_errno_error("cannot allocate a stack for the sandbox");
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
   // As root, a network namespace prepared in advance, else its own.
   Fd netns;
-  if (spec.network == Network::none && !plan.user_ns && prepared_netns_allowed())
+  if (spec.network == Network::none && !args.user_ns && prepared_netns_allowed())
     netns = Fd(NetnsFactory::instance().take());
-  plan.netns_fd = netns.get();
+  if (netns.get() >= 0) {
+    auto moved = high_fd(netns.get(), "a network namespace");
+    if (!moved) return std::unexpected(moved.error());
+    netns = std::move(*moved);
+  }
   if (spec.network == Network::none && netns.get() < 0) flags |= CLONE_NEWNET;
   plan.loopback_up = plan.loopback_up && netns.get() < 0;  // a prepared one has lo up
-  if (plan.user_ns) flags |= CLONE_NEWUSER;
+  if (args.user_ns) flags |= CLONE_NEWUSER;
 
+  plan.status_fd = status_write->get();
+  plan.keepalive_read = alive_read->get();
+  plan.output_fd = output.get();
+  plan.null_fd = null.get();
+  plan.netns_fd = netns.get();
+  plan.go_fd = go_read.get();
+  // The plan, in a memfd the init reads.
+  Fd plan_fd(::memfd_create("gang-sandbox-plan", MFD_CLOEXEC));
+  if (plan_fd.get() < 0) return make_errno_error("cannot create the sandbox's plan");
+  if (auto moved = high_fd(plan_fd.get(), "the sandbox's plan"); moved)
+    plan_fd = std::move(*moved);
+  else
+    return std::unexpected(moved.error());
+  std::string encoded = init::encode(plan);
+  if (!write_all(plan_fd.get(), encoded))
+    return make_errno_error("cannot write the sandbox's plan");
+  std::string plan_fd_text = std::to_string(plan_fd.get());
+  static char k_argv0[] = "gang-sandbox-init";
+  args.argv[0] = k_argv0;
+  args.argv[1] = plan_fd_text.data();
+  args.status_fd = plan.status_fd;
+  args.pass = {plan.status_fd, plan.keepalive_read, plan.output_fd, plan.null_fd,
+               plan.netns_fd,  plan.go_fd,          plan_fd.get()};
+
+  Stack stack;
+  if (!stack.ok()) return make_errno_error("cannot allocate a stack for the sandbox");
   if (interactive) started->terminal.emplace();
-  pid_t pid = ::clone(child_main, stack.top(), flags, &plan);
+  // No signal handler of this process may run on the clone, which shares
+  // its memory until the exec: every signal is blocked meanwhile (the init
+  // sets its own mask).
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::clone(exec_init, stack.top(), flags | CLONE_VM | CLONE_VFORK, &args);
+  int err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) {
-    int err = errno;
-    return make_errno_error(plan.user_ns
+    return make_errno_error(args.user_ns
                                 ? "cannot create the sandbox's namespaces (are unprivileged user "
                                   "namespaces enabled?)"
                                 : "cannot create the sandbox's namespaces",
@@ -1398,8 +866,8 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
   started->pid = pid;
   started->running.emplace(pid);
   started->return_at_report = !interactive && plan.scratch_tmpfs;
-  // (status_write, alive_read, go_read, output, null and netns close here:
-  // the sandbox holds its own copies, and goes when it ends)
+  // (status_write, alive_read, go_read, output, null, netns and the plan
+  // close here: the init holds its own copies, and goes when it ends)
   return started;
 }
 

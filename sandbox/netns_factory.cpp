@@ -1,5 +1,7 @@
 #include "sandbox/netns_factory.hpp"
 
+#include "sandbox/init_protocol.hpp"
+
 #include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -57,24 +59,12 @@ void NetnsFactory::run() {
       m_room.wait(lock, [this] { return m_ready.size() < k_keep_ready; });
     }
     if (::unshare(CLONE_NEWNET) != 0) return;  // not permitted: sandboxes make their own
-    bring_loopback_up();
+    init::bring_loopback_up();
     int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     std::lock_guard lock(m_mutex);
     m_ready.push_back(fd);
   }
-}
-
-void bring_loopback_up() {
-  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return;
-  ifreq request{};
-  std::memcpy(request.ifr_name, "lo", 3);
-  if (::ioctl(sock, SIOCGIFFLAGS, &request) == 0) {
-    request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
-    ::ioctl(sock, SIOCSIFFLAGS, &request);
-  }
-  ::close(sock);
 }
 
 bool prepared_netns_allowed() {

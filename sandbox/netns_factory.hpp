@@ -36,10 +36,6 @@ class NetnsFactory {
   bool m_started = false;
 };
 
-// Brings `lo` up in the calling thread's network namespace, best effort.
-// System calls only (no allocation): a sandbox's init calls it too.
-void bring_loopback_up();
-
 // False when GANG_SANDBOX_NETNS=clone asks every sandbox to make its own.
 [[nodiscard]] bool prepared_netns_allowed();
 
