@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <map>
 
 #include "cache/artifact_cache.hpp"
@@ -251,6 +254,75 @@ TEST_F(BuildTrouble, CtrlCOfTheWholeProcessGroupRecordsNoFailure) {
   std::string output = testing::slurp(out);
   EXPECT_NE(status, 0) << output;
   EXPECT_EQ(failure_of("slow"), "") << output;
+}
+
+TEST_F(BuildTrouble, ACtrlCDropsTheChunkSetUpAheadWithNothingLeftBehind) {
+  // While one chunk's commands run, the worker sets the other up (its
+  // sandbox built, held). A Ctrl-C then drops it: its commands never run,
+  // its claim is released, and no process of it outlives gang.
+  write_chunks(defs, {{"a", {"sleep 17.41"}}, {"b", {"sleep 17.42"}}});
+  std::string out = dir.path() + "/int.out";
+  // Orphans of gang's process tree come to this process, to be counted.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<std::string> args{GANG_BINARY};
+    for (auto& a : build_args(1)) args.push_back(a);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);
+  testing::Child child{pid, out, std::chrono::steady_clock::now()};
+  auto sleeping = [] {
+    return processes_running("sleep", "17.41").size() + processes_running("sleep", "17.42").size();
+  };
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (sleeping() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(sleeping(), 1u) << testing::slurp(out);
+  std::this_thread::sleep_for(500ms);  // (the other one set up meanwhile)
+  EXPECT_EQ(sleeping(), 1u) << "the chunk set up ahead ran";
+  auto all = keys();
+  {
+    auto opened = ArtifactCache::open(cache);
+    ASSERT_TRUE(opened);
+    for (const char* name : {"a", "b"}) {
+      auto claim = opened->claim_of(all[name]);
+      ASSERT_TRUE(claim);
+      EXPECT_TRUE(claim->has_value()) << name << " is neither running nor set up ahead";
+    }
+  }
+  ::kill(-pid, SIGINT);
+  int status = testing::wait_child(child, 10s);
+  std::string output = testing::slurp(out);
+  EXPECT_NE(status, 0) << output;
+  std::this_thread::sleep_for(300ms);
+  std::vector<pid_t> left;
+  std::ifstream children("/proc/self/task/" + std::to_string(::gettid()) + "/children");
+  for (pid_t orphan; children >> orphan;) left.push_back(orphan);
+  for (pid_t orphan : left) {
+    ::kill(orphan, SIGKILL);
+    ::waitpid(orphan, nullptr, 0);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  EXPECT_TRUE(left.empty()) << left.size() << " processes outlived gang\n" << output;
+  EXPECT_EQ(failure_of("a"), "") << output;
+  EXPECT_EQ(failure_of("b"), "") << output;
+  auto opened = ArtifactCache::open(cache);
+  ASSERT_TRUE(opened);
+  for (const char* name : {"a", "b"}) {
+    auto claim = opened->claim_of(all[name]);
+    ASSERT_TRUE(claim);
+    EXPECT_FALSE(claim->has_value()) << name << "'s claim was left";
+  }
+  EXPECT_EQ(count_lines_with(output, "Starting build"), 1) << output;
 }
 
 TEST_F(BuildTrouble, ASuccessfulRetryRemovesTheKeptFailedSandbox) {

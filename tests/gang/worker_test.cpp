@@ -418,5 +418,127 @@ TEST(Worker, BuildsTheTargetAfterATransientClaimError) {
   EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), "c"), 1);
 }
 
+// A backend that sets builds up ahead (pipelining): build(index, meanwhile)
+// calls meanwhile as if the item's commands were running.
+class PipelineBackend : public FakeBackend {
+ public:
+  explicit PipelineBackend(std::vector<WorkItem>& items) : FakeBackend(items), m_all(items) {}
+  using FakeBackend::build;
+  BuildReport build(std::size_t index, const std::function<void()>& meanwhile) override {
+    const WorkItem& item = m_all[index];
+    if (prepared_now == index) {
+      ran_prepared.push_back(item.name);
+      prepared_now = k_none;
+    }
+    building = index;
+    if (meanwhile) meanwhile();
+    if (during_build) during_build(item.name);
+    building = k_none;
+    return build(index);
+  }
+  bool can_prepare(std::size_t index) override { return !not_ahead.contains(m_all[index].name); }
+  void prepare(std::size_t index) override {
+    const WorkItem& item = m_all[index];
+    EXPECT_EQ(prepared_now, k_none) << "one item set up at a time";
+    EXPECT_EQ(claims[item.key], "me") << item.name << " set up without its claim";
+    EXPECT_NE(building, index);
+    for (std::size_t dep : item.deps)
+      EXPECT_TRUE(cached.contains(m_all[dep].key)) << item.name << " set up before " << m_all[dep].name;
+    prepared.push_back(item.name);
+    prepared_now = index;
+  }
+  void drop_prepared(std::size_t index) override {
+    EXPECT_EQ(prepared_now, index);
+    dropped.push_back(m_all[index].name);
+    prepared_now = k_none;
+  }
+
+  static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
+  std::set<std::string> not_ahead;  // can_prepare() says no
+  std::vector<std::string> prepared, ran_prepared, dropped;
+  std::function<void(const std::string&)> during_build;
+  std::size_t prepared_now = k_none;
+  std::size_t building = k_none;
+
+ private:
+  std::vector<WorkItem>& m_all;
+};
+
+// Leaves l0..l3, independent; the target t needs them all.
+std::vector<WorkItem> leaves() {
+  return {{"l0", "l0.1", {}}, {"l1", "l1.1", {}}, {"l2", "l2.1", {}},
+          {"l3", "l3.1", {}}, {"t", "t.1", {0, 1, 2, 3}}};
+}
+
+TEST(Worker, SetsTheNextReadyItemUpWhileTheCurrentOneRunsAndBuildsItNext) {
+  auto items = leaves();
+  PipelineBackend backend(items);
+  backend.not_ahead = {"t"};
+  Worker worker(items, 4, backend, {1, 42, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  // Every leaf after the first was set up while the one before it ran, and
+  // built next; t is never set up ahead; nothing was dropped.
+  ASSERT_EQ(backend.built.size(), 5u);
+  EXPECT_EQ(backend.prepared, std::vector<std::string>(backend.built.begin() + 1,
+                                                       backend.built.begin() + 4));
+  EXPECT_EQ(backend.ran_prepared, backend.prepared);
+  EXPECT_EQ(backend.built.back(), "t");
+  EXPECT_TRUE(backend.dropped.empty());
+  EXPECT_TRUE(backend.claims.empty()) << "every claim released";
+}
+
+TEST(Worker, NeverSetsUpAnItemThatNeedsTheOneRunning) {
+  // a -> b -> t: nothing is ready while a (or b) runs.
+  std::vector<WorkItem> items = {{"a", "a.1", {}}, {"b", "b.1", {0}}, {"t", "t.1", {1}}};
+  PipelineBackend backend(items);
+  Worker worker(items, 2, backend, {1, 42, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.built, (std::vector<std::string>{"a", "b", "t"}));
+  EXPECT_TRUE(backend.prepared.empty());
+}
+
+TEST(Worker, SkipsItemsOtherInstancesHoldWhenSettingUpAhead) {
+  auto items = leaves();
+  PipelineBackend backend(items);
+  backend.not_ahead = {"t"};
+  Worker probe(items, 4, backend, {1, 42, 10}, {});
+  // The second leaf in this worker's order is held by another instance
+  // until the first is built.
+  std::string held = items[probe.order()[1]].name;
+  if (held == "t") held = items[probe.order()[2]].name;
+  backend.claims[held + ".1"] = "other";
+  backend.during_build = [&](const std::string&) { backend.claims.erase(held + ".1"); };
+  Worker worker(items, 4, backend, {1, 42, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  ASSERT_FALSE(backend.prepared.empty());
+  EXPECT_NE(backend.prepared.front(), held);
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), held), 1);
+  EXPECT_TRUE(backend.claims.empty());
+}
+
+TEST(Worker, DropsTheItemSetUpAheadAndItsClaimWhenTheTargetAppears) {
+  auto items = leaves();
+  PipelineBackend backend(items);
+  // Another instance publishes the target while the first build runs.
+  backend.during_build = [&](const std::string&) { backend.cached.insert("t.1"); };
+  Worker worker(items, 4, backend, {1, 42, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  EXPECT_EQ(backend.built.size(), 1u);
+  ASSERT_EQ(backend.prepared.size(), 1u);
+  EXPECT_EQ(backend.dropped, backend.prepared);
+  EXPECT_TRUE(backend.claims.empty()) << "the dropped item's claim released";
+}
+
+TEST(Worker, DropsTheItemSetUpAheadWhenStopped) {
+  auto items = leaves();
+  PipelineBackend backend(items);
+  backend.during_build = [&](const std::string&) { backend.stop = true; };
+  Worker worker(items, 4, backend, {1, 42, 10}, {});
+  EXPECT_EQ(worker.run(), k_worker_stopped);
+  ASSERT_EQ(backend.prepared.size(), 1u);
+  EXPECT_EQ(backend.dropped, backend.prepared);
+  EXPECT_FALSE(backend.claims.contains(backend.prepared.front() + ".1"));
+}
+
 }  // namespace
 }  // namespace gang

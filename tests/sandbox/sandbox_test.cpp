@@ -1002,6 +1002,30 @@ TEST_F(SandboxTest, AHeldSandboxKilledFromOutsideIsReportedKilledByRun) {
   EXPECT_FALSE(path_exists(in_build("marker")));
 }
 
+TEST_F(SandboxTest, TheInitIsAProgramOfItsOwnNotACopyOfTheCaller) {
+  // The init is exec'd (sandbox/init/): it holds none of the caller's
+  // memory (nothing the caller writes is copied on write while a build
+  // runs) and an empty environment.
+  std::string exe, environment;
+  std::size_t rss_kb = 0;
+  StepOptions options;
+  options.control.on_start = [&](pid_t pid) {
+    std::string proc = "/proc/" + std::to_string(pid);
+    std::error_code ec;
+    exe = std::filesystem::read_symlink(proc + "/exe", ec).string();
+    environment = read_file(proc + "/environ").value_or("?");
+    std::ifstream status(proc + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("VmRSS:")) rss_kb = std::stoul(line.substr(6));
+  };
+  auto result = run({"sleep 0.2"}, "build", options);
+  ASSERT_TRUE(result && result->ok);
+  EXPECT_NE(exe.find("gang-sandbox-init"), std::string::npos) << exe;
+  EXPECT_EQ(environment, "");
+  EXPECT_GT(rss_kb, 0u);
+  EXPECT_LT(rss_kb, 8u * 1024) << "the init holds the caller's memory";
+}
+
 TEST_F(SandboxTest, SigtermToTheInitStopsTheStep) {
   StepOptions options;
   options.control.on_start = [](pid_t pid) {
