@@ -258,8 +258,17 @@ bool BuildBackend::can_prepare(std::size_t index) {
 
 void BuildBackend::prepare(std::size_t index) {
   if (!can_prepare(index)) return;
-  m_prepared_index = index;
-  m_prepared = prepare_chunk(context(index), m_git, index, log_path(index));
+  auto prepared = prepare_chunk(context(index), m_git, index, log_path(index), false);
+  // (one that could not be set up is built the usual way, under its claim)
+  if (auto* chunk = std::get_if<std::unique_ptr<PreparedChunk>>(&prepared)) {
+    m_prepared_index = index;
+    m_prepared = std::move(*chunk);
+  }
+}
+
+bool BuildBackend::claimed(const std::string& key) {
+  auto claim = m_cache.claim_of(key);
+  return !claim || claim->has_value();  // (an error: as if held)
 }
 
 void BuildBackend::drop_prepared(std::size_t index) {
@@ -271,14 +280,8 @@ BuildReport BuildBackend::build(std::size_t index, const std::function<void()>& 
   auto start = std::chrono::steady_clock::now();
   BuildReport report;
   if (m_prepared && m_prepared_index == index) {
-    auto prepared = std::move(*m_prepared);
-    m_prepared.reset();
-    if (auto* ended = std::get_if<BuildReport>(&prepared)) {
-      report = std::move(*ended);
-    } else {
-      auto& chunk = std::get<std::unique_ptr<PreparedChunk>>(prepared);
-      report = chunk->run(meanwhile);
-    }
+    auto prepared = std::move(m_prepared);
+    report = prepared->run(meanwhile);
   } else {
     BuildContext ctx = context(index);
     ctx.meanwhile = meanwhile;

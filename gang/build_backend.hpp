@@ -64,6 +64,7 @@ class BuildBackend final : public WorkerBackend {
   bool can_prepare(std::size_t index) override;
   void prepare(std::size_t index) override;
   void drop_prepared(std::size_t index) override;
+  bool claimed(const std::string& key) override;
   std::vector<std::pair<std::size_t, BuildReport>> finished() override;
   void drain() override { m_publisher.drain(); }
   void wait_for_change(int timeout_ms) override;
@@ -99,11 +100,10 @@ class BuildBackend final : public WorkerBackend {
   TreeCache m_trees;
   BackgroundRemover m_remover;
   BackgroundPublisher m_publisher;  // joined before the remover (its jobs use it)
-  // The build prepare() set up: its item, and the prepared chunk or how it
-  // ended. Last member: a prepared chunk dropped at the end uses the
-  // remover and the trees.
+  // The build prepare() set up, and its item. Last member: a prepared
+  // chunk dropped at the end uses the remover and the trees.
   std::size_t m_prepared_index = 0;
-  std::optional<std::variant<BuildReport, std::unique_ptr<PreparedChunk>>> m_prepared;
+  std::unique_ptr<PreparedChunk> m_prepared;
 };
 
 }  // namespace gang

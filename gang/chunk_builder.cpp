@@ -171,9 +171,13 @@ namespace {
 // recorded and the worker looks again later.
 class ChunkBuild final : public PreparedChunk {
  public:
+  // claimed: whether this worker holds the chunk's claim already (else
+  // prepare() writes nothing shared and records nothing: run() comes only
+  // once the claim is won).
   ChunkBuild(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
-             std::string log_path)
-      : m_ctx(ctx),
+             std::string log_path, bool claimed)
+      : m_claimed(claimed),
+        m_ctx(ctx),
         m_git(git),
         m_index(index),
         m_c(ctx.graph.components[index]),
@@ -183,10 +187,11 @@ class ChunkBuild final : public PreparedChunk {
 
   ~ChunkBuild() override {
     if (!m_held) return;
-    // Dropped before it ran: the held sandbox is killed, its directory
-    // removed in the background (the trees are let go with this object).
+    // Dropped before it ran (rare: the worker is about to exit, or another
+    // instance won the claim): the held sandbox is killed and its
+    // directory removed at once (the trees are let go with this object).
     m_held.reset();
-    m_ctx.remover.add(m_dir);
+    (void)remove_sandbox(m_dir);
   }
   ChunkBuild(const ChunkBuild&) = delete;
   ChunkBuild& operator=(const ChunkBuild&) = delete;
@@ -217,12 +222,16 @@ class ChunkBuild final : public PreparedChunk {
   }
   BuildReport publish_or_hand_over();
 
+  bool m_claimed;
   BuildContext m_ctx;
   const GitMirrors& m_git;
   const std::size_t m_index;
   const Component& m_c;
   const std::string m_key;
   const std::string m_log_path;
+  // The log as the sandbox writes it, in the sandbox directory; moved to
+  // m_log_path (replacing an earlier attempt's) when the commands start.
+  std::string m_log_draft;
   std::chrono::steady_clock::time_point m_start;
   std::chrono::steady_clock::time_point m_prepared_at;
   std::string m_dir;  // the sandbox directory, once made
@@ -237,11 +246,12 @@ class ChunkBuild final : public PreparedChunk {
 std::optional<BuildReport> ChunkBuild::prepare() {
   const Component& c = m_c;
   if (auto made = make_dirs(m_ctx.cache.logs_dir()); !made) return abandon(made.error().to_string());
-  (void)write_file(m_log_path, "");  // a fresh log for this attempt
   auto sandbox_dir = m_ctx.cache.make_build_dir(c.name);
   if (!sandbox_dir) return abandon(sandbox_dir.error().to_string());
   m_dir = *sandbox_dir;
   const std::string& dir = m_dir;
+  m_log_draft = dir + "/build.log";
+  if (auto made = write_file(m_log_draft, ""); !made) return abandon(made.error().to_string());
 
   SandboxSpec& spec = m_spec;
   spec.name = c.name;
@@ -291,7 +301,7 @@ std::optional<BuildReport> ChunkBuild::prepare() {
     auto checked = m_git.checkout(c.repo, c.source->commit, spec.build_dir, c.submodules);
     if (!checked) {
       std::string why = "checkout failed: " + checked.error().to_string();
-      return is_machine_trouble(why) ? abandon(why) : fail(why);
+      return is_machine_trouble(why) || !m_claimed ? abandon(why) : fail(why);
     }
   } else if (auto made = make_dirs(spec.build_dir); !made) {
     return abandon(made.error().to_string());
@@ -307,7 +317,7 @@ std::optional<BuildReport> ChunkBuild::prepare() {
     StepKind kind = is_build_step(step_name) ? StepKind::build : StepKind::other;
     steps.push_back({std::move(step_name), kind, commands});
   }
-  auto held = hold_steps(spec, steps, m_log_path);
+  auto held = hold_steps(spec, steps, m_log_draft);
   if (!held) return abandon("cannot start the sandbox: " + held.error().to_string());
   m_held = std::move(*held);
   m_prepared_at = std::chrono::steady_clock::now();
@@ -316,6 +326,11 @@ std::optional<BuildReport> ChunkBuild::prepare() {
 
 BuildReport ChunkBuild::run(const std::function<void()>& meanwhile) {
   if (!m_held) return abandon("the build was not prepared");
+  m_claimed = true;  // (run only under the claim)
+  // A fresh log for this attempt, in place before anything is written to it.
+  if (::rename(m_log_draft.c_str(), m_log_path.c_str()) != 0)
+    return abandon(make_errno_error("cannot move the build log to " + m_log_path).error().to_string());
+  m_held->log_moved_to(m_log_path);
   // What the build took: its set-up, and its run from now (not the time it
   // was held waiting for the previous build's commands).
   auto now = std::chrono::steady_clock::now();
@@ -421,15 +436,16 @@ BuildReport ChunkBuild::publish_or_hand_over() {
 }  // namespace
 
 std::variant<BuildReport, std::unique_ptr<PreparedChunk>> prepare_chunk(
-    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path) {
-  auto build = std::make_unique<ChunkBuild>(ctx, git, index, log_path);
+    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path,
+    bool claimed) {
+  auto build = std::make_unique<ChunkBuild>(ctx, git, index, log_path, claimed);
   if (auto ended = build->prepare()) return std::move(*ended);
   return std::unique_ptr<PreparedChunk>(std::move(build));
 }
 
 BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git, std::size_t index,
                         const std::string& log_path) {
-  auto prepared = prepare_chunk(ctx, git, index, log_path);
+  auto prepared = prepare_chunk(ctx, git, index, log_path, true);
   if (auto* ended = std::get_if<BuildReport>(&prepared)) return std::move(*ended);
   return std::get<std::unique_ptr<PreparedChunk>>(prepared)->run(ctx.meanwhile);
 }

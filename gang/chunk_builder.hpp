@@ -35,13 +35,14 @@ namespace gang {
 [[nodiscard]] BuildReport build_chunk(const BuildContext& ctx, const GitMirrors& git,
                                       std::size_t index, const std::string& log_path);
 
-// A chunk's build set up to its commands: its log started, its sandbox
+// A chunk's build set up to its commands: its log started (in the sandbox
+// directory, moved into place by run()), its sandbox
 // directory made, its dependencies' trees staged (and held in use), its
 // source checked out and its sandbox built, held (HeldSteps). run() runs
 // the commands (calling `meanwhile`, if set, once they run), then publishes or
 // hands the publish to ctx.publish_later, as build_chunk does. Destroyed
 // without run(), the build is dropped: its sandbox is killed and its
-// directory removed in the background; nothing is recorded.
+// directory removed; nothing is recorded.
 class PreparedChunk {
  public:
   virtual ~PreparedChunk() = default;
@@ -50,9 +51,14 @@ class PreparedChunk {
 
 // Sets chunk `index`'s build up to its commands; or, when it ended before
 // them (a checkout that failed, a dependency that could not be staged, a
-// sandbox that could not be started), the final report.
+// sandbox that could not be started), the final report. Without the claim
+// (`claimed` false: set up ahead), nothing shared is written (the log
+// starts in the sandbox directory and takes its place at run()) and no
+// failure is recorded (a checkout that fails is `abandoned`); run() must
+// then be called only once the claim is won.
 [[nodiscard]] std::variant<BuildReport, std::unique_ptr<PreparedChunk>> prepare_chunk(
-    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path);
+    const BuildContext& ctx, const GitMirrors& git, std::size_t index, const std::string& log_path,
+    bool claimed);
 
 // Every path under dir (files, directories, links), relative to it, without
 // a leading '/'; the order is unspecified.

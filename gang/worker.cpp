@@ -177,79 +177,81 @@ Worker::Scan Worker::scan_once() {
     anything_left |= !blocked[index];
   }
   // Pass 2: the item set up while the last build ran comes first (its
-  // claim is held, its sandbox built); then, in this worker's own order,
-  // claim and build the first ready one.
+  // sandbox is built); then, in this worker's own order, claim and build
+  // the first ready one.
   m_blocked = std::move(blocked);
   if (m_prepared != k_no_item) {
     std::size_t index = std::exchange(m_prepared, k_no_item);
-    if (!m_cached[index] && !m_blocked[index]) return build_claimed(index);
-    m_backend.drop_prepared(index);
-    m_backend.release(m_items[index].key);
+    std::optional<Scan> scan = try_build(index);
+    m_backend.drop_prepared(index);  // not built after all (a no-op once built)
+    if (scan) return *scan;
   }
-  const std::vector<char>& blocked_now = m_blocked;
-  for (std::size_t index : m_order) {
-    if (m_backend.stop_requested()) return Scan::nothing_left;
-    const WorkItem& item = m_items[index];
-    if (m_cached[index] || blocked_now[index] || m_publishing.contains(index)) continue;
-    bool deps_ready = true;
-    for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
-    if (!deps_ready) continue;
-    if (auto retry = m_claim_retry_at.find(index);
-        retry != m_claim_retry_at.end() && m_backend.clock_ms() < retry->second)
-      continue;  // backing off after a claim error
-    auto claim = m_backend.claim(item.key);
-    if (!claim) {
-      // Bounded: a persistent error (a key the cache refuses, a full or
-      // failing file system) must end the worker, not loop forever.
-      int errors = ++m_claim_errors[index];
-      std::string what = "cannot claim: " + claim.error().to_string();
-      if (errors >= k_max_claim_errors) {
-        m_failure_reported.insert(index);
-        m_gave_up = item.name + ": " + claim.error().to_string() + " (gave up after " +
-                    std::to_string(k_max_claim_errors) + " attempts)";
-        emit(EventType::failed, index,
-             what + " (gave up after " + std::to_string(k_max_claim_errors) + " attempts)");
-        return Scan::claim_gave_up;
-      }
-      int backoff = k_claim_retry_first_ms << (errors - 1);
-      m_claim_retry_at[index] = m_backend.clock_ms() + backoff;
-      emit(EventType::log, index,
-           what + " (attempt " + std::to_string(errors) + " of " +
-               std::to_string(k_max_claim_errors) + ", retrying in " + std::to_string(backoff) +
-               " ms)");
-      continue;
-    }
-    m_claim_errors.erase(index);
-    m_claim_retry_at.erase(index);
-    if (claim->status == ClaimStatus::failed) {
-      if (m_failure_reported.insert(index).second)
-        emit(EventType::failed, index, "failed in " + claim->holder, 0,
-             m_backend.failure_log(item.key));
-      continue;
-    }
-    if (claim->status == ClaimStatus::downloaded) {
-      m_cached[index] = 1;
-      ++m_done;
-      emit(EventType::downloaded, index, claim->holder, claim->seconds);
-      return Scan::built_something;
-    }
-    if (claim->status == ClaimStatus::held_by_other) {
-      if (m_bah_reported.insert({index, claim->holder}).second)
-        emit(EventType::bah, index, "claimed by " + claim->holder);
-      continue;
-    }
-    if (claim->status == ClaimStatus::already_cached || m_backend.is_cached(item.key)) {
-      // Won the claim, but the artifact appeared meanwhile: ybd's missing re-check.
-      if (claim->status == ClaimStatus::won) m_backend.release(item.key);
-      emit(EventType::bah, index, "already built by another instance");
-      mark_cached(index);
-      continue;
-    }
-    return build_claimed(index);
-  }
+  for (std::size_t index : m_order)
+    if (auto scan = try_build(index)) return *scan;
   // Nothing was ready for this worker. If anything buildable is left, other
   // instances hold it (or what it needs): wait for them.
   return anything_left ? Scan::waiting_on_others : Scan::nothing_left;
+}
+
+std::optional<Worker::Scan> Worker::try_build(std::size_t index) {
+  if (m_backend.stop_requested()) return Scan::nothing_left;
+  const WorkItem& item = m_items[index];
+  if (m_cached[index] || m_blocked[index] || m_publishing.contains(index)) return std::nullopt;
+  bool deps_ready = true;
+  for (std::size_t dep : item.deps) deps_ready &= m_cached[dep] != 0;
+  if (!deps_ready) return std::nullopt;
+  if (auto retry = m_claim_retry_at.find(index);
+      retry != m_claim_retry_at.end() && m_backend.clock_ms() < retry->second)
+    return std::nullopt;  // backing off after a claim error
+  auto claim = m_backend.claim(item.key);
+  if (!claim) {
+    // Bounded: a persistent error (a key the cache refuses, a full or
+    // failing file system) must end the worker, not loop forever.
+    int errors = ++m_claim_errors[index];
+    std::string what = "cannot claim: " + claim.error().to_string();
+    if (errors >= k_max_claim_errors) {
+      m_failure_reported.insert(index);
+      m_gave_up = item.name + ": " + claim.error().to_string() + " (gave up after " +
+                  std::to_string(k_max_claim_errors) + " attempts)";
+      emit(EventType::failed, index,
+           what + " (gave up after " + std::to_string(k_max_claim_errors) + " attempts)");
+      return Scan::claim_gave_up;
+    }
+    int backoff = k_claim_retry_first_ms << (errors - 1);
+    m_claim_retry_at[index] = m_backend.clock_ms() + backoff;
+    emit(EventType::log, index,
+         what + " (attempt " + std::to_string(errors) + " of " +
+             std::to_string(k_max_claim_errors) + ", retrying in " + std::to_string(backoff) +
+             " ms)");
+    return std::nullopt;
+  }
+  m_claim_errors.erase(index);
+  m_claim_retry_at.erase(index);
+  if (claim->status == ClaimStatus::failed) {
+    if (m_failure_reported.insert(index).second)
+      emit(EventType::failed, index, "failed in " + claim->holder, 0,
+           m_backend.failure_log(item.key));
+    return std::nullopt;
+  }
+  if (claim->status == ClaimStatus::downloaded) {
+    m_cached[index] = 1;
+    ++m_done;
+    emit(EventType::downloaded, index, claim->holder, claim->seconds);
+    return Scan::built_something;
+  }
+  if (claim->status == ClaimStatus::held_by_other) {
+    if (m_bah_reported.insert({index, claim->holder}).second)
+      emit(EventType::bah, index, "claimed by " + claim->holder);
+    return std::nullopt;
+  }
+  if (claim->status == ClaimStatus::already_cached || m_backend.is_cached(item.key)) {
+    // Won the claim, but the artifact appeared meanwhile: ybd's missing re-check.
+    if (claim->status == ClaimStatus::won) m_backend.release(item.key);
+    emit(EventType::bah, index, "already built by another instance");
+    mark_cached(index);
+    return std::nullopt;
+  }
+  return build_claimed(index);
 }
 
 Worker::Scan Worker::build_claimed(std::size_t index) {
@@ -265,11 +267,12 @@ Worker::Scan Worker::build_claimed(std::size_t index) {
 
 void Worker::prepare_next(std::size_t building) {
   if (m_prepared != k_no_item || m_backend.stop_requested()) return;
-  // The first items of this worker's order that are ready, as the next scan
-  // would see them if `building` were still unfinished; a few claims at
-  // most (the build waits on this), and only if the first ready one is of
-  // a kind the backend sets up ahead (else the next scan takes it as usual).
-  int claims = 0;
+  // The first item of this worker's order that is ready, as the next scan
+  // would see it with `building` still unfinished, if the backend sets its
+  // kind up ahead (else the next scan takes it as usual). No claim is
+  // taken: an instance that is idle meanwhile must not wait for this one;
+  // the next scan claims it, and drops what was set up if another
+  // instance got it first. One that another instance holds now is skipped.
   for (std::size_t index : m_order) {
     if (index == building || m_cached[index] || m_blocked[index] ||
         m_publishing.contains(index) || m_claim_retry_at.contains(index))
@@ -277,17 +280,8 @@ void Worker::prepare_next(std::size_t building) {
     bool deps_ready = true;
     for (std::size_t dep : m_items[index].deps) deps_ready &= m_cached[dep] != 0;
     if (!deps_ready) continue;
-    if (!m_backend.can_prepare(index) || ++claims > k_max_prepare_claims) return;
-    auto claim = m_backend.claim(m_items[index].key);
-    if (!claim) return;  // the next scan deals with the error
-    if (claim->status != ClaimStatus::won) {
-      if (claim->status == ClaimStatus::downloaded) return;  // (a remote: not set up ahead)
-      continue;  // held by another instance, cached or failed: the next scan says so
-    }
-    if (m_backend.is_cached(m_items[index].key)) {  // won, but published meanwhile
-      m_backend.release(m_items[index].key);
-      continue;
-    }
+    if (!m_backend.can_prepare(index)) return;
+    if (m_backend.claimed(m_items[index].key)) continue;
     m_backend.prepare(index);
     m_prepared = index;
     return;
@@ -296,9 +290,7 @@ void Worker::prepare_next(std::size_t building) {
 
 void Worker::drop_prepared() {
   if (m_prepared == k_no_item) return;
-  std::size_t index = std::exchange(m_prepared, k_no_item);
-  m_backend.drop_prepared(index);
-  m_backend.release(m_items[index].key);
+  m_backend.drop_prepared(std::exchange(m_prepared, k_no_item));
 }
 
 int Worker::run() {

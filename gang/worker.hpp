@@ -113,12 +113,13 @@ class WorkerBackend {
   [[nodiscard]] virtual BuildReport build(std::size_t index) = 0;
   // Pipelining, where a backend offers it. build(index, meanwhile) calls
   // `meanwhile` once while the item's own work runs (a chunk's commands),
-  // and the worker then sets its next build up with prepare(): a claimed
-  // item that can_prepare() accepts is set up (a chunk: staged, checked out,
-  // its sandbox built and held), and the later build() of that item only
-  // runs it. drop_prepared() drops what prepare() set up for an item that
-  // will not be built after all (the worker releases its claim). A
-  // prepare() that fails keeps its final report for build().
+  // and the worker then sets its next build up with prepare(): an item that
+  // can_prepare() accepts is set up without a claim (a chunk: staged,
+  // checked out, its sandbox built and held, nothing shared written), and
+  // build() of that item, once claimed, only runs it. drop_prepared()
+  // drops what prepare() set up for an item that is not built after all
+  // (no-op for any other). A prepare() that cannot finish sets nothing up.
+  // claimed(): whether anybody holds key's claim now.
   [[nodiscard]] virtual BuildReport build(std::size_t index,
                                           const std::function<void()>& /*meanwhile*/) {
     return build(index);
@@ -126,6 +127,7 @@ class WorkerBackend {
   [[nodiscard]] virtual bool can_prepare(std::size_t /*index*/) { return false; }
   virtual void prepare(std::size_t /*index*/) {}
   virtual void drop_prepared(std::size_t /*index*/) {}
+  [[nodiscard]] virtual bool claimed(const std::string& /*key*/) { return false; }
   // The final reports of builds that build() returned as `publishing`,
   // whose publish has finished since the last call (their claims still
   // held: the worker releases them).
@@ -173,16 +175,17 @@ class Worker {
 
   Scan scan_once();
   int run_until_done();
+  // Claims and builds item `index` if it is ready (pass 2 of a scan); a
+  // Scan when the scan ends with it, nullopt to look further.
+  std::optional<Scan> try_build(std::size_t index);
   // Emits build_start, builds claimed item `index` (setting the next one up
   // meanwhile) and acts on its report.
   Scan build_claimed(std::size_t index);
-  // Pipelining: called while item `building` runs; claims the next ready
-  // item of this worker's order and has the backend set it up (prepare()).
+  // Pipelining: called while item `building` runs; has the backend set
+  // the next ready item of this worker's order up (prepare()).
   void prepare_next(std::size_t building);
-  // Drops the item set up ahead, if any, and releases its claim.
+  // Drops the item set up ahead, if any.
   void drop_prepared();
-  // Claims prepare_next() may try (items other instances hold are skipped).
-  static constexpr int k_max_prepare_claims = 4;
   static constexpr std::size_t k_no_item = static_cast<std::size_t>(-1);
   void emit(EventType type, std::size_t item, const std::string& message = {},
             double seconds = 0, const std::string& detail = {},
@@ -209,7 +212,7 @@ class Worker {
   std::set<std::size_t> m_blocked_here;  // given up on by this worker
   std::set<std::size_t> m_publishing;    // built, being published in the background
   std::vector<char> m_blocked;           // the last scan's: never buildable in this run
-  std::size_t m_prepared = k_no_item;    // claimed and set up ahead (prepare_next)
+  std::size_t m_prepared = k_no_item;    // set up ahead (prepare_next), not claimed
   std::map<std::size_t, int> m_claim_errors;             // consecutive claim errors per item
   std::map<std::size_t, std::int64_t> m_claim_retry_at;  // clock_ms() of the next claim attempt
   std::string m_gave_up;                                 // why the worker gave up (claim_gave_up)

@@ -89,6 +89,8 @@ class HeldSteps {
   HeldSteps& operator=(HeldSteps&&) noexcept;
   ~HeldSteps();
   [[nodiscard]] Result<StepResult> run(const StepControl& control);
+  // The caller renamed the log to `path` (a failure's tail is read there).
+  void log_moved_to(std::string path) { m_log_path = std::move(path); }
 
  private:
   friend Result<HeldSteps> hold_steps(const SandboxSpec&, const std::vector<Step>&,

@@ -440,7 +440,7 @@ class PipelineBackend : public FakeBackend {
   void prepare(std::size_t index) override {
     const WorkItem& item = m_all[index];
     EXPECT_EQ(prepared_now, k_none) << "one item set up at a time";
-    EXPECT_EQ(claims[item.key], "me") << item.name << " set up without its claim";
+    EXPECT_FALSE(claims.contains(item.key)) << item.name << " set up while claimed";
     EXPECT_NE(building, index);
     for (std::size_t dep : item.deps)
       EXPECT_TRUE(cached.contains(m_all[dep].key)) << item.name << " set up before " << m_all[dep].name;
@@ -448,10 +448,11 @@ class PipelineBackend : public FakeBackend {
     prepared_now = index;
   }
   void drop_prepared(std::size_t index) override {
-    EXPECT_EQ(prepared_now, index);
+    if (prepared_now != index) return;  // (not set up, or built already)
     dropped.push_back(m_all[index].name);
     prepared_now = k_none;
   }
+  bool claimed(const std::string& key) override { return claims.contains(key); }
 
   static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
   std::set<std::string> not_ahead;  // can_prepare() says no
@@ -516,7 +517,31 @@ TEST(Worker, SkipsItemsOtherInstancesHoldWhenSettingUpAhead) {
   EXPECT_TRUE(backend.claims.empty());
 }
 
-TEST(Worker, DropsTheItemSetUpAheadAndItsClaimWhenTheTargetAppears) {
+TEST(Worker, AnItemSetUpAheadThatAnotherInstanceClaimsFirstIsDroppedNotBuilt) {
+  auto items = leaves();
+  PipelineBackend backend(items);
+  backend.not_ahead = {"t"};
+  std::string taken;
+  backend.during_build = [&](const std::string&) {
+    if (!taken.empty() || backend.prepared.empty()) return;
+    taken = backend.prepared.back();
+    backend.claims[taken + ".1"] = "other";  // ... and builds it
+  };
+  backend.on_wait = [&] {
+    backend.claims.erase(taken + ".1");
+    backend.cached.insert(taken + ".1");
+  };
+  Recorded rec;
+  Worker worker(items, 4, backend, {1, 42, 10}, [&](const Event& e) { rec.events.push_back(e); });
+  EXPECT_EQ(worker.run(), k_worker_target_done);
+  ASSERT_FALSE(taken.empty());
+  EXPECT_EQ(backend.dropped, std::vector<std::string>{taken});
+  EXPECT_EQ(std::count(backend.built.begin(), backend.built.end(), taken), 0);
+  EXPECT_EQ(backend.built.back(), "t");
+  EXPECT_GE(rec.count(EventType::bah), 1);
+}
+
+TEST(Worker, DropsTheItemSetUpAheadWhenTheTargetAppears) {
   auto items = leaves();
   PipelineBackend backend(items);
   // Another instance publishes the target while the first build runs.
@@ -526,7 +551,7 @@ TEST(Worker, DropsTheItemSetUpAheadAndItsClaimWhenTheTargetAppears) {
   EXPECT_EQ(backend.built.size(), 1u);
   ASSERT_EQ(backend.prepared.size(), 1u);
   EXPECT_EQ(backend.dropped, backend.prepared);
-  EXPECT_TRUE(backend.claims.empty()) << "the dropped item's claim released";
+  EXPECT_TRUE(backend.claims.empty()) << "every claim released";
 }
 
 TEST(Worker, DropsTheItemSetUpAheadWhenStopped) {
