@@ -663,26 +663,31 @@ struct Started {
 extern "C" const char gang_sandbox_init_image[];
 extern "C" const char gang_sandbox_init_image_end[];
 
-// A sealed memfd holding the init program, made once per process; an
-// error if it cannot be made.
+// A sealed memfd holding the init program, made once per process (again
+// if the fd was closed meanwhile, say by a forked child that closed its
+// files); an error if it cannot be made.
 Result<int> init_image_fd() {
-  static const std::pair<int, int> made = [] {
-    constexpr unsigned int k_mfd_exec = 0x10;  // MFD_EXEC (Linux 6.3)
-    int fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | k_mfd_exec);
-    if (fd < 0 && errno == EINVAL)
-      fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return std::pair{-1, errno};
-    auto size = static_cast<std::size_t>(gang_sandbox_init_image_end - gang_sandbox_init_image);
-    if (!write_all(fd, std::string_view(gang_sandbox_init_image, size)) ||
-        ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-      int err = errno;
-      ::close(fd);
-      return std::pair{-1, err};
-    }
-    return std::pair{fd, 0};
-  }();
-  if (made.first < 0) return make_errno_error("cannot load the sandbox init", made.second);
-  return made.first;
+  static std::mutex mutex;
+  static int image = -1;
+  const auto size = static_cast<std::size_t>(gang_sandbox_init_image_end - gang_sandbox_init_image);
+  std::lock_guard lock(mutex);
+  struct stat st {};
+  if (image >= 0 && ::fstat(image, &st) == 0 && static_cast<std::size_t>(st.st_size) == size &&
+      ::fcntl(image, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
+    return image;
+  constexpr unsigned int k_mfd_exec = 0x10;  // MFD_EXEC (Linux 6.3)
+  int fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | k_mfd_exec);
+  if (fd < 0 && errno == EINVAL)
+    fd = ::memfd_create("gang-sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return make_errno_error("cannot load the sandbox init");
+  if (!write_all(fd, std::string_view(gang_sandbox_init_image, size)) ||
+      ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    int err = errno;
+    ::close(fd);
+    return make_errno_error("cannot load the sandbox init", err);
+  }
+  image = fd;
+  return image;
 }
 
 // What the clone needs until it execs the init: prepared beforehand, since

@@ -1026,6 +1026,22 @@ TEST_F(SandboxTest, TheInitIsAProgramOfItsOwnNotACopyOfTheCaller) {
   EXPECT_LT(rss_kb, 8u * 1024) << "the init holds the caller's memory";
 }
 
+TEST_F(SandboxTest, ASandboxStillStartsInAProcessThatClosedItsFiles) {
+  auto first = run({"true"});  // (the init's image is loaded now)
+  ASSERT_TRUE(first && first->ok);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close_range(3, ~0U, 0);
+    auto result = run({"echo again > again"});
+    ::_exit(result && result->ok ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(read_file(in_build("again")).value_or(""), "again\n");
+}
+
 TEST_F(SandboxTest, SigtermToTheInitStopsTheStep) {
   StepOptions options;
   options.control.on_start = [](pid_t pid) {
