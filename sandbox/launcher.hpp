@@ -7,8 +7,9 @@
 // (the mechanism is described in sandbox/README.md).
 //
 // Process tree: the caller (a gang worker) -> the sandbox init, PID 1 of a new
-// PID namespace -> `sh` (started with vfork + execve, so a big caller's page
-// tables are not copied per command). In command mode the init starts a
+// PID namespace, a small static program exec'd right after
+// clone(CLONE_VM | CLONE_VFORK) (sandbox/init/, init_protocol.hpp: nothing of
+// the caller's memory is copied or shared) -> `sh` (vfork + execve). In command mode the init starts a
 // session of its own, so builds have no controlling terminal; in program
 // mode (gang shell) it stays in the caller's session and the program gets
 // the terminal. The init
