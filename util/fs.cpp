@@ -1,7 +1,7 @@
 #include "util/fs.hpp"
 
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,19 +155,64 @@ Result<void> make_dirs(const std::string& path, int mode) {
   return {};
 }
 
-static int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
-  if (type == FTW_DP || type == FTW_DNR) return ::rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
-  return ::unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+namespace {
+
+// One directory being emptied by remove_tree: its name in its parent, and
+// the entries left to remove, read once.
+struct Level {
+  std::string name;
+  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
+};
+
+// The entries of the directory open at fd (left open); false on error.
+bool list_entries(int fd, std::vector<std::pair<std::string, bool>>& out) {
+  int copy = ::dup(fd);
+  if (copy < 0) return false;
+  DIR* d = ::fdopendir(copy);
+  if (d == nullptr) {
+    ::close(copy);
+    return false;
+  }
+  out.clear();
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir = ::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    out.emplace_back(std::string(name), is_dir);
+  }
+  bool ok = errno == 0;
+  ::closedir(d);
+  return ok;
 }
 
-// Gives the owner rwx on directories that lack it, including unreadable
-// ones (FTW_DNR: e.g. overlayfs's mode-000 work/work), which nftw reports
-// but cannot enter; a later pass enters them.
-static int make_writable(const char* path, const struct stat* st, int type, struct FTW*) {
-  if ((type == FTW_D || type == FTW_DNR) && (st->st_mode & S_IRWXU) != S_IRWXU)
-    ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
-  return 0;
+// Opens directory `name` under dirfd, first giving its owner rwx if it
+// lacks them (overlayfs's mode-000 work/work, a read-only tree).
+int open_subdir(int dirfd, const char* name) {
+  int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::openat(dirfd, name, flags);
+  if (fd >= 0 || errno != EACCES) return fd;
+  struct stat st;
+  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  ::fchmodat(dirfd, name, (st.st_mode & 07777) | S_IRWXU, 0);
+  return ::openat(dirfd, name, flags);
 }
+
+// unlinkat, making the directory open at dirfd writable if it was not.
+bool unlink_in(int dirfd, const char* name, int flags) {
+  if (::unlinkat(dirfd, name, flags) == 0 || errno == ENOENT) return true;
+  if (errno != EACCES && errno != EPERM) return false;
+  struct stat st;
+  if (::fstat(dirfd, &st) != 0 || (st.st_mode & S_IRWXU) == S_IRWXU) return false;
+  ::fchmod(dirfd, (st.st_mode & 07777) | S_IRWXU);
+  return ::unlinkat(dirfd, name, flags) == 0 || errno == ENOENT;
+}
+
+}  // namespace
 
 Result<void> remove_tree(const std::string& path) {
   struct stat st;
@@ -180,15 +225,60 @@ Result<void> remove_tree(const std::string& path) {
       return make_errno_error("cannot remove " + path);
     return {};
   }
-  if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) == 0) return {};
-  // Retry after making read-only and unreadable directories usable; each
-  // pass reaches one more level of directories that were unreadable.
-  for (int pass = 0; pass < 16; ++pass) {
-    ::nftw(path.c_str(), make_writable, 64, FTW_PHYS);
-    if (::nftw(path.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS) == 0) return {};
-    if (errno != EACCES && errno != ENOTEMPTY && errno != EPERM) break;
+  // Depth first, by directory fds: no path is ever longer than one name,
+  // so a tree whose paths exceed PATH_MAX goes too; one fd is open at a
+  // time (a level is left through ".."), so any depth does. Each
+  // directory is listed once.
+  auto fail = [&](int fd, const std::string& what) -> Result<void> {
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    return make_errno_error("cannot remove " + path + " (" + what + ")", err);
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    ::chmod(path.c_str(), (st.st_mode & 07777) | S_IRWXU);
+    fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   }
-  return make_errno_error("cannot remove " + path);
+  if (fd < 0) return fail(-1, "cannot open it");
+  std::vector<Level> levels(1);
+  if (!list_entries(fd, levels.back().entries)) return fail(fd, "cannot read it");
+  while (!levels.empty()) {
+    Level& level = levels.back();
+    if (!level.entries.empty()) {
+      auto [name, is_dir] = std::move(level.entries.back());
+      level.entries.pop_back();
+      if (!is_dir) {
+        if (!unlink_in(fd, name.c_str(), 0)) return fail(fd, "cannot unlink " + name);
+        continue;
+      }
+      int sub = open_subdir(fd, name.c_str());
+      if (sub < 0) {
+        if (errno == ENOENT) continue;
+        if (errno == ENOTDIR || errno == ELOOP) {  // replaced meanwhile
+          if (!unlink_in(fd, name.c_str(), 0)) return fail(fd, "cannot unlink " + name);
+          continue;
+        }
+        return fail(fd, "cannot open " + name);
+      }
+      ::close(fd);
+      fd = sub;
+      levels.push_back({std::move(name), {}});
+      if (!list_entries(fd, levels.back().entries)) return fail(fd, "cannot read a directory");
+      continue;
+    }
+    // Empty now: leave it for its parent and remove it there.
+    if (levels.size() == 1) break;
+    int parent = ::openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (parent < 0) return fail(fd, "cannot go back up");
+    ::close(fd);
+    fd = parent;
+    std::string name = std::move(level.name);
+    levels.pop_back();
+    if (!unlink_in(fd, name.c_str(), AT_REMOVEDIR)) return fail(fd, "cannot remove " + name);
+  }
+  ::close(fd);
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return make_errno_error("cannot remove " + path);
+  return {};
 }
 
 Result<void> fsync_dir(const std::string& path) {

@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "util/error.hpp"
@@ -39,6 +42,38 @@ TEST(Fs, RemoveTreeRemovesReadOnlyDirectories) {
   ::chmod(sub.c_str(), 0555);
   ASSERT_TRUE(remove_tree(dir.path() + "/a"));
   EXPECT_FALSE(path_exists(dir.path() + "/a"));
+}
+
+TEST(Fs, RemoveTreeRemovesPathsLongerThanPathMaxAndUnreadableDirectories) {
+  // What a build can leave in a kept sandbox: a path of over 9,000 bytes
+  // (made level by level, as no system call takes it whole), a mode-000
+  // directory with a file in it, and a symlink to outside, not followed.
+  TempDir dir;
+  std::string top = dir.path() + "/a";
+  ASSERT_TRUE(make_dirs(top));
+  ASSERT_TRUE(write_file_atomic(dir.path() + "/outside", "keep"));
+  int fd = ::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::string name(240, 'n');
+  for (int level = 0; level < 40; ++level) {
+    ASSERT_EQ(::mkdirat(fd, name.c_str(), 0755), 0);
+    int sub = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(sub, 0);
+    ::close(fd);
+    fd = sub;
+  }
+  int file = ::openat(fd, "deep", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(file, 0);
+  ::close(file);
+  ASSERT_EQ(::symlinkat((dir.path() + "/outside").c_str(), fd, "link"), 0);
+  ::close(fd);
+  ASSERT_TRUE(make_dirs(top + "/closed"));
+  ASSERT_TRUE(write_file_atomic(top + "/closed/f", "x"));
+  ::chmod((top + "/closed").c_str(), 0);
+  auto removed = remove_tree(top);
+  ASSERT_TRUE(removed) << removed.error().to_string();
+  EXPECT_FALSE(path_exists(top));
+  EXPECT_EQ(read_file(dir.path() + "/outside").value_or(""), "keep");
 }
 
 TEST(Fs, ReadFileReportsMissingFile) {
