@@ -205,9 +205,17 @@ class ChunkBuild final : public PreparedChunk {
     (void)remove_sandbox(m_dir);  // at once: the worker is about to stop
     return {BuildOutcome::cancelled, 0, why, m_log_path};
   }
+  // Moves the log into place (once): from now on it is this attempt's.
+  bool place_log() {
+    if (m_log_placed) return true;
+    m_log_placed = ::rename(m_log_draft.c_str(), m_log_path.c_str()) == 0;
+    if (m_log_placed && m_held) m_held->log_moved_to(m_log_path);
+    return m_log_placed;
+  }
   BuildReport fail(const std::string& reason) {
     // A step killed by our own stop (Ctrl-C) is not the component's failure.
     if (m_ctx.stop.load()) return cancelled("stop requested");
+    (void)place_log();  // (the record names it: not an earlier attempt's)
     if (!m_dir.empty()) {
       std::string kept = kept_sandbox_dir(m_ctx.cache.root(), m_c.id);
       if (keep_failed_sandbox(m_ctx.cache.root(), m_kept_spec, m_dir, kept))
@@ -232,6 +240,7 @@ class ChunkBuild final : public PreparedChunk {
   // The log as the sandbox writes it, in the sandbox directory; moved to
   // m_log_path (replacing an earlier attempt's) when the commands start.
   std::string m_log_draft;
+  bool m_log_placed = false;
   std::chrono::steady_clock::time_point m_start;
   std::chrono::steady_clock::time_point m_prepared_at;
   std::string m_dir;  // the sandbox directory, once made
@@ -328,9 +337,8 @@ BuildReport ChunkBuild::run(const std::function<void()>& meanwhile) {
   if (!m_held) return abandon("the build was not prepared");
   m_claimed = true;  // (run only under the claim)
   // A fresh log for this attempt, in place before anything is written to it.
-  if (::rename(m_log_draft.c_str(), m_log_path.c_str()) != 0)
+  if (!place_log())
     return abandon(make_errno_error("cannot move the build log to " + m_log_path).error().to_string());
-  m_held->log_moved_to(m_log_path);
   // What the build took: its set-up, and its run from now (not the time it
   // was held waiting for the previous build's commands).
   auto now = std::chrono::steady_clock::now();
