@@ -17,7 +17,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <variant>
 #include <string>
 #include <unordered_map>
 
