@@ -34,27 +34,16 @@ SandboxMode sandbox_mode(BuildMode mode) {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-Result<void> list_into(const std::string& dir, const std::string& prefix,
-                       std::vector<std::string>& out) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return make_errno_error("cannot read " + dir);
-  std::vector<std::pair<std::string, bool>> entries;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir = ::lstat((dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-    }
-    entries.emplace_back(std::string(name), is_dir);
-  }
-  ::closedir(d);
-  for (const auto& [name, is_dir] : entries) {
-    std::string rel = prefix.empty() ? name : prefix + "/" + name;
+Result<void> list_into(int dirfd, const std::string& prefix, std::vector<std::string>& out) {
+  auto entries = read_dir(dirfd);
+  if (!entries) return std::unexpected(entries.error());
+  for (const auto& entry : *entries) {
+    std::string rel = prefix.empty() ? entry.name : prefix + "/" + entry.name;
     out.push_back(rel);
-    if (is_dir)
-      if (auto listed = list_into(dir + "/" + name, rel, out); !listed) return listed;
+    if (!entry.is_dir) continue;
+    Fd sub(::openat(dirfd, entry.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (sub.get() < 0) return make_errno_error("cannot read " + rel);
+    if (auto listed = list_into(sub.get(), rel, out); !listed) return listed;
   }
   return {};
 }
@@ -66,21 +55,11 @@ std::string abbreviated(const std::string& path) {
 }
 
 Result<void> check_entries(int dirfd, const std::string& rel) {
-  int fd = ::dup(dirfd);
-  if (fd < 0) return make_errno_error("cannot read " + abbreviated(rel));
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return make_errno_error("cannot read " + abbreviated(rel), err);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view name = e->d_name;
-    if (name != "." && name != "..") names.emplace_back(name);
-  }
-  ::closedir(d);
-  for (const auto& name : names) {
+  auto entries = read_dir(dirfd);
+  if (!entries)
+    return make_error("cannot read " + abbreviated(rel) + ": " + entries.error().message);
+  for (const auto& entry : *entries) {
+    const std::string& name = entry.name;
     std::string path = rel.empty() ? name : rel + "/" + name;
     if (name.size() > k_max_artifact_name)
       return make_error("DESTDIR holds a name of " + std::to_string(name.size()) +
@@ -121,8 +100,10 @@ Result<void> check_publishable(const std::string& install_dir) {
 }
 
 Result<std::vector<std::string>> list_tree(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return make_errno_error("cannot read " + dir);
   std::vector<std::string> out;
-  if (auto listed = list_into(dir, "", out); !listed) return std::unexpected(listed.error());
+  if (auto listed = list_into(fd.get(), "", out); !listed) return std::unexpected(listed.error());
   return out;
 }
 
@@ -230,7 +211,7 @@ class ChunkBuild final : public PreparedChunk {
   }
   BuildReport publish_or_hand_over();
 
-  bool m_claimed;
+  const bool m_claimed;
   BuildContext m_ctx;
   const GitMirrors& m_git;
   const std::size_t m_index;
@@ -335,7 +316,6 @@ std::optional<BuildReport> ChunkBuild::prepare() {
 
 BuildReport ChunkBuild::run(const std::function<void()>& meanwhile) {
   if (!m_held) return abandon("the build was not prepared");
-  m_claimed = true;  // (run only under the claim)
   // A fresh log for this attempt, in place before anything is written to it.
   if (!place_log())
     return abandon(make_errno_error("cannot move the build log to " + m_log_path).error().to_string());

@@ -66,38 +66,28 @@ Op::Api overlay_api_from_env() {
   return Op::Api::lowerdir_plus_only;
 }
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : m_fd(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      m_fd = other.release();
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return m_fd; }
-  int release() { return std::exchange(m_fd, -1); }
-  void reset() {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = -1;
-  }
-
- private:
-  int m_fd = -1;
-};
-
 // Moves an fd to 10 or above so that dup2 onto 0..2 in the child cannot
 // clobber it.
 Result<Fd> high_fd(int fd, const char* what) {
   int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
   if (moved < 0) return make_errno_error(std::string("cannot duplicate ") + what);
   return Fd(moved);
+}
+
+// A pipe between the caller and the init: the caller's end, and the init's
+// (moved to a high fd).
+struct InitPipe {
+  Fd ours;
+  Fd init;
+};
+
+Result<InitPipe> init_pipe(bool init_reads) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
+  Fd read(ends[0]), write(ends[1]);
+  auto init = high_fd(init_reads ? read.get() : write.get(), "a pipe");
+  if (!init) return std::unexpected(init.error());
+  return InitPipe{std::move(init_reads ? write : read), std::move(*init)};
 }
 
 bool is_dir(const std::string& path) {
@@ -772,27 +762,18 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
 
   auto started = std::make_unique<Started>();
   started->interactive = interactive;
-  int status_pipe[2];
-  if (::pipe2(status_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
-  started->status_read = Fd(status_pipe[0]);
-  auto status_write = high_fd(status_pipe[1], "a pipe");
-  ::close(status_pipe[1]);
-  if (!status_write) return std::unexpected(status_write.error());
-  int alive_pipe[2];
-  if (::pipe2(alive_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
-  auto alive_read = high_fd(alive_pipe[0], "a pipe");
-  ::close(alive_pipe[0]);
-  started->alive_write = Fd(alive_pipe[1]);
-  if (!alive_read) return std::unexpected(alive_read.error());
+  auto status = init_pipe(false);
+  if (!status) return std::unexpected(status.error());
+  started->status_read = std::move(status->ours);
+  auto alive = init_pipe(true);
+  if (!alive) return std::unexpected(alive.error());
+  started->alive_write = std::move(alive->ours);
   Fd go_read;
   if (hold) {
-    int go_pipe[2];
-    if (::pipe2(go_pipe, O_CLOEXEC) != 0) return make_errno_error("cannot create a pipe");
-    auto moved = high_fd(go_pipe[0], "a pipe");
-    ::close(go_pipe[0]);
-    started->go_write = Fd(go_pipe[1]);
-    if (!moved) return std::unexpected(moved.error());
-    go_read = std::move(*moved);
+    auto go = init_pipe(true);
+    if (!go) return std::unexpected(go.error());
+    started->go_write = std::move(go->ours);
+    go_read = std::move(go->init);
   }
   Fd output, null;
   if (!interactive) {
@@ -820,8 +801,8 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
   plan.loopback_up = plan.loopback_up && netns.get() < 0;  // a prepared one has lo up
   if (args.user_ns) flags |= CLONE_NEWUSER;
 
-  plan.status_fd = status_write->get();
-  plan.keepalive_read = alive_read->get();
+  plan.status_fd = status->init.get();
+  plan.keepalive_read = alive->init.get();
   plan.output_fd = output.get();
   plan.null_fd = null.get();
   plan.netns_fd = netns.get();
@@ -866,7 +847,7 @@ Result<std::unique_ptr<Started>> start_sandbox(const SandboxSpec& spec, const In
   started->pid = pid;
   started->running.emplace(pid);
   started->return_at_report = !interactive && plan.scratch_tmpfs;
-  // (status_write, alive_read, go_read, output, null, netns and the plan
+  // (the init's pipe ends, output, null, netns and the plan
   // close here: the init holds its own copies, and goes when it ends)
   return started;
 }
@@ -1013,7 +994,6 @@ Result<LaunchOutcome> NamespaceLauncher::launch(const SandboxSpec& spec, const I
 
 Result<std::unique_ptr<HeldSandbox>> NamespaceLauncher::start(const SandboxSpec& spec,
                                                               const Invocation& what) {
-  if (what.commands.empty()) return make_error("sandbox: only commands can be held");
   auto started = start_sandbox(spec, what, true);
   if (!started) return std::unexpected(started.error());
   return std::make_unique<HeldNamespaceSandbox>(std::move(*started));

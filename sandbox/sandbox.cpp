@@ -98,33 +98,6 @@ std::vector<std::string> tail_lines(const std::string& path, std::size_t count) 
   return lines;
 }
 
-HeldSteps::HeldSteps(HeldSteps&& other) noexcept
-    : m_result(std::move(other.m_result)),
-      m_commands(std::move(other.m_commands)),
-      m_step_of(std::move(other.m_step_of)),
-      m_log_path(std::move(other.m_log_path)),
-      m_log_fd(std::exchange(other.m_log_fd, -1)),
-      m_sandbox(std::move(other.m_sandbox)) {}
-
-HeldSteps& HeldSteps::operator=(HeldSteps&& other) noexcept {
-  if (this != &other) {
-    m_sandbox.reset();
-    if (m_log_fd >= 0) ::close(m_log_fd);
-    m_result = std::move(other.m_result);
-    m_commands = std::move(other.m_commands);
-    m_step_of = std::move(other.m_step_of);
-    m_log_path = std::move(other.m_log_path);
-    m_log_fd = std::exchange(other.m_log_fd, -1);
-    m_sandbox = std::move(other.m_sandbox);
-  }
-  return *this;
-}
-
-HeldSteps::~HeldSteps() {
-  m_sandbox.reset();  // (dropped: killed before anything ran)
-  if (m_log_fd >= 0) ::close(m_log_fd);
-}
-
 Result<HeldSteps> hold_steps(const SandboxSpec& spec, const std::vector<Step>& steps,
                              const std::string& log_path, const StepOptions& options) {
   HeldSteps held;
@@ -143,9 +116,9 @@ Result<HeldSteps> hold_steps(const SandboxSpec& spec, const std::vector<Step>& s
   }
   if (what.commands.empty()) return held;
   held.m_log_path = log_path;
-  held.m_log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (held.m_log_fd < 0) return make_errno_error("cannot open the build log " + log_path);
-  what.output_fd = held.m_log_fd;
+  held.m_log_fd = Fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (held.m_log_fd.get() < 0) return make_errno_error("cannot open the build log " + log_path);
+  what.output_fd = held.m_log_fd.get();
   NamespaceLauncher real;
   Launcher& launcher = options.launcher != nullptr ? *options.launcher : real;
   auto sandbox = launcher.start(spec, what);
@@ -158,8 +131,7 @@ Result<StepResult> HeldSteps::run(const StepControl& control) {
   if (!m_sandbox) return m_result;
   auto outcome = m_sandbox->run(control);
   m_sandbox.reset();
-  ::close(m_log_fd);
-  m_log_fd = -1;
+  m_log_fd.reset();
   if (!outcome) return std::unexpected(outcome.error());
   StepResult result = m_result;
   if (outcome->failed_index < 0 && !outcome->cancelled) return result;

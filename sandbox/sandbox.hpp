@@ -24,6 +24,7 @@
 #include "sandbox/launcher.hpp"
 #include "sandbox/spec.hpp"
 #include "util/error.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 
@@ -84,10 +85,6 @@ struct StepOptions {
 // takes its own).
 class HeldSteps {
  public:
-  HeldSteps() = default;
-  HeldSteps(HeldSteps&&) noexcept;
-  HeldSteps& operator=(HeldSteps&&) noexcept;
-  ~HeldSteps();
   [[nodiscard]] Result<StepResult> run(const StepControl& control);
   // The caller renamed the log to `path` (a failure's tail is read there).
   void log_moved_to(std::string path) { m_log_path = std::move(path); }
@@ -99,7 +96,9 @@ class HeldSteps {
   std::vector<std::string> m_commands;
   std::vector<std::string> m_step_of;  // the step of each command
   std::string m_log_path;
-  int m_log_fd = -1;
+  // (the sandbox before the log: dropped first, its init killed before
+  // the log closes)
+  Fd m_log_fd;
   std::unique_ptr<HeldSandbox> m_sandbox;  // null: no commands
 };
 

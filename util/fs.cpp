@@ -155,25 +155,16 @@ Result<void> make_dirs(const std::string& path, int mode) {
   return {};
 }
 
-namespace {
-
-// One directory being emptied by remove_tree: its name in its parent, and
-// the entries left to remove, read once.
-struct Level {
-  std::string name;
-  std::vector<std::pair<std::string, bool>> entries;  // name, is a directory
-};
-
-// The entries of the directory open at fd (left open); false on error.
-bool list_entries(int fd, std::vector<std::pair<std::string, bool>>& out) {
-  int copy = ::dup(fd);
-  if (copy < 0) return false;
+Result<std::vector<DirEntry>> read_dir(int dirfd) {
+  int copy = ::dup(dirfd);  // (closedir closes its fd)
+  if (copy < 0) return make_errno_error("cannot read a directory");
   DIR* d = ::fdopendir(copy);
   if (d == nullptr) {
+    int err = errno;
     ::close(copy);
-    return false;
+    return make_errno_error("cannot read a directory", err);
   }
-  out.clear();
+  std::vector<DirEntry> out;
   errno = 0;
   while (struct dirent* e = ::readdir(d)) {
     std::string_view name = e->d_name;
@@ -181,14 +172,25 @@ bool list_entries(int fd, std::vector<std::pair<std::string, bool>>& out) {
     bool is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
       struct stat st;
-      is_dir = ::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      is_dir = ::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
-    out.emplace_back(std::string(name), is_dir);
+    out.push_back({std::string(name), is_dir});
+    errno = 0;
   }
-  bool ok = errno == 0;
+  int err = errno;
   ::closedir(d);
-  return ok;
+  if (err != 0) return make_errno_error("cannot read a directory", err);
+  return out;
 }
+
+namespace {
+
+// One directory being emptied by remove_tree: its name in its parent, and
+// the entries left to remove, read once.
+struct Level {
+  std::string name;
+  std::vector<DirEntry> entries;
+};
 
 // Opens directory `name` under dirfd, first giving its owner rwx if it
 // lacks them (overlayfs's mode-000 work/work, a read-only tree).
@@ -241,13 +243,16 @@ Result<void> remove_tree(const std::string& path) {
   }
   if (fd < 0) return fail(-1, "cannot open it");
   std::vector<Level> levels(1);
-  if (!list_entries(fd, levels.back().entries)) return fail(fd, "cannot read it");
+  auto first = read_dir(fd);
+  if (!first) return fail(fd, "cannot read it");
+  levels.back().entries = std::move(*first);
   while (!levels.empty()) {
     Level& level = levels.back();
     if (!level.entries.empty()) {
-      auto [name, is_dir] = std::move(level.entries.back());
+      DirEntry entry = std::move(level.entries.back());
       level.entries.pop_back();
-      if (!is_dir) {
+      std::string& name = entry.name;
+      if (!entry.is_dir) {
         if (!unlink_in(fd, name.c_str(), 0)) return fail(fd, "cannot unlink " + name);
         continue;
       }
@@ -262,8 +267,9 @@ Result<void> remove_tree(const std::string& path) {
       }
       ::close(fd);
       fd = sub;
-      levels.push_back({std::move(name), {}});
-      if (!list_entries(fd, levels.back().entries)) return fail(fd, "cannot read a directory");
+      auto entries = read_dir(fd);
+      if (!entries) return fail(fd, "cannot read " + name);
+      levels.push_back({std::move(name), std::move(*entries)});
       continue;
     }
     // Empty now: leave it for its parent and remove it there.

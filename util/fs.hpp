@@ -3,12 +3,43 @@
 // sense that write_file_atomic never exposes a partial file.
 #pragma once
 
+#include <unistd.h>
+
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "util/error.hpp"
 
 namespace gang {
+
+// Owns a file descriptor: closed when destroyed or reset; movable.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : m_fd(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      m_fd = other.release();
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return m_fd; }
+  int release() { return std::exchange(m_fd, -1); }
+  void reset() {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
+  }
+
+ private:
+  int m_fd = -1;
+};
 
 // Reads a whole file.
 [[nodiscard]] Result<std::string> read_file(const std::string& path);
@@ -36,6 +67,17 @@ namespace gang {
 
 // mkdir -p. Succeeds if the directory already exists.
 [[nodiscard]] Result<void> make_dirs(const std::string& path, int mode = 0755);
+
+// An entry of a directory: its name, and whether it is a directory (not a
+// symlink to one).
+struct DirEntry {
+  std::string name;
+  bool is_dir = false;
+};
+
+// The entries of the directory open at dirfd (which stays open), without
+// "." and "..", in the order readdir gives them.
+[[nodiscard]] Result<std::vector<DirEntry>> read_dir(int dirfd);
 
 // rm -rf, making read-only directories writable as needed. Succeeds if the
 // path does not exist.

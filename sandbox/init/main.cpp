@@ -335,7 +335,7 @@ void child_close_other_fds(int* keep, int count) {
 // Copies the directory `from` into the directory `to` (both fds): its
 // directories, regular files and symlinks, with their modes, and owners
 // where allowed; anything else (whiteouts, devices, FIFOs) is left out.
-// Best effort: what cannot be read or written is skipped. No allocation.
+// Best effort: what cannot be read or written is skipped.
 char g_copy_buffer[1 << 16];
 
 void child_copy_tree(int from, int to, int depth) {

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -231,22 +230,8 @@ TEST_F(BuildTrouble, CtrlCOfTheWholeProcessGroupRecordsNoFailure) {
   // at once; the sandbox dies of it before the worker notices its stop.
   write_chunks(defs, {{"slow", {"sleep 17.31"}}});
   std::string out = dir.path() + "/int.out";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<std::string> args{GANG_BINARY};
-    for (auto& a : build_args(1)) args.push_back(a);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);
-  testing::Child child{pid, out, std::chrono::steady_clock::now()};
+  testing::Child child = testing::spawn_gang(build_args(1), out, true);
+  pid_t pid = child.pid;
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (processes_running("sleep", "17.31").empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(20ms);
@@ -267,29 +252,13 @@ TEST_F(BuildTrouble, ACtrlCDropsTheChunkSetUpAheadWithNothingLeftBehind) {
   // Orphans of gang's process tree come to this process, to be counted
   // (beside children it already has: inits of earlier tests not yet reaped).
   auto children = [] {
-    std::set<pid_t> out;
-    std::ifstream in("/proc/self/task/" + std::to_string(::gettid()) + "/children");
-    for (pid_t child; in >> child;) out.insert(child);
-    return out;
+    auto pids = testing::children_of(::getpid());
+    return std::set<pid_t>(pids.begin(), pids.end());
   };
   std::set<pid_t> before = children();
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<std::string> args{GANG_BINARY};
-    for (auto& a : build_args(1)) args.push_back(a);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);
-  testing::Child child{pid, out, std::chrono::steady_clock::now()};
+  testing::Child child = testing::spawn_gang(build_args(1), out, true);
+  pid_t pid = child.pid;
   auto sleeping = [] {
     return processes_running("sleep", "17.41").size() + processes_running("sleep", "17.42").size();
   };

@@ -25,12 +25,16 @@ struct Child {
   std::chrono::steady_clock::time_point started;
 };
 
-inline Child spawn_gang(const std::vector<std::string>& args, const std::string& output_path) {
+// own_group: gang leads a process group of its own (as a shell's job), so
+// that a signal to that group reaches gang, its workers and nothing else.
+inline Child spawn_gang(const std::vector<std::string>& args, const std::string& output_path,
+                        bool own_group = false) {
   std::vector<std::string> argv{GANG_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   Child child{-1, output_path, std::chrono::steady_clock::now()};
   child.pid = ::fork();
   if (child.pid == 0) {
+    if (own_group) ::setpgid(0, 0);
     int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
@@ -42,6 +46,7 @@ inline Child spawn_gang(const std::vector<std::string>& args, const std::string&
     ::execv(cargv[0], cargv.data());
     ::_exit(127);
   }
+  if (own_group && child.pid > 0) ::setpgid(child.pid, child.pid);
   return child;
 }
 
