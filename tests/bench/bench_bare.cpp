@@ -6,8 +6,11 @@
 // the host's /usr (or a sysroot), /proc, DESTDIR bind-mounted, pivot_root,
 // then each command as `sh -e -c CMD` (fork + exec, as gang's sandbox runs
 // them) one after the other.
+// With `none` for the base, the floor under any build tool: the same fresh
+// DESTDIR and the same `sh -e -c CMD` per command, with no namespace, mount
+// or sandbox at all (what the commands themselves cost on this machine).
 //
-// Usage: gang_bench_bare DIR ITERATIONS SYSROOT|host CMD...
+// Usage: gang_bench_bare DIR ITERATIONS SYSROOT|host|none CMD...
 // Prints one line: "<iterations> <seconds>". DIR must exist and be empty.
 #include <fcntl.h>
 #include <sched.h>
@@ -38,6 +41,25 @@ struct Job {
   ::_exit(120);
 }
 
+// Runs each command as `sh -e -c CMD` (fork, exec, wait) with ENV; false
+// when one fails.
+bool run_commands(const std::vector<std::string>& commands, char** env) {
+  static char k_sh[] = "sh", k_e[] = "-e", k_c[] = "-c";
+  for (const auto& command : commands) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      char* argv[] = {k_sh, k_e, k_c, const_cast<char*>(command.c_str()), nullptr};
+      ::execve("/bin/sh", argv, env);
+      ::_exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+      return false;
+  }
+  return true;
+}
+
 int child(void* arg) {
   const Job& job = *static_cast<const Job*>(arg);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("private");
@@ -64,21 +86,9 @@ int child(void* arg) {
   if (::syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
   if (::umount2(".", MNT_DETACH) != 0) die("umount old root");
   if (::chdir("/") != 0) die("chdir /");
-  static char k_sh[] = "sh", k_e[] = "-e", k_c[] = "-c";
   char* env[] = {const_cast<char*>("DESTDIR=/inst"), const_cast<char*>("PREFIX=/usr"),
                  const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
-  for (const auto& command : job.commands) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      char* argv[] = {k_sh, k_e, k_c, const_cast<char*>(command.c_str()), nullptr};
-      ::execve("/bin/sh", argv, env);
-      ::_exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0)
-      ::_exit(1);
-  }
+  if (!run_commands(job.commands, env)) ::_exit(1);
   ::_exit(0);
 }
 
@@ -86,7 +96,7 @@ int child(void* arg) {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: gang_bench_bare DIR ITERATIONS SYSROOT|host CMD...\n");
+    std::fprintf(stderr, "usage: gang_bench_bare DIR ITERATIONS SYSROOT|host|none CMD...\n");
     return 2;
   }
   std::string dir = argv[1];
@@ -101,6 +111,16 @@ int main(int argc, char** argv) {
   for (int i = 0; i < iterations; ++i) {
     job.inst = dir + "/" + std::to_string(i) + ".inst";
     if (::mkdir(job.inst.c_str(), 0755) != 0) die("mkdir inst");
+    if (job.base == "none") {
+      std::string destdir = "DESTDIR=" + job.inst;
+      char* env[] = {destdir.data(), const_cast<char*>("PREFIX=/usr"),
+                     const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
+      if (!run_commands(job.commands, env)) {
+        std::fprintf(stderr, "gang_bench_bare: iteration %d failed\n", i);
+        return 1;
+      }
+      continue;
+    }
     pid_t pid = ::clone(child, stack.data() + stack.size(),
                         CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
                             SIGCHLD,
