@@ -485,22 +485,15 @@ Result<std::optional<std::pair<std::string, std::string>>> read_hashed(const std
     if (errno == ENOENT) return Out{};
     return make_errno_error("cannot open " + path);
   }
+  Fd owned(fd);
   Sha256 hasher;
   std::string bytes;
-  char* buffer = hash_buffer();
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, k_buffer_size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      return make_errno_error("cannot read " + path, saved);
-    }
-    if (n == 0) break;
-    hasher.update(buffer, static_cast<std::size_t>(n));
-    if (keep_bytes) bytes.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  auto read = read_pieces(fd, path, hash_buffer(), k_buffer_size, [&](std::string_view piece) {
+    hasher.update(piece.data(), piece.size());
+    if (keep_bytes) bytes.append(piece);
+    return true;
+  });
+  if (!read) return std::unexpected(read.error());
   return Out{std::pair{hasher.hex_digest(), std::move(bytes)}};
 }
 

@@ -18,25 +18,28 @@ namespace gang {
 constexpr const char* k_too_big = "too big";
 static Result<std::string> read_all_and_close(int fd, const std::string& path,
                                               std::size_t max_size) {
+  Fd owned(fd);
   std::string out;
   char buffer[1 << 16];
+  auto read = read_pieces(fd, path, buffer, sizeof buffer, [&](std::string_view piece) {
+    out.append(piece);
+    return out.size() <= max_size;
+  });
+  if (!read) return std::unexpected(read.error());
+  if (out.size() > max_size) return make_error(k_too_big);
+  return out;
+}
+
+Result<void> read_pieces(int fd, const std::string& path, char* buffer, std::size_t size,
+                         const std::function<bool(std::string_view)>& piece) {
   for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    ssize_t n = ::read(fd, buffer, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      return make_errno_error("cannot read " + path, saved);
+      return make_errno_error("cannot read " + path);
     }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
-    if (out.size() > max_size) {
-      ::close(fd);
-      return make_error(k_too_big);
-    }
+    if (n == 0 || !piece(std::string_view(buffer, static_cast<std::size_t>(n)))) return {};
   }
-  ::close(fd);
-  return out;
 }
 
 Result<std::string> read_file(const std::string& path) {

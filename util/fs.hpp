@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,13 @@ class Fd {
  private:
   int m_fd = -1;
 };
+
+// Reads `fd` to its end (or until `piece` returns false), handing each
+// read of up to `size` bytes, made into `buffer`, to `piece`; EINTR is
+// retried. Does not close `fd`. An error names `path`.
+[[nodiscard]] Result<void> read_pieces(int fd, const std::string& path, char* buffer,
+                                       std::size_t size,
+                                       const std::function<bool(std::string_view)>& piece);
 
 // Reads a whole file.
 [[nodiscard]] Result<std::string> read_file(const std::string& path);

@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 
+#include "util/fs.hpp"
+
 namespace gang {
 
 Sha256::Sha256() : m_ctx(EVP_MD_CTX_new()) {
@@ -55,20 +57,14 @@ std::string sha256_hex(std::string_view data) {
 Result<std::string> sha256_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_errno_error("cannot open " + path);
+  Fd owned(fd);
   Sha256 hasher;
   char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      return make_errno_error("cannot read " + path, saved);
-    }
-    if (n == 0) break;
-    hasher.update(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  auto read = read_pieces(fd, path, buffer, sizeof buffer, [&](std::string_view piece) {
+    hasher.update(piece.data(), piece.size());
+    return true;
+  });
+  if (!read) return std::unexpected(read.error());
   return hasher.hex_digest();
 }
 

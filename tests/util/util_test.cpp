@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -80,6 +79,46 @@ TEST(Fs, ReadFileReportsMissingFile) {
   auto r = read_file("/nonexistent/gang/file");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("/nonexistent/gang/file"), std::string::npos);
+}
+
+TEST(Fs, ReadPiecesHandsOverEveryReadAndStopsWhenAsked) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  Fd reader(fds[0]);
+  {
+    Fd writer(fds[1]);
+    ASSERT_EQ(::write(writer.get(), "abcdefghij", 10), 10);
+  }
+  std::string got;
+  char buffer[4];
+  int pieces = 0;
+  ASSERT_TRUE(read_pieces(reader.get(), "the pipe", buffer, sizeof buffer, [&](std::string_view p) {
+    got.append(p);
+    return ++pieces < 2;  // stop after the second piece
+  }));
+  EXPECT_EQ(got, "abcdefgh");
+  EXPECT_EQ(pieces, 2);
+  // Whatever was not asked for is still there.
+  ASSERT_TRUE(read_pieces(reader.get(), "the pipe", buffer, sizeof buffer, [&](std::string_view p) {
+    got.append(p);
+    return true;
+  }));
+  EXPECT_EQ(got, "abcdefghij");
+  auto bad =
+      read_pieces(-1, "/some/where", buffer, sizeof buffer, [](std::string_view) { return true; });
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("/some/where"), std::string::npos);
+}
+
+TEST(Fs, ReadRegularFileRefusesAFileAboveItsCap) {
+  TempDir dir;
+  std::string path = dir.path() + "/f";
+  ASSERT_TRUE(write_file_atomic(path, std::string(100, 'x')));
+  EXPECT_EQ(read_regular_file(path, 100).value_or(""), std::string(100, 'x'));
+  auto big = read_regular_file(path, 99);
+  ASSERT_FALSE(big);
+  EXPECT_NE(big.error().message.find("larger than 99 bytes"), std::string::npos);
+  EXPECT_EQ(sha256_file(path).value_or(""), sha256_hex(std::string(100, 'x')));
 }
 
 TEST(Error, FormatsLocation) {
