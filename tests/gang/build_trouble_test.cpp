@@ -22,6 +22,7 @@
 #include "gang/worker.hpp"
 #include "sandbox/spec.hpp"
 #include "tests/gang/gang_process.hpp"
+#include "tests/gang/stratum_test.hpp"
 #include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
 
@@ -41,54 +42,19 @@ struct Chunk {
 // One stratum `s` of inline chunks; each runs its commands, then installs
 // share/t/<name>.
 void write_chunks(const std::string& root, const std::vector<Chunk>& chunks) {
-  (void)make_dirs(root + "/strata");
-  (void)write_file_atomic(root + "/VERSION", "version: 9\n");
-  (void)write_file_atomic(root + "/DEFAULTS",
-                          "build-systems:\n  manual:\n    install-commands: []\n"
-                          "split-rules:\n  chunk: []\n  stratum: []\n");
-  std::string morph = "name: s\nkind: stratum\nchunks:\n";
+  std::vector<testing::StratumChunk> stratum;
   for (const auto& c : chunks) {
-    morph += "- name: " + c.name + "\n  build-system: manual\n";
-    if (!c.deps.empty()) {
-      morph += "  build-depends:\n";
-      for (const auto& d : c.deps) morph += "  - " + d + "\n";
-    }
-    morph += "  install-commands:\n";
-    for (const auto& command : c.commands) morph += "  - '" + command + "'\n";
-    morph += "  - mkdir -p \"$DESTDIR/share/t\" && echo " + c.name + " > \"$DESTDIR/share/t/" +
-             c.name + "\"\n";
+    auto& s = stratum.emplace_back(testing::StratumChunk{c.name, c.deps, {}});
+    for (const auto& command : c.commands) s.install_commands.push_back("'" + command + "'");
+    s.install_commands.push_back("mkdir -p \"$DESTDIR/share/t\" && echo " + c.name +
+                                 " > \"$DESTDIR/share/t/" + c.name + "\"");
   }
-  (void)write_file_atomic(root + "/strata/s.morph", morph);
+  testing::write_stratum(root, stratum);
 }
 
-class BuildTrouble : public ::testing::Test {
+class BuildTrouble : public testing::StratumTest {
  protected:
-  void SetUp() override {
-    defs = dir.path() + "/defs";
-    cache = dir.path() + "/cache";
-    target = defs + "/strata/s.morph";
-  }
-  void TearDown() override {
-    if (HasFailure()) dir.keep();
-  }
-  std::vector<std::string> build_args(int instances, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"build", target, "--cache", cache, "--instances",
-                                  std::to_string(instances), "--max-jobs", "1"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-  std::map<std::string, std::string> keys() {
-    ProjectOptions options;
-    options.target = target;
-    options.cache_dir = cache;
-    auto project = load_project(options, nullptr);
-    EXPECT_TRUE(project) << project.error().to_string();
-    UnresolvedSources none;
-    EXPECT_TRUE(compute_keys(project->graph, none));
-    std::map<std::string, std::string> out;
-    for (const auto& c : project->graph.components) out[c.name] = c.cache_key.value_or("");
-    return out;
-  }
+  BuildTrouble() : StratumTest("gang-trouble-test-") {}
   // The recorded failure of `name`, or "" when none is recorded.
   std::string failure_of(const std::string& name) {
     auto opened = ArtifactCache::open(cache);
@@ -97,19 +63,6 @@ class BuildTrouble : public ::testing::Test {
     EXPECT_TRUE(record);
     return record && *record ? (*record)->reason : std::string();
   }
-  std::vector<std::string> entries(const std::string& path) {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
-          out.push_back(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  }
-
-  TempDir dir{"gang-trouble-test-"};
-  std::string defs, cache, target;
 };
 
 // Pids of processes whose command line starts with argv0 and contains `arg`.

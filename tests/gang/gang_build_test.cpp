@@ -10,6 +10,7 @@
 #include "definitions/cache_key.hpp"
 #include "gang/project.hpp"
 #include "tests/gang/gang_process.hpp"
+#include "tests/gang/stratum_test.hpp"
 #include "tests/support/run_command.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
@@ -22,47 +23,10 @@ using testing::count_lines_with;
 using testing::run_gang;
 using testing::TestChunk;
 
-class GangBuild : public ::testing::Test {
+class GangBuild : public testing::StratumTest {
  protected:
-  void SetUp() override {
-    defs = dir.path() + "/defs";
-    cache = dir.path() + "/cache";
-    target = defs + "/strata/s.morph";
-  }
-  void TearDown() override {
-    if (HasFailure()) dir.keep();
-  }
-  std::vector<std::string> build_args(int instances, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"build", target, "--cache", cache, "--instances",
-                                  std::to_string(instances), "--max-jobs", "1"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-  // name -> key for every component of the target.
-  std::map<std::string, std::string> keys() {
-    ProjectOptions options;
-    options.target = target;
-    options.cache_dir = cache;
-    auto project = load_project(options, nullptr);
-    EXPECT_TRUE(project) << project.error().to_string();
-    UnresolvedSources none;
-    EXPECT_TRUE(compute_keys(project->graph, none));
-    std::map<std::string, std::string> out;
-    for (const auto& c : project->graph.components) out[c.name] = c.cache_key.value_or("");
-    return out;
-  }
-  std::vector<std::string> tmp_entries() {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir((cache + "/tmp").c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  }
-
-  TempDir dir{"gang-build-test-"};
-  std::string defs, cache, target;
+  GangBuild() : StratumTest("gang-build-test-") {}
+  std::vector<std::string> tmp_entries() const { return entries(cache + "/tmp"); }
 };
 
 TEST_F(GangBuild, FourInstancesBuildEveryComponentExactlyOnce) {

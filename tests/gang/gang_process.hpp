@@ -120,16 +120,17 @@ inline std::vector<pid_t> children_of(pid_t parent) {
   return out;
 }
 
-struct TestChunk {
+// One chunk of a stratum written by write_stratum: its install-commands are
+// YAML scalars, written as they are (quote them where YAML needs it).
+struct StratumChunk {
   std::string name;
   std::vector<std::string> deps;
-  double sleep = 0;
-  bool fail = false;
+  std::vector<std::string> install_commands;
 };
 
 // Writes a definitions tree with one stratum `s` of inline chunks without
-// repos. Each chunk sleeps, then writes share/gang-test/<name>.
-inline void write_tree(const std::string& root, const std::vector<TestChunk>& chunks) {
+// repos, each with build-system manual.
+inline void write_stratum(const std::string& root, const std::vector<StratumChunk>& chunks) {
   (void)make_dirs(root + "/strata");
   (void)write_file_atomic(root + "/VERSION", "version: 9\n");
   (void)write_file_atomic(root + "/DEFAULTS",
@@ -143,12 +144,31 @@ inline void write_tree(const std::string& root, const std::vector<TestChunk>& ch
       for (const auto& d : c.deps) morph += "  - " + d + "\n";
     }
     morph += "  install-commands:\n";
-    if (c.sleep > 0) morph += "  - sleep " + std::to_string(c.sleep) + "\n";
-    if (c.fail) morph += "  - echo 'deliberate failure' >&2; exit 3\n";
-    morph += "  - mkdir -p \"$DESTDIR$PREFIX/share/gang-test\"\n";
-    morph += "  - echo " + c.name + " > \"$DESTDIR$PREFIX/share/gang-test/" + c.name + "\"\n";
+    for (const auto& command : c.install_commands) morph += "  - " + command + "\n";
   }
   (void)write_file_atomic(root + "/strata/s.morph", morph);
+}
+
+struct TestChunk {
+  std::string name;
+  std::vector<std::string> deps;
+  double sleep = 0;
+  bool fail = false;
+};
+
+// Writes a definitions tree with one stratum `s` of inline chunks without
+// repos. Each chunk sleeps, then writes share/gang-test/<name>.
+inline void write_tree(const std::string& root, const std::vector<TestChunk>& chunks) {
+  std::vector<StratumChunk> stratum;
+  for (const auto& c : chunks) {
+    StratumChunk& s = stratum.emplace_back(StratumChunk{c.name, c.deps, {}});
+    if (c.sleep > 0) s.install_commands.push_back("sleep " + std::to_string(c.sleep));
+    if (c.fail) s.install_commands.push_back("echo 'deliberate failure' >&2; exit 3");
+    s.install_commands.push_back("mkdir -p \"$DESTDIR$PREFIX/share/gang-test\"");
+    s.install_commands.push_back("echo " + c.name + " > \"$DESTDIR$PREFIX/share/gang-test/" +
+                                 c.name + "\"");
+  }
+  write_stratum(root, stratum);
 }
 
 }  // namespace gang::testing

@@ -18,6 +18,7 @@
 #include "gang/project.hpp"
 #include "gang/system_assembler.hpp"
 #include "tests/gang/gang_process.hpp"
+#include "tests/gang/stratum_test.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
 
@@ -50,17 +51,7 @@ class SystemAssembly : public ::testing::Test {
   }
   // name -> key for every component of target.
   std::map<std::string, std::string> keys(const std::string& target) {
-    ProjectOptions options;
-    options.target = defs + "/" + target;
-    options.cache_dir = cache;
-    auto project = load_project(options, nullptr);
-    EXPECT_TRUE(project) << project.error().to_string();
-    if (!project) return {};
-    UnresolvedSources none;
-    EXPECT_TRUE(compute_keys(project->graph, none));
-    std::map<std::string, std::string> out;
-    for (const auto& c : project->graph.components) out[c.name] = c.cache_key.value_or("");
-    return out;
+    return testing::component_keys(defs + "/" + target, cache);
   }
   std::map<std::string, ManifestEntry> manifest(const std::string& key) {
     auto opened = ArtifactCache::open(cache);
