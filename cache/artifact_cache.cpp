@@ -1,6 +1,5 @@
 #include "cache/artifact_cache.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,18 +8,17 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "cache/build_dirs.hpp"
 #include "cache/change_notifier.hpp"
 #include "cache/file_lock.hpp"
 #include "cache/index_names.hpp"
 #include "cache/lmdb.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
-#include "util/path_name.hpp"
 
 namespace gang {
 
@@ -36,100 +34,6 @@ std::unexpected<Error> pass(const Result<T>& r) {
   return std::unexpected(r.error());
 }
 
-// Eight hex digits naming a host (or a boot of it) in build directory names.
-std::string host_tag(const std::string& host) { return sha256_hex(host).substr(0, 8); }
-
-// The creator recorded in a build directory name
-// "<name>.<pid>-<start time>-<host tag>[-<boot tag>].XXXXXX" (older gangs
-// wrote no boot tag); nullopt for other names.
-struct Creator {
-  int pid = 0;
-  std::uint64_t start_time = 0;
-  std::string host_tag;
-  std::string boot_tag;  // "" when the name has none
-};
-std::optional<Creator> parse_build_dir_name(std::string_view name) {
-  auto last = name.rfind('.');
-  if (last == std::string_view::npos || last == 0) return std::nullopt;
-  auto prev = name.rfind('.', last - 1);
-  if (prev == std::string_view::npos) return std::nullopt;
-  std::string_view field = name.substr(prev + 1, last - prev - 1);
-  auto dash = field.find('-');
-  auto dash2 = dash == std::string_view::npos ? dash : field.find('-', dash + 1);
-  if (dash2 == std::string_view::npos) return std::nullopt;
-  Creator c;
-  const char* begin = field.data();
-  auto r1 = std::from_chars(begin, begin + dash, c.pid);
-  auto r2 = std::from_chars(begin + dash + 1, begin + dash2, c.start_time);
-  if (r1.ec != std::errc() || r1.ptr != begin + dash || r2.ec != std::errc() ||
-      r2.ptr != begin + dash2 || c.pid <= 0)
-    return std::nullopt;
-  c.host_tag = std::string(field.substr(dash2 + 1));
-  if (c.host_tag.size() == 17 && c.host_tag[8] == '-') {
-    c.boot_tag = c.host_tag.substr(9);
-    c.host_tag.resize(8);
-  }
-  if (c.host_tag.size() != 8) return std::nullopt;
-  return c;
-}
-
-// Mount points as this process sees them (octal escapes undone).
-std::vector<std::string> mount_points() {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::size_t pos = 0;
-    for (int field = 0; field < 4 && pos != std::string::npos; ++field) pos = line.find(' ', pos + 1);
-    if (pos == std::string::npos) continue;
-    std::string raw = line.substr(pos + 1, line.find(' ', pos + 1) - pos - 1), point;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '\\' && i + 3 < raw.size()) {
-        point += static_cast<char>((raw[i + 1] - '0') * 64 + (raw[i + 2] - '0') * 8 + (raw[i + 3] - '0'));
-        i += 3;
-      } else {
-        point += raw[i];
-      }
-    }
-    out.push_back(std::move(point));
-  }
-  return out;
-}
-
-// Removes `name` in parentfd, a whole tree if it is a directory, making
-// directories accessible first: build trees hold read-only directories and
-// overlayfs leaves mode-000 work directories. Never leaves the file system
-// of the tree's top. Returns 0 or the first errno met.
-int remove_forcibly(int parentfd, const char* name, dev_t dev) {
-  struct stat st;
-  if (::fstatat(parentfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : errno;
-  if (!S_ISDIR(st.st_mode)) return ::unlinkat(parentfd, name, 0) == 0 || errno == ENOENT ? 0 : errno;
-  if (st.st_dev != dev) return EBUSY;  // something is mounted here
-  if ((st.st_mode & S_IRWXU) != S_IRWXU) (void)::fchmodat(parentfd, name, S_IRWXU, 0);
-  int fd = ::openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno;
-  DIR* dir = ::fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return err;
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  int first_error = 0;
-  for (const auto& n : names) {
-    int err = remove_forcibly(::dirfd(dir), n.c_str(), dev);
-    if (first_error == 0) first_error = err;
-  }
-  ::closedir(dir);
-  if (first_error != 0) return first_error;
-  if (::unlinkat(parentfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return errno;
-  return 0;
-}
-
 }  // namespace
 
 struct ArtifactCache::Impl {
@@ -139,84 +43,24 @@ struct ArtifactCache::Impl {
   std::shared_ptr<LmdbEnv> claims;  // <root>/claims: claim rows only (open_claims)
   BlobStore blobs;
   ChangeNotifier notifier;
+  BuildDirs build_dirs;
   std::mutex insert_mutex;  // BlobStore's writers are single-threaded
 
   Impl(std::string r, Options o, std::shared_ptr<LmdbEnv> e, std::shared_ptr<LmdbEnv> c,
        BlobStore b, ChangeNotifier n)
-      : root(std::move(r)), options(std::move(o)), env(std::move(e)), claims(std::move(c)),
-        blobs(std::move(b)), notifier(std::move(n)) {}
+      : root(std::move(r)),
+        options(std::move(o)),
+        env(std::move(e)),
+        claims(std::move(c)),
+        blobs(std::move(b)),
+        notifier(std::move(n)),
+        build_dirs(root + "/tmp", options.system, options.orphan_age_s,
+                   [this](const std::string& message) { warn(message); }) {}
 
   std::string key_lock_path(const std::string& key) const {
     return root + "/locks/" + sha256_hex(key);
   }
   std::string gc_lock_path() const { return root + "/locks/gc.lock"; }
-
-  // Removes the build directories in tmp/ whose creator is dead; returns how
-  // many went. Liveness beats age: a directory of this host is removed when
-  // its creator is gone (pid gone, pid reused, or another boot), never for
-  // its age alone (a long build, or a gang stopped with Ctrl-Z overnight,
-  // keeps its sandbox). Only where liveness cannot be known (another host's
-  // directory, a name without a creator) does age count: older than
-  // orphan_age_s. One that cannot be removed (still mounted, say) is a
-  // warning.
-  std::uint64_t remove_dead_build_dirs() {
-    System& sys = *options.system;
-    std::string tmp = root + "/tmp";
-    int tmp_fd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tmp_fd < 0) return 0;
-    struct stat top;
-    if (::fstat(tmp_fd, &top) != 0) {
-      ::close(tmp_fd);
-      return 0;
-    }
-    std::vector<std::string> names;
-    if (DIR* dir = ::fdopendir(::dup(tmp_fd))) {
-      while (struct dirent* e = ::readdir(dir)) {
-        std::string_view n = e->d_name;
-        if (n != "." && n != "..") names.emplace_back(n);
-      }
-      ::closedir(dir);
-    }
-    std::string here = host_tag(sys.host_name());
-    std::string boot = sys.boot_id();
-    std::string this_boot = boot.empty() ? std::string() : host_tag(boot);
-    std::int64_t now_s = sys.now_ms() / 1000;
-    std::vector<std::string> mounts;
-    bool mounts_read = false;
-    std::uint64_t removed = 0;
-    for (const auto& name : names) {
-      struct stat st;
-      if (::fstatat(tmp_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      auto creator = parse_build_dir_name(name);
-      bool known = creator && creator->host_tag == here;  // liveness can be known
-      bool dead = false;
-      if (known && !creator->boot_tag.empty() && !this_boot.empty() &&
-          creator->boot_tag != this_boot) {
-        dead = true;  // created before a reboot
-      } else if (known) {
-        auto start = sys.process_start_time(creator->pid);
-        dead = !start || (creator->start_time != 0 && *start != creator->start_time);
-      }
-      bool old = !known && now_s - static_cast<std::int64_t>(st.st_mtime) > options.orphan_age_s;
-      if (!dead && !old) continue;
-      std::string path = tmp + "/" + name;
-      if (!mounts_read) {
-        mounts = mount_points();
-        mounts_read = true;
-      }
-      bool mounted = std::any_of(mounts.begin(), mounts.end(), [&](const std::string& m) {
-        return m == path || m.starts_with(path + "/");
-      });
-      int err = mounted ? EBUSY : remove_forcibly(tmp_fd, name.c_str(), top.st_dev);
-      if (err == 0) {
-        ++removed;
-      } else {
-        warn("cannot remove the abandoned build directory " + path + ": " + std::strerror(err));
-      }
-    }
-    ::close(tmp_fd);
-    return removed;
-  }
 
   void warn(const std::string& message) const {
     if (options.warn) {
@@ -462,17 +306,7 @@ const std::string& ArtifactCache::root() const { return m_impl->root; }
 std::string ArtifactCache::logs_dir() const { return m_impl->root + "/logs"; }
 std::string ArtifactCache::tmp_dir() const { return m_impl->root + "/tmp"; }
 
-Result<std::string> ArtifactCache::make_build_dir(const std::string& name) {
-  System& sys = *m_impl->options.system;
-  int pid = sys.self_pid();
-  std::string creator = std::to_string(pid) + "-" +
-                        std::to_string(sys.process_start_time(pid).value_or(0)) + "-" +
-                        host_tag(sys.host_name());
-  if (std::string boot = sys.boot_id(); !boot.empty()) creator += "-" + host_tag(boot);
-  auto made = make_dirs(tmp_dir());
-  if (!made) return pass(made);
-  return make_temp_dir(tmp_dir(), name_to_leaf(name) + "." + creator + ".");
-}
+const BuildDirs& ArtifactCache::build_dirs() const { return m_impl->build_dirs; }
 
 Holder ArtifactCache::holder(int instance, std::string gang_id) const {
   System& sys = *m_impl->options.system;
@@ -624,7 +458,7 @@ Result<PublishOutcome> ArtifactCache::insert_fetched(const std::string& key,
   } fetch_dir;
   auto open_fetch_dir = [&]() -> Result<void> {
     if (fetch_dir.fd >= 0) return {};
-    auto dir = make_build_dir("fetch");
+    auto dir = m.build_dirs.make("fetch");
     if (!dir) return pass(dir);
     fetch_dir.path = *dir;
     fetch_dir.fd = ::open(dir->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -850,7 +684,7 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
   auto orphans = m.blobs.remove_orphans(m.options.orphan_age_s);
   if (!orphans) return pass(orphans);
   report.temp_files_removed = *orphans;
-  report.scratch_dirs_removed = m.remove_dead_build_dirs();
+  report.scratch_dirs_removed = m.build_dirs.remove_dead();
 
   std::map<BlobId, std::uint64_t> sizes;
   auto walked = m.blobs.for_each([&](const BlobId& id, std::uint64_t size) { sizes[id] = size; });
@@ -1121,6 +955,5 @@ Result<bool> ArtifactCache::wait_for_change(std::chrono::milliseconds timeout) {
 
 int ArtifactCache::change_fd() { return m_impl->notifier.fd(); }
 
-std::uint64_t ArtifactCache::remove_dead_build_dirs() { return m_impl->remove_dead_build_dirs(); }
 
 }  // namespace gang

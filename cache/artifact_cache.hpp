@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "cache/blob_store.hpp"
+#include "cache/build_dirs.hpp"
 #include "cache/manifest.hpp"
 #include "cache/records.hpp"
 #include "cache/system.hpp"
@@ -134,16 +135,10 @@ class ArtifactCache {
   [[nodiscard]] const std::string& root() const;
   [[nodiscard]] std::string logs_dir() const;  // <root>/logs: build logs
   [[nodiscard]] std::string tmp_dir() const;   // <root>/tmp: build scratch, same file system
-  // A fresh build directory "<tmp>/<name>.<pid>-<start>-<host>.XXXXXX" named
-  // after this process, so that gc() can remove it once the process is dead.
-  // The caller owns its removal.
-  [[nodiscard]] Result<std::string> make_build_dir(const std::string& name);
-  // Removes the build directories in tmp/ whose creators died (same host:
-  // pid gone or reused, or another boot; never for age alone while the
-  // creator lives), or, where liveness cannot be known (another host's),
-  // that are older than orphan_age_s; returns how many. gc() does this too; workers
-  // call it when they start, so killed workers' sandboxes do not pile up.
-  std::uint64_t remove_dead_build_dirs();
+  // The build directories in tmp/ (build_dirs.hpp): make(), and
+  // remove_dead(), which gc() runs too, and workers when they start, so that
+  // killed workers' sandboxes do not pile up.
+  [[nodiscard]] const BuildDirs& build_dirs() const;
 
   // This process as a claim holder / builder.
   [[nodiscard]] Holder holder(int instance = 0, std::string gang_id = {}) const;
@@ -244,7 +239,7 @@ class ArtifactCache {
   // processes would keep using the old index).
   [[nodiscard]] static Result<RepairReport> repair(const std::string& root);
   // Removes orphan temporaries, build directories in tmp/ whose creator is
-  // dead (see remove_dead_build_dirs), and unreferenced
+  // dead (see BuildDirs::remove_dead), and unreferenced
   // blobs and, with max_size, evicts least-recently-used artifacts (and
   // their build logs) until the blobs fit; never an artifact that is
   // claimed or being staged.

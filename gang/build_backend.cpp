@@ -49,7 +49,7 @@ BuildBackend::BuildBackend(const BuildGraph& graph, ArtifactCache& cache, const 
     if (c.cache_key) m_names.emplace(*c.cache_key, c.id);
   }
   // Sandboxes of workers killed earlier are cleared in the background.
-  m_remover.add_job([&cache] { (void)cache.remove_dead_build_dirs(); });
+  m_remover.add_job([&cache] { (void)cache.build_dirs().remove_dead(); });
 }
 
 bool BuildBackend::is_cached(const std::string& key) {

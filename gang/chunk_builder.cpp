@@ -236,7 +236,7 @@ class ChunkBuild final : public PreparedChunk {
 std::optional<BuildReport> ChunkBuild::prepare() {
   const Component& c = m_c;
   if (auto made = make_dirs(m_ctx.cache.logs_dir()); !made) return abandon(made.error().to_string());
-  auto sandbox_dir = m_ctx.cache.make_build_dir(c.name);
+  auto sandbox_dir = m_ctx.cache.build_dirs().make(c.name);
   if (!sandbox_dir) return abandon(sandbox_dir.error().to_string());
   m_dir = *sandbox_dir;
   const std::string& dir = m_dir;
@@ -398,7 +398,7 @@ BuildReport ChunkBuild::publish_or_hand_over() {
     // and goes in the background; if this worker exits first, the next
     // worker's clearing of dead workers' build directories removes it.
     if (path_exists(kept)) {
-      auto stale = cache.make_build_dir(name + "-kept");
+      auto stale = cache.build_dirs().make(name + "-kept");
       if (stale && ::rename(kept.c_str(), (*stale + "/kept").c_str()) == 0) {
         remover.add(*stale);
       } else {

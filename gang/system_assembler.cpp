@@ -294,7 +294,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
   auto start = std::chrono::steady_clock::now();
   // A build directory for everything but a stratum (assembled in memory).
   Result<std::string> dir = std::string();
-  if (c.kind != Kind::stratum) dir = ctx.cache.make_build_dir(c.name);
+  if (c.kind != Kind::stratum) dir = ctx.cache.build_dirs().make(c.name);
   if (!dir) return {BuildOutcome::abandoned, 0, dir.error().to_string(), log_path};
   struct Cleanup {
     std::string path;

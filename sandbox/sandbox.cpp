@@ -10,41 +10,18 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <utility>
 
 #include "util/fs.hpp"
+#include "util/mounts.hpp"
 
 namespace gang {
 
 namespace {
 
 constexpr off_t k_tail_bytes = 256 * 1024;
-
-// Decodes the octal escapes (\040 etc.) of /proc/self/mountinfo paths.
-std::string unescape_mount_path(const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size()) {
-      int value = 0;
-      bool octal = true;
-      for (std::size_t k = 1; k <= 3; ++k) {
-        char c = text[i + k];
-        if (c < '0' || c > '7') octal = false;
-        value = value * 8 + (c - '0');
-      }
-      if (octal) {
-        out += static_cast<char>(value);
-        i += 3;
-        continue;
-      }
-    }
-    out += text[i];
-  }
-  return out;
-}
 
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
@@ -188,38 +165,10 @@ Result<void> remove_sandbox(const std::string& sandbox_dir) {
   if (!path_exists(sandbox_dir)) return {};
   char resolved[PATH_MAX];
   std::string dir = ::realpath(sandbox_dir.c_str(), resolved) != nullptr ? resolved : sandbox_dir;
-  if (auto info = read_file("/proc/self/mountinfo")) {
-    std::vector<std::string> mounts;
-    std::istringstream in(*info);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string id, parent, device, root, point;
-      fields >> id >> parent >> device >> root >> point;
-      point = unescape_mount_path(point);
-      if (point == dir || point.starts_with(dir + "/")) mounts.push_back(point);
-    }
-    std::sort(mounts.begin(), mounts.end(),
-              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-    for (const auto& point : mounts)
-      if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
-        return make_errno_error("cannot unmount " + point);
-  }
-  // overlayfs leaves <upper's sibling>/work/work (and, for a volatile
-  // overlay, work/incompat/volatile) with mode 000; an unprivileged owner
-  // must make them readable before it can empty them.
-  // (<dir>/root/overlay: scratch kept on disk; <dir>/overlay: sandboxes
-  // kept by earlier versions of gang.)
-  for (const std::string& overlays : {sandbox_dir + "/root/overlay", sandbox_dir + "/overlay"}) {
-    std::error_code ec;
-    for (const auto& layer : std::filesystem::directory_iterator(overlays, ec)) {
-      std::string work = layer.path().string() + "/work/work";
-      for (const std::string& path : {work, work + "/incompat", work + "/incompat/volatile"}) {
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ::chmod(path.c_str(), 0700);
-      }
-    }
-  }
+  for (const auto& point : mounts_under(dir))
+    if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+      return make_errno_error("cannot unmount " + point);
+  // (overlayfs's mode-000 work directories: remove_tree opens them up.)
   return remove_tree(sandbox_dir);
 }
 

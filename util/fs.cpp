@@ -196,13 +196,26 @@ struct Level {
 };
 
 // Opens directory `name` under dirfd, first giving its owner rwx if it
-// lacks them (overlayfs's mode-000 work/work, a read-only tree).
-int open_subdir(int dirfd, const char* name) {
+// lacks them (overlayfs's mode-000 work/work, a read-only tree). Fails with
+// EXDEV, touching nothing, when it is on another file system than `dev`
+// (something is mounted there).
+int open_subdir(int dirfd, const char* name, dev_t dev) {
   int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   int fd = ::openat(dirfd, name, flags);
-  if (fd >= 0 || errno != EACCES) return fd;
   struct stat st;
+  if (fd >= 0) {
+    if (::fstat(fd, &st) == 0 && st.st_dev == dev) return fd;
+    int err = st.st_dev != dev ? EXDEV : errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  if (errno != EACCES) return -1;
   if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  if (st.st_dev != dev) {
+    errno = EXDEV;
+    return -1;
+  }
   ::fchmodat(dirfd, name, (st.st_mode & 07777) | S_IRWXU, 0);
   return ::openat(dirfd, name, flags);
 }
@@ -233,7 +246,8 @@ Result<void> remove_tree(const std::string& path) {
   // Depth first, by directory fds: no path is ever longer than one name,
   // so a tree whose paths exceed PATH_MAX goes too; one fd is open at a
   // time (a level is left through ".."), so any depth does. Each
-  // directory is listed once.
+  // directory is listed once. It never crosses into another file system:
+  // a directory something is mounted on stops it with an error.
   auto fail = [&](int fd, const std::string& what) -> Result<void> {
     int err = errno;
     if (fd >= 0) ::close(fd);
@@ -259,9 +273,13 @@ Result<void> remove_tree(const std::string& path) {
         if (!unlink_in(fd, name.c_str(), 0)) return fail(fd, "cannot unlink " + name);
         continue;
       }
-      int sub = open_subdir(fd, name.c_str());
+      int sub = open_subdir(fd, name.c_str(), st.st_dev);
       if (sub < 0) {
         if (errno == ENOENT) continue;
+        if (errno == EXDEV) {
+          errno = EBUSY;
+          return fail(fd, "something is mounted at " + name + ", left alone");
+        }
         if (errno == ENOTDIR || errno == ELOOP) {  // replaced meanwhile
           if (!unlink_in(fd, name.c_str(), 0)) return fail(fd, "cannot unlink " + name);
           continue;

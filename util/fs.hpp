@@ -88,7 +88,9 @@ struct DirEntry {
 [[nodiscard]] Result<std::vector<DirEntry>> read_dir(int dirfd);
 
 // rm -rf, making read-only directories writable as needed. Succeeds if the
-// path does not exist.
+// path does not exist. Stays on the file system of `path`: a directory below
+// it that something is mounted on is an error (EBUSY, naming it), and
+// nothing in the mounted file system is touched.
 [[nodiscard]] Result<void> remove_tree(const std::string& path);
 
 // fsyncs a directory so that a rename inside it is durable.

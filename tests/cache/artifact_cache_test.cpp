@@ -391,7 +391,7 @@ TEST_F(ArtifactCacheTest, GcRemovesBuildDirectoriesOfDeadWorkersOnly) {
     ::close(pipe_fds[0]);
     auto c = ArtifactCache::open(root, options);
     if (!c) ::_exit(2);
-    auto made = c->make_build_dir("glibc.x86");
+    auto made = c->build_dirs().make("glibc.x86");
     if (!made) ::_exit(3);
     std::string d = *made;
     if (!make_dirs(d + "/overlay/0/work/work") || !make_dirs(d + "/glibc.inst/usr/lib")) ::_exit(4);
@@ -413,7 +413,7 @@ TEST_F(ArtifactCacheTest, GcRemovesBuildDirectoriesOfDeadWorkersOnly) {
   ASSERT_TRUE(path_exists(dead_dir));
   EXPECT_NE(dead_dir.find("/tmp/glibc.x86." + std::to_string(child) + "-"), std::string::npos) << dead_dir;
 
-  auto live = cache.make_build_dir("gcc");
+  auto live = cache.build_dirs().make("gcc");
   ASSERT_TRUE(live);
   ASSERT_TRUE(make_dirs(*live + "/gcc.inst"));
   // Our pid with another start time: a dead process whose pid was reused.

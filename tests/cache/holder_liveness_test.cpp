@@ -56,11 +56,11 @@ class HolderLiveness : public ::testing::Test {
 TEST_F(HolderLiveness, ALiveOwnersOldBuildDirectorySurvivesCleanup) {
   // A long build, or a gang stopped with Ctrl-Z overnight.
   auto cache = open_cache();
-  auto live = cache.make_build_dir("gcc");
+  auto live = cache.build_dirs().make("gcc");
   ASSERT_TRUE(live);
   ASSERT_TRUE(make_dirs(*live + "/gcc.build"));
   age(*live, 2);
-  EXPECT_EQ(cache.remove_dead_build_dirs(), 0u);
+  EXPECT_EQ(cache.build_dirs().remove_dead(), 0u);
   EXPECT_TRUE(path_exists(*live + "/gcc.build")) << "its owner (this process) is alive";
   auto report = cache.gc();
   ASSERT_TRUE(report);
@@ -72,27 +72,27 @@ TEST_F(HolderLiveness, AnOtherHostsOldBuildDirectoryIsJudgedByAge) {
   auto cache = open_cache();
   std::string other = cache.tmp_dir() + "/m4.1234-99-0badbeef.abcdef";
   ASSERT_TRUE(make_dirs(other));
-  EXPECT_EQ(cache.remove_dead_build_dirs(), 0u);
+  EXPECT_EQ(cache.build_dirs().remove_dead(), 0u);
   EXPECT_TRUE(path_exists(other));
   age(other, 2);
-  EXPECT_EQ(cache.remove_dead_build_dirs(), 1u);
+  EXPECT_EQ(cache.build_dirs().remove_dead(), 1u);
   EXPECT_FALSE(path_exists(other)) << "liveness cannot be known there";
 }
 
 TEST_F(HolderLiveness, ABuildDirectoryOfAnotherBootIsRemovedAtOnce) {
   auto system = std::make_shared<RebootedSystem>();
   auto before = open_cache(system);
-  auto made = before.make_build_dir("glibc");
+  auto made = before.build_dirs().make("glibc");
   ASSERT_TRUE(made);
   // The same host rebooted; the pid and start time happen to be alive
   // again (they are this process's).
   system->boot = "66666666-7777-8888-9999-000000000000";
-  EXPECT_EQ(before.remove_dead_build_dirs(), 1u);
+  EXPECT_EQ(before.build_dirs().remove_dead(), 1u);
   EXPECT_FALSE(path_exists(*made));
   // A directory of this boot stays.
-  auto now = before.make_build_dir("glibc");
+  auto now = before.build_dirs().make("glibc");
   ASSERT_TRUE(now);
-  EXPECT_EQ(before.remove_dead_build_dirs(), 0u);
+  EXPECT_EQ(before.build_dirs().remove_dead(), 0u);
   EXPECT_TRUE(path_exists(*now));
 }
 

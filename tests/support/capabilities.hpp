@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <string>
 
 namespace gang::testing {
@@ -83,6 +84,31 @@ inline std::string probe_user_namespace_overlay(const std::string& dir, uid_t ui
   ::waitpid(child, &status, 0);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   return message.empty() ? "the probe died" : message;
+}
+
+// Runs `body` in a forked child with a mount namespace of its own (as root,
+// or inside a user namespace of its own mapping the caller to root), "/"
+// made private there, so that what it mounts is gone when it exits. Returns
+// body's result (the child's exit status), -1 when no such namespace can be
+// made here (skip then), or 1 if the child died.
+inline int in_own_mount_namespace(const std::function<int()>& body) {
+  uid_t uid = ::geteuid();
+  gid_t gid = ::getegid();
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0) {
+      if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(77);
+      (void)detail::write_proc("/proc/self/setgroups", "deny");
+      if (!detail::write_proc("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n") ||
+          !detail::write_proc("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n"))
+        ::_exit(77);
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
+    ::_exit(body());
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 1;
+  return WEXITSTATUS(status) == 77 ? -1 : WEXITSTATUS(status);
 }
 
 }  // namespace gang::testing

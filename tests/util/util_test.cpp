@@ -1,10 +1,18 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
+
+#include "tests/support/capabilities.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
+#include "util/mounts.hpp"
 #include "util/sha256.hpp"
 
 namespace gang {
@@ -119,6 +127,41 @@ TEST(Fs, ReadRegularFileRefusesAFileAboveItsCap) {
   ASSERT_FALSE(big);
   EXPECT_NE(big.error().message.find("larger than 99 bytes"), std::string::npos);
   EXPECT_EQ(sha256_file(path).value_or(""), sha256_hex(std::string(100, 'x')));
+}
+
+TEST(Mounts, MountPointOfReadsTheFifthFieldAndUndoesEscapes) {
+  EXPECT_EQ(mount_point_of("36 35 98:0 /mnt1 /mnt\\0402 rw,noatime master:1 - ext3 /dev/root rw"),
+            "/mnt 2");
+  EXPECT_EQ(mount_point_of("22 1 0:21 / /proc rw,nosuid - proc proc rw"), "/proc");
+  EXPECT_EQ(mount_point_of("22 1 0:21 /"), "");
+  // An escape that is not octal stays as it is.
+  EXPECT_EQ(mount_point_of("1 2 3:4 / /a\\9zz rw"), "/a\\9zz");
+  auto points = mount_points();
+  EXPECT_NE(std::find(points.begin(), points.end(), "/"), points.end());
+}
+
+TEST(Fs, RemoveTreeNeverEntersAFileSystemMountedBelowIt) {
+  TempDir dir;
+  const std::string tree = dir.path() + "/tree";
+  const std::string mnt = tree + "/a/mnt";
+  ASSERT_TRUE(make_dirs(mnt));
+  ASSERT_TRUE(write_file(tree + "/a/file", "x"));
+  int status = testing::in_own_mount_namespace([&] {
+    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "mode=0755") != 0) return 77;
+    if (!write_file(mnt + "/precious", "keep")) return 10;
+    auto under = mounts_under(tree);
+    if (under != std::vector<std::string>{mnt}) return 11;
+    auto removed = remove_tree(tree);
+    if (removed) return 12;  // it went through the mount
+    if (removed.error().message.find("mounted at mnt") == std::string::npos) return 13;
+    if (read_file(mnt + "/precious").value_or("") != "keep") return 14;
+    // Once unmounted, the rest goes.
+    if (::umount2(mnt.c_str(), MNT_DETACH) != 0) return 16;
+    if (!remove_tree(tree) || path_exists(tree)) return 17;
+    return 0;
+  });
+  if (status == -1) GTEST_SKIP() << "no mount namespace can be made here";
+  EXPECT_EQ(status, 0);
 }
 
 TEST(Error, FormatsLocation) {
