@@ -11,6 +11,7 @@
 #include "gang/commands.hpp"
 #include "remote/remote_options.hpp"
 #include "definitions/cache_key.hpp"
+#include "gang/build_request.hpp"
 #include "gang/cli.hpp"
 #include "gang/config.hpp"
 #include "gang/event.hpp"
@@ -26,6 +27,15 @@
 namespace gang {
 
 namespace {
+
+// What the graph's sources were resolved to, and the target's key.
+SourcePins pins_of(const BuildGraph& graph) {
+  SourcePins pins;
+  pins.target_key = graph.components[graph.target_index].cache_key.value_or("");
+  for (const auto& c : graph.components)
+    if (c.source && !c.repo.empty()) pins.sources[{c.repo, c.ref}] = *c.source;
+  return pins;
+}
 
 // Writes the --report file (atomically: a script never reads half a report).
 void write_report(const std::string& path, const std::string& json) {
@@ -196,31 +206,39 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
   gang.seed = seed;
   gang.start_ms = start_ms;
   if (parsed.count("log")) gang.log_file = parsed["log"].as<std::string>();
-  gang.worker_argv = {self_executable(), "worker",   project->target,
-                      "--definitions",  project->root, "--arch", project->config.arch,
-                      "--cache",        project->config.cache_dir,
-                      "--gang-id",      "gang-" + std::to_string(::getpid())};
-  if (parsed.count("base")) {
-    gang.worker_argv.push_back("--base");
-    gang.worker_argv.push_back(parsed["base"].as<std::string>());
-  }
-  if (parsed.count("max-jobs")) {
-    gang.worker_argv.push_back("--max-jobs");
-    gang.worker_argv.push_back(std::to_string(parsed["max-jobs"].as<int>()));
-  }
-  for (const char* flag : {"remote-cache", "redis"}) {
-    if (!parsed.count(flag)) continue;
-    gang.worker_argv.push_back(std::string("--") + flag);
-    gang.worker_argv.push_back(parsed[flag].as<std::string>());
-  }
-  for (const char* flag : {"offline", "strict", "verify", "no-remote-push"})
-    if (parsed.count(flag)) gang.worker_argv.push_back(std::string("--") + flag);
-  if (parsed.count("retry-failed")) {
-    // Failures recorded before this gang started are retried; failures
-    // recorded by this gang's own workers are not retried again.
-    gang.worker_argv.push_back("--retry-failed-before");
-    gang.worker_argv.push_back(std::to_string(now_ms()));
-  }
+  BuildRequest request;
+  request.target = project->target;
+  request.definitions = project->root;
+  request.arch = project->config.arch;
+  request.cache_dir = project->config.cache_dir;
+  if (parsed.count("base")) request.base = parsed["base"].as<std::string>();
+  if (parsed.count("max-jobs")) request.max_jobs = parsed["max-jobs"].as<int>();
+  if (parsed.count("remote-cache")) request.remote_cache = parsed["remote-cache"].as<std::string>();
+  if (parsed.count("redis")) request.redis = parsed["redis"].as<std::string>();
+  request.offline = parsed.count("offline") > 0;
+  request.strict = parsed.count("strict") > 0;
+  request.verify = parsed.count("verify") > 0;
+  request.no_remote_push = parsed.count("no-remote-push") > 0;
+  // Failures recorded before this gang started are retried; failures
+  // recorded by this gang's own workers are not retried again.
+  if (parsed.count("retry-failed")) request.retry_failed_before_ms = now_ms();
+  request.gang_id = "gang-" + std::to_string(::getpid());
+  // Every worker builds what this frontend resolved (build_request.hpp): the
+  // pins live in a build directory of this process, removed when the gang
+  // ends (or, if this process dies, by the next gang's clearing).
+  auto cache_for_pins = ArtifactCache::open(project->config.cache_dir);
+  if (!cache_for_pins) return fail(cache_for_pins.error().to_string());
+  auto pins_dir = cache_for_pins->build_dirs().make("pins");
+  if (!pins_dir) return fail(pins_dir.error().to_string());
+  struct RemoveAtEnd {
+    std::string dir;
+    ~RemoveAtEnd() { (void)remove_tree(dir); }
+  } remove_pins{*pins_dir};
+  request.pins_file = *pins_dir + "/pins.json";
+  if (auto written = write_file(request.pins_file, pins_of(project->graph).encode()); !written)
+    return fail(written.error().to_string());
+  gang.worker_argv = request.to_argv();
+  gang.worker_argv.insert(gang.worker_argv.begin(), {self_executable(), "worker"});
   if (report_path.empty()) return run_gang(gang);
 
   // The report: what was cached at the start, then every worker event.

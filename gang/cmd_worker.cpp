@@ -2,7 +2,6 @@
 // or on another machine). It loads the definitions and opens the cache
 // itself, resolves every cache key (fetching sources as needed), then runs
 // the Worker loop over a BuildBackend, reporting events on --events-fd.
-#include <cxxopts.hpp>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,7 +12,7 @@
 #include "cache/artifact_cache.hpp"
 #include "definitions/cache_key.hpp"
 #include "gang/build_backend.hpp"
-#include "gang/cli.hpp"
+#include "gang/build_request.hpp"
 #include "gang/commands.hpp"
 #include "gang/event.hpp"
 #include "gang/mirror_progress.hpp"
@@ -21,6 +20,7 @@
 #include "gang/worker.hpp"
 #include "remote/remote_tier.hpp"
 #include "sandbox/launcher.hpp"
+#include "util/fs.hpp"
 
 namespace gang {
 
@@ -55,37 +55,12 @@ void install_stop_handlers() {
 }  // namespace
 
 int cmd_worker(const Args& args) {
-  cxxopts::Options options("gang worker", "One gang instance (started by gang build).");
-  options.add_options()
-      ("target", "", cxxopts::value<std::string>())
-      ("arch", "", cxxopts::value<std::string>())
-      ("max-jobs", "", cxxopts::value<int>())
-      ("cache", "", cxxopts::value<std::string>())
-      ("definitions", "", cxxopts::value<std::string>())
-      ("base", "", cxxopts::value<std::string>())
-      ("offline", "")
-      ("remote-cache", "", cxxopts::value<std::string>())
-      ("redis", "", cxxopts::value<std::string>())
-      ("no-remote-push", "")
-      ("strict", "")
-      ("verify", "")
-      ("retry-failed-before", "", cxxopts::value<std::int64_t>())
-      ("instance", "", cxxopts::value<int>()->default_value("1"))
-      ("seed", "", cxxopts::value<std::uint64_t>()->default_value("0"))
-      ("events-fd", "", cxxopts::value<int>()->default_value("-1"))
-      ("gang-id", "", cxxopts::value<std::string>()->default_value(""))
-      ("h,help", "");
-  options.parse_positional({"target"});
-  auto result = parse_options(options, args);
-  if (!result) return result.error();
-  const cxxopts::ParseResult& parsed = *result;
-  if (!parsed.count("target")) {
-    std::fputs("gang: error: gang worker needs a TARGET\n", stderr);
-    return 2;
-  }
+  auto request = BuildRequest::parse(args);
+  if (!request) return request.error();
+  const BuildRequest& r = *request;
   install_stop_handlers();
-  int instance = parsed["instance"].as<int>();
-  EventWriter events(parsed["events-fd"].as<int>());
+  int instance = r.instance;
+  EventWriter events(r.events_fd);
   auto say = [&](EventType type, const std::string& component, const std::string& message) {
     Event e;
     e.type = type;
@@ -104,27 +79,35 @@ int cmd_worker(const Args& args) {
   };
 
   ProjectOptions project_options;
-  project_options.target = parsed["target"].as<std::string>();
-  if (parsed.count("definitions")) project_options.definitions = parsed["definitions"].as<std::string>();
-  if (parsed.count("arch")) project_options.arch = parsed["arch"].as<std::string>();
-  if (parsed.count("cache")) project_options.cache_dir = parsed["cache"].as<std::string>();
-  project_options.strict = parsed.count("strict") > 0;
-  if (parsed.count("base")) project_options.base = parsed["base"].as<std::string>();  // in the keys
+  project_options.target = r.target;
+  project_options.definitions = r.definitions;
+  project_options.arch = r.arch;
+  project_options.cache_dir = r.cache_dir;
+  project_options.strict = r.strict;
+  if (r.base) project_options.base = *r.base;  // in the keys
   // The frontend has printed the definitions' warnings once already.
   auto project = load_project(project_options, nullptr);
   if (!project) return fatal(project.error().to_string());
   Config& config = project->config;
-  if (parsed.count("offline")) config.offline = true;
-  if (parsed.count("base")) config.base = parsed["base"].as<std::string>();
-  if (parsed.count("max-jobs")) config.max_jobs = parsed["max-jobs"].as<int>();
+  if (r.offline) config.offline = true;
+  if (r.base) config.base = *r.base;
+  if (r.max_jobs) config.max_jobs = *r.max_jobs;
 
-  if (parsed.count("remote-cache")) {
-    auto url = normalise_cache_url(parsed["remote-cache"].as<std::string>());
+  if (!r.remote_cache.empty()) {
+    auto url = normalise_cache_url(r.remote_cache);
     if (!url) return fatal("--remote-cache: " + url.error().message);
     config.remote.cache_url = *url;
   }
-  if (parsed.count("redis")) config.remote.redis_url = parsed["redis"].as<std::string>();
-  if (parsed.count("no-remote-push")) config.remote.push = false;
+  if (!r.redis.empty()) config.remote.redis_url = r.redis;
+  if (r.no_remote_push) config.remote.push = false;
+  std::optional<SourcePins> pins;
+  if (!r.pins_file.empty()) {
+    auto text = read_regular_file(r.pins_file);
+    if (!text) return fatal("--pins: " + text.error().to_string());
+    auto decoded = SourcePins::decode(*text, r.pins_file);
+    if (!decoded) return fatal("--pins: " + decoded.error().to_string());
+    pins = std::move(*decoded);
+  }
 
   auto cache = ArtifactCache::open(config.cache_dir);
   if (!cache) return fatal(cache.error().to_string());
@@ -143,8 +126,18 @@ int cmd_worker(const Args& args) {
   MirrorProgress progress(MirrorProgress::repo_names(project->graph, *git),
                           {[&](const std::string& line) { say(EventType::log, "", line); }, {}});
   git->set_fetch_observer(progress.observer());
-  GitSourceResolver resolver(*git, GitSourceResolver::Mode::fetch);
+  GitSourceResolver mirrors(*git, GitSourceResolver::Mode::fetch);
+  std::optional<PinnedSourceResolver> pinned;
+  if (pins) pinned.emplace(*pins, mirrors);
+  SourceResolver& resolver = pinned ? static_cast<SourceResolver&>(*pinned) : mirrors;
   if (auto keyed = compute_keys(project->graph, resolver); !keyed) return fatal(keyed.error().to_string());
+  if (pins && !pins->target_key.empty()) {
+    const auto& target = project->graph.components[project->graph.target_index];
+    if (target.cache_key.value_or("") != pins->target_key)
+      return fatal("the definitions changed since this gang started: " + target.id +
+                   " has the cache key " + target.cache_key.value_or("(none)") +
+                   " here, the gang's is " + pins->target_key + " (run gang build again)");
+  }
 
   BuildGraph& graph = project->graph;
   // Earlier builds' durations: no history is fine (the order falls back
@@ -163,12 +156,11 @@ int cmd_worker(const Args& args) {
 
   BuildBackendOptions backend_options;
   backend_options.instance = instance;
-  backend_options.gang_id = parsed["gang-id"].as<std::string>();
-  if (parsed.count("retry-failed-before"))
-    backend_options.retry_failed_before_ms = parsed["retry-failed-before"].as<std::int64_t>();
+  backend_options.gang_id = r.gang_id;
+  if (r.retry_failed_before_ms) backend_options.retry_failed_before_ms = *r.retry_failed_before_ms;
   backend_options.max_jobs = resolve_max_jobs(config.max_jobs);
   backend_options.base = config.base;
-  backend_options.verify = parsed.count("verify") ? Verify::yes : Verify::no;
+  backend_options.verify = r.verify ? Verify::yes : Verify::no;
   backend_options.arch = config.arch;
   backend_options.target = graph.target_index;
   backend_options.log = [&](const std::string& component, const std::string& message) {
@@ -187,7 +179,7 @@ int cmd_worker(const Args& args) {
 
   WorkerOptions worker_options;
   worker_options.instance = instance;
-  worker_options.seed = parsed["seed"].as<std::uint64_t>();
+  worker_options.seed = r.seed;
   // Other hosts' progress shows only on the remote: look again sooner.
   if (remote) worker_options.idle_timeout_ms = 250;
   Worker worker(std::move(items), graph.target_index, backend, worker_options,
