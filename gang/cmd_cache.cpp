@@ -10,6 +10,7 @@
 #include "cache/tree_cache.hpp"
 #include "gang/cache_cleaning.hpp"
 #include "gang/cli.hpp"
+#include "gang/json_text.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 #include "util/fs.hpp"
@@ -37,27 +38,6 @@ int fail(const std::string& message) {
   return 1;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string format_time(std::int64_t ms) {
   if (ms <= 0) return "-";
@@ -147,11 +127,6 @@ int cache_show(ArtifactCache& cache, const std::string& key) {
   return 0;
 }
 
-std::string json_strings(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + json_string(item);
-  return out + "]";
-}
 
 int cache_verify(ArtifactCache& cache, bool json) {
   auto report = cache.verify();

@@ -22,6 +22,7 @@
 #include "cache/artifact_cache.hpp"
 #include "gang/project.hpp"
 #include "gang/cli.hpp"
+#include "gang/json_text.hpp"
 #include "gang/commands.hpp"
 #include "gang/config.hpp"
 #include "util/fs.hpp"
@@ -87,77 +88,45 @@ class FailingSources final : public SourceResolver {
   Error m_error;
 };
 
-void json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
-
 std::string render_json(const BuildGraph& graph, const std::vector<std::string>& states) {
   std::string out;
   out.reserve(graph.components.size() * 200);
   out += "{\"target\": ";
-  json_string(out, graph.target);
+  append_json_string(out, graph.target);
   out += ", \"arch\": ";
-  json_string(out, graph.arch);
+  append_json_string(out, graph.arch);
   out += ", \"components\": [";
   for (std::size_t i = 0; i < graph.components.size(); ++i) {
     const Component& c = graph.components[i];
     out += i == 0 ? "\n  " : ",\n  ";
     out += "{\"name\": ";
-    json_string(out, c.name);
+    append_json_string(out, c.name);
 
     out += ", \"kind\": ";
-    json_string(out, to_string(c.kind));
+    append_json_string(out, to_string(c.kind));
     out += ", \"stratum\": ";
     if (c.kind == Kind::chunk)
-      json_string(out, c.stratum);
+      append_json_string(out, c.stratum);
     else
       out += "null";
     out += ", \"key\": ";
     if (c.cache_key)
-      json_string(out, *c.cache_key);
+      append_json_string(out, *c.cache_key);
     else
       out += "null";
     out += ", \"state\": ";
-    json_string(out, states[i]);
+    append_json_string(out, states[i]);
 
     out += ", \"build_depends\": [";
     for (std::size_t d = 0; d < c.depends.size(); ++d) {
       if (d != 0) out += ", ";
-      json_string(out, graph.components[c.depends[d]].id);
+      append_json_string(out, graph.components[c.depends[d]].id);
     }
     out += "], \"id\": ";
-    json_string(out, c.id);
+    append_json_string(out, c.id);
     if (!c.cache_key) {
       out += ", \"pending_reason\": ";
-      json_string(out, c.pending_reason);
+      append_json_string(out, c.pending_reason);
     }
     out += '}';
   }
