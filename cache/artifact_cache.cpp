@@ -14,6 +14,8 @@
 
 #include "cache/build_dirs.hpp"
 #include "cache/change_notifier.hpp"
+#include "cache/claim_table.hpp"
+#include "cache/failure_records.hpp"
 #include "cache/file_lock.hpp"
 #include "cache/index_names.hpp"
 #include "cache/lmdb.hpp"
@@ -29,21 +31,17 @@ constexpr const char* k_claims = index_names::claims;
 constexpr const char* k_failures = index_names::failures;
 constexpr const char* k_durations = index_names::durations;
 
-template <typename T>
-std::unexpected<Error> pass(const Result<T>& r) {
-  return std::unexpected(r.error());
-}
-
 }  // namespace
 
 struct ArtifactCache::Impl {
   std::string root;
   Options options;
   std::shared_ptr<LmdbEnv> env;
-  std::shared_ptr<LmdbEnv> claims;  // <root>/claims: claim rows only (open_claims)
   BlobStore blobs;
   ChangeNotifier notifier;
   BuildDirs build_dirs;
+  ClaimTable claim_table;
+  FailureRecords failure_records;
   std::mutex insert_mutex;  // BlobStore's writers are single-threaded
 
   Impl(std::string r, Options o, std::shared_ptr<LmdbEnv> e, std::shared_ptr<LmdbEnv> c,
@@ -51,11 +49,25 @@ struct ArtifactCache::Impl {
       : root(std::move(r)),
         options(std::move(o)),
         env(std::move(e)),
-        claims(std::move(c)),
         blobs(std::move(b)),
         notifier(std::move(n)),
         build_dirs(root + "/tmp", options.system, options.orphan_age_s,
-                   [this](const std::string& message) { warn(message); }) {}
+                   [this](const std::string& message) { warn(message); }),
+        claim_table(std::move(c), env, options.system, options.lease, notifier),
+        failure_records(env, options.system, notifier, [this] { return self_holder(0, {}); }) {}
+
+  // This process as a claim holder / builder.
+  Holder self_holder(int instance, std::string gang_id) const {
+    System& sys = *options.system;
+    Holder h;
+    h.host = sys.host_name();
+    h.pid = sys.self_pid();
+    h.start_time = sys.process_start_time(h.pid).value_or(0);
+    h.boot_id = sys.boot_id();
+    h.instance = instance;
+    h.gang_id = std::move(gang_id);
+    return h;
+  }
 
   std::string key_lock_path(const std::string& key) const {
     return root + "/locks/" + sha256_hex(key);
@@ -75,17 +87,6 @@ struct ArtifactCache::Impl {
     if (::stat(key_lock_path(key).c_str(), &st) != 0) return fallback;
     std::int64_t ms = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
     return std::max(ms, fallback);
-  }
-
-  bool holder_alive(const ClaimRecord& claim) const {
-    System& sys = *options.system;
-    if (claim.holder.host == sys.host_name()) {
-      // A holder recorded in another boot of this host died in the reboot.
-      if (!claim.holder.boot_id.empty() && claim.holder.boot_id != sys.boot_id()) return false;
-      auto start = sys.process_start_time(claim.holder.pid);
-      return start && (claim.holder.start_time == 0 || *start == claim.holder.start_time);
-    }
-    return sys.now_ms() < claim.lease_until_ms;
   }
 
   Result<std::optional<ArtifactInfo>> lookup(const std::string& key) {
@@ -185,36 +186,11 @@ struct ArtifactCache::Impl {
     if (inserted) {
       // The publisher's own claim goes with it: its release afterwards then
       // changes nothing.
-      auto released = drop_own_claim(key, info.meta.built_by);
+      auto released = claim_table.drop_own(key, info.meta.built_by);
       if (!released) warn("cannot release the claim on " + key + ": " + released.error().to_string());
       notifier.bump();
     }
     return inserted;
-  }
-
-  // Deletes key's claim unless another process holds it (an unflushed
-  // commit of the claims); true if it deleted one. `other`, if given,
-  // receives the holder of a claim it left.
-  Result<bool> drop_own_claim(const std::string& key, const Holder& holder,
-                              std::optional<Holder>* other = nullptr) {
-    bool dropped = false;
-    auto done = claims->write([&](LmdbTxn& txn) -> Result<void> {
-      dropped = false;
-      auto claimed = txn.get(k_claims, key);
-      if (!claimed) return pass(claimed);
-      if (!*claimed) return {};
-      auto current = decode_claim(**claimed);
-      if (current && !current->holder.same_process(holder)) {
-        if (other != nullptr) *other = current->holder;
-        return {};
-      }
-      auto d = txn.del(k_claims, key);
-      if (!d) return pass(d);
-      dropped = true;
-      return {};
-    });
-    if (!done) return pass(done);
-    return dropped;
   }
 
   // Removes key's artifact row (damaged) and tells the watchers.
@@ -235,38 +211,6 @@ ArtifactCache& ArtifactCache::operator=(ArtifactCache&&) noexcept = default;
 ArtifactCache::~ArtifactCache() = default;
 
 namespace {
-
-// Claims live in an LMDB environment of their own, <root>/claims, whose
-// commits are never flushed (MDB_NOSYNC): a claim dies with its holder's
-// host anyway, so claiming costs no disk flush, and a claim never waits for
-// a publish's flush (LMDB serialises the writers of one environment). A
-// system crash may leave such an environment corrupt (its pages written back
-// in any order), so it is made anew by the first open of each boot:
-// <root>/claims/boot names the boot that made it. Without a boot id to tell
-// boots apart, the environment is synced like the index.
-Result<std::shared_ptr<LmdbEnv>> open_claims(const std::string& root, System& sys) {
-  const std::string dir = root + "/claims";
-  if (auto made = make_dirs(dir); !made) return pass(made);
-  const std::string boot = sys.boot_id();
-  auto lock = FileLock::acquire(root + "/locks/claims.lock", FileLock::Kind::exclusive,
-                                FileLock::Wait::block);
-  if (!lock) return pass(lock);
-  if (!boot.empty()) {
-    auto recorded = read_file(dir + "/boot");
-    if (!recorded || *recorded != boot + "\n") {
-      for (const char* file : {"/data.mdb", "/lock.mdb"})
-        if (::unlink((dir + file).c_str()) != 0 && errno != ENOENT)
-          return make_errno_error("cannot remove " + dir + file);
-      if (auto written = write_file_atomic(dir + "/boot", boot + "\n"); !written)
-        return pass(written);
-    }
-  }
-  LmdbEnv::Options options;
-  options.initial_map_size = std::size_t{8} << 20;
-  options.databases = {index_names::claims};
-  options.no_sync = !boot.empty();
-  return LmdbEnv::open(dir, options);
-}
 
 }  // namespace
 
@@ -290,7 +234,7 @@ Result<ArtifactCache> ArtifactCache::open(const std::string& root, Options optio
   env_options.databases.assign(std::begin(index_names::all), std::end(index_names::all));
   auto env = LmdbEnv::open(root + "/index", env_options);
   if (!env) return pass(env);
-  auto claims = open_claims(root, *options.system);
+  auto claims = ClaimTable::open_env(root, *options.system);
   if (!claims) return pass(claims);
   if (!options.file_system) options.file_system = real_file_system();
   auto blobs = BlobStore::open(root, options.temp_files, options.file_system);
@@ -309,20 +253,13 @@ std::string ArtifactCache::tmp_dir() const { return m_impl->root + "/tmp"; }
 const BuildDirs& ArtifactCache::build_dirs() const { return m_impl->build_dirs; }
 
 Holder ArtifactCache::holder(int instance, std::string gang_id) const {
-  System& sys = *m_impl->options.system;
-  Holder h;
-  h.host = sys.host_name();
-  h.pid = sys.self_pid();
-  h.start_time = sys.process_start_time(h.pid).value_or(0);
-  h.boot_id = sys.boot_id();
-  h.instance = instance;
-  h.gang_id = std::move(gang_id);
-  return h;
+  return m_impl->self_holder(instance, std::move(gang_id));
 }
 
-bool ArtifactCache::valid_key(const std::string& key) {
-  return !key.empty() && key.find_first_of(std::string("/\n\0", 3)) == std::string::npos;
-}
+ClaimTable& ArtifactCache::claims() { return m_impl->claim_table; }
+FailureRecords& ArtifactCache::failures() { return m_impl->failure_records; }
+
+bool ArtifactCache::valid_key(const std::string& key) { return valid_cache_key(key); }
 
 bool ArtifactCache::contains(const std::string& key) {
   bool found = false;
@@ -730,12 +667,7 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
 
   if (max_size && total > *max_size) {
     std::set<std::string> claimed;
-    auto read = m.claims->read([&](LmdbTxn& txn) -> Result<void> {
-      return txn.for_each(k_claims, [&](std::string_view key, std::string_view) {
-        claimed.emplace(key);
-        return true;
-      });
-    });
+    auto read = m.claim_table.for_each_key([&](std::string_view key) { claimed.emplace(key); });
     if (!read) return pass(read);
     std::vector<ArtifactInfo> by_age = *all;
     std::stable_sort(by_age.begin(), by_age.end(), [](const auto& a, const auto& b) {
@@ -768,160 +700,6 @@ Result<GcReport> ArtifactCache::gc(std::optional<std::uint64_t> max_size) {
   return report;
 }
 
-Result<ClaimOutcome> ArtifactCache::claim(const std::string& key, const Holder& holder) {
-  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
-  Impl& m = *m_impl;
-  ClaimOutcome outcome;
-  bool take = false;
-  // Decides from the index as it is now and from the claims transaction
-  // `txn`; sets take when the caller may claim. (The index and the claims
-  // are two environments: an artifact published just after this look is
-  // caught by the caller's re-check after winning.)
-  auto decide = [&](LmdbTxn& txn) -> Result<void> {
-    take = false;
-    outcome = ClaimOutcome{};
-    bool settled = false;
-    auto indexed = m.env->read([&](LmdbTxn& index) -> Result<void> {
-      auto row = index.get(k_artifacts, key);
-      if (!row) return pass(row);
-      if (*row) {
-        outcome.kind = ClaimOutcome::Kind::already_cached;
-        settled = true;
-        return {};
-      }
-      auto failed = index.get(k_failures, key);
-      if (!failed) return pass(failed);
-      if (*failed) {
-        auto record = decode_failure(**failed);
-        if (record) {
-          outcome.kind = ClaimOutcome::Kind::failed;
-          outcome.failure = std::move(*record);
-          settled = true;
-        }
-      }
-      return {};
-    });
-    if (!indexed) return indexed;
-    if (settled) return {};
-    auto claimed = txn.get(k_claims, key);
-    if (!claimed) return pass(claimed);
-    if (*claimed) {
-      auto record = decode_claim(**claimed);
-      if (record && !record->holder.same_process(holder) && m.holder_alive(*record)) {
-        outcome.kind = ClaimOutcome::Kind::held_by_other;
-        outcome.holder = record->holder;
-        return {};
-      }
-    }
-    take = true;
-    outcome.kind = ClaimOutcome::Kind::won;
-    return {};
-  };
-  // A read transaction first: most attempts lose and need no write lock.
-  auto looked = m.claims->read(decide);
-  if (!looked) return pass(looked);
-  if (!take) return outcome;
-  ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
-  std::string row = encode_claim(record);
-  auto done = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
-    auto decided = decide(txn);
-    if (!decided || !take) return decided;
-    auto put = txn.put(k_claims, key, row);
-    if (!put) return pass(put);
-    return {};
-  });
-  if (!done) return pass(done);
-  return outcome;
-}
-
-Result<void> ArtifactCache::renew(const std::string& key, const Holder& holder) {
-  Impl& m = *m_impl;
-  ClaimRecord record{holder, m.options.system->now_ms() + m.options.lease.count()};
-  return m.claims->write([&](LmdbTxn& txn) -> Result<void> {
-    auto claimed = txn.get(k_claims, key);
-    if (!claimed) return pass(claimed);
-    if (!*claimed) return make_error("cannot renew the claim on " + key + ": nobody holds it");
-    auto current = decode_claim(**claimed);
-    if (!current) return pass(current);
-    if (!current->holder.same_process(holder))
-      return make_error("cannot renew the claim on " + key + ": it is held by " +
-                        current->holder.describe());
-    auto put = txn.put(k_claims, key, encode_claim(record));
-    if (!put) return pass(put);
-    return {};
-  });
-}
-
-Result<void> ArtifactCache::release(const std::string& key, const Holder& holder) {
-  Impl& m = *m_impl;
-  std::optional<Holder> other;
-  auto released = m.drop_own_claim(key, holder, &other);
-  if (!released) return pass(released);
-  if (other)
-    return make_error("cannot release the claim on " + key + ": it is held by " + other->describe());
-  if (*released) m.notifier.bump();
-  return {};
-}
-
-Result<std::optional<ClaimRecord>> ArtifactCache::claim_of(const std::string& key) {
-  std::optional<ClaimRecord> out;
-  auto done = m_impl->claims->read([&](LmdbTxn& txn) -> Result<void> {
-    auto claimed = txn.get(k_claims, key);
-    if (!claimed) return pass(claimed);
-    if (!*claimed) return {};
-    auto record = decode_claim(**claimed);
-    if (!record) return pass(record);
-    out = std::move(*record);
-    return {};
-  });
-  if (!done) return pass(done);
-  return out;
-}
-
-Result<void> ArtifactCache::mark_failed(const std::string& key, const std::string& log_path,
-                                        const std::string& reason, std::optional<Holder> by) {
-  if (!valid_key(key)) return make_error("invalid cache key \"" + key + "\"");
-  Impl& m = *m_impl;
-  FailureRecord record{log_path, reason, by ? std::move(*by) : holder(), m.options.system->now_ms()};
-  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
-    auto put = txn.put(k_failures, key, encode_failure(record));
-    if (!put) return pass(put);
-    return {};
-  });
-  if (!done) return done;
-  m.notifier.bump();
-  return {};
-}
-
-Result<std::optional<FailureRecord>> ArtifactCache::failure(const std::string& key) {
-  std::optional<FailureRecord> out;
-  auto done = m_impl->env->read([&](LmdbTxn& txn) -> Result<void> {
-    auto row = txn.get(k_failures, key);
-    if (!row) return pass(row);
-    if (!*row) return {};
-    auto record = decode_failure(**row);
-    if (!record) return pass(record);
-    out = std::move(*record);
-    return {};
-  });
-  if (!done) return pass(done);
-  return out;
-}
-
-Result<void> ArtifactCache::clear_failure(const std::string& key) {
-  Impl& m = *m_impl;
-  bool removed = false;
-  auto done = m.env->write([&](LmdbTxn& txn) -> Result<void> {
-    auto d = txn.del(k_failures, key);
-    if (!d) return pass(d);
-    removed = *d;
-    return {};
-  });
-  if (!done) return done;
-  if (removed) m.notifier.bump();
-  return {};
-}
-
 Result<bool> ArtifactCache::forget(const std::string& key) {
   Impl& m = *m_impl;
   // Wait for stages of this key to finish before removing its row.
@@ -938,13 +716,9 @@ Result<bool> ArtifactCache::forget(const std::string& key) {
     return {};
   });
   if (!done) return pass(done);
-  auto unclaimed = m.claims->write([&](LmdbTxn& txn) -> Result<void> {
-    auto d = txn.del(k_claims, key);
-    if (!d) return pass(d);
-    any = any || *d;
-    return {};
-  });
+  auto unclaimed = m.claim_table.drop(key);
   if (!unclaimed) return pass(unclaimed);
+  any = any || *unclaimed;
   if (any) m.notifier.bump();
   return any;
 }

@@ -1,7 +1,10 @@
 // cache/: everything gang keeps between runs. The artifact cache (this
 // header) stores built artifacts content-addressed and publishes them
-// atomically in an LMDB index; it also coordinates a gang of workers through
-// claims, failure records and change notifications. The git_* files keep the
+// atomically in an LMDB index, and tells watchers of every change
+// (change_notifier.hpp). Beside it, and reached through it: the claims and
+// failure records that coordinate a gang of workers (claim_table.hpp,
+// failure_records.hpp), the builds' scratch directories (build_dirs.hpp) and
+// the unpacked trees builds stage (tree_cache.hpp). The git_* files keep the
 // local mirrors of source repositories. cache/ depends only on util/.
 //
 // artifact_cache.hpp: the artifact cache. Layout under the root:
@@ -48,6 +51,8 @@
 
 #include "cache/blob_store.hpp"
 #include "cache/build_dirs.hpp"
+#include "cache/claim_table.hpp"
+#include "cache/failure_records.hpp"
 #include "cache/manifest.hpp"
 #include "cache/records.hpp"
 #include "cache/system.hpp"
@@ -57,18 +62,6 @@
 namespace gang {
 
 enum class PublishOutcome { inserted, already_present };
-
-struct ClaimOutcome {
-  enum class Kind {
-    won,             // the caller now holds the claim and should build
-    held_by_other,   // holder is building it
-    already_cached,  // the artifact exists: stage it instead
-    failed,          // a failure is recorded (see failure); clear_failure() to retry
-  };
-  Kind kind = Kind::won;
-  std::optional<Holder> holder;          // held_by_other: who
-  std::optional<FailureRecord> failure;  // failed: the record
-};
 
 struct VerifyReport {
   std::uint64_t blobs_checked = 0;
@@ -245,25 +238,9 @@ class ArtifactCache {
   // claimed or being staged.
   [[nodiscard]] Result<GcReport> gc(std::optional<std::uint64_t> max_size = std::nullopt);
 
-  // Takes key's claim for holder, or says why not. A claim whose holder died
-  // (same host: pid gone, start time changed, or recorded in another boot) or whose lease expired
-  // (other hosts) is taken over. Re-claiming one's own claim renews it.
-  [[nodiscard]] Result<ClaimOutcome> claim(const std::string& key, const Holder& holder);
-  // Extends holder's lease on key; an error if holder does not hold it.
-  [[nodiscard]] Result<void> renew(const std::string& key, const Holder& holder);
-  // Gives key's claim back; an error if somebody else holds it, fine if nobody does.
-  [[nodiscard]] Result<void> release(const std::string& key, const Holder& holder);
-  // The current claim on key, if any (dead holders included).
-  [[nodiscard]] Result<std::optional<ClaimRecord>> claim_of(const std::string& key);
-
-  // Records that building key failed, so other instances do not retry it.
-  // `by` names the failing worker (default: this process as instance 0).
-  [[nodiscard]] Result<void> mark_failed(const std::string& key, const std::string& log_path,
-                                         const std::string& reason,
-                                         std::optional<Holder> by = std::nullopt);
-  [[nodiscard]] Result<std::optional<FailureRecord>> failure(const std::string& key);
-  // Removes key's failure record (for --retry-failed); fine if there is none.
-  [[nodiscard]] Result<void> clear_failure(const std::string& key);
+  // Who builds what (claim_table.hpp), and what failed (failure_records.hpp).
+  [[nodiscard]] ClaimTable& claims();
+  [[nodiscard]] FailureRecords& failures();
   // Removes key's artifact row, claim and failure record; true if any existed.
   // Blobs are left for gc().
   [[nodiscard]] Result<bool> forget(const std::string& key);

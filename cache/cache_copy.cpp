@@ -26,11 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename T>
-std::unexpected<Error> pass(const Result<T>& r) {
-  return std::unexpected(r.error());
-}
-
 // Copies the regular file from -> to with its mode and times (a blob's
 // fixed mtime is its stamp).
 Result<void> copy_regular(const std::string& from, const std::string& to, const struct stat& st) {

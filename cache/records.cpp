@@ -228,4 +228,8 @@ std::string format_size(std::uint64_t bytes) {
   return buf;
 }
 
+bool valid_cache_key(std::string_view key) {
+  return !key.empty() && key.find_first_of(std::string_view("/\n\0", 3)) == std::string_view::npos;
+}
+
 }  // namespace gang

@@ -72,6 +72,9 @@ struct ClaimRecord {
   std::int64_t lease_until_ms = 0;
 };
 
+// Whether key can name an artifact: not empty, no '/', newline or NUL.
+[[nodiscard]] bool valid_cache_key(std::string_view key);
+
 [[nodiscard]] std::string encode_artifact(const ArtifactInfo& info);
 [[nodiscard]] Result<ArtifactInfo> decode_artifact(std::string_view key, std::string_view row);
 [[nodiscard]] std::string encode_failure(const FailureRecord& record);

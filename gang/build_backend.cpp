@@ -89,13 +89,13 @@ std::vector<WorkerBackend::KeyState> BuildBackend::states(const std::vector<std:
 }
 
 std::optional<std::string> BuildBackend::failure(const std::string& key) {
-  auto record = m_cache.failure(key);
+  auto record = m_cache.failures().of(key);
   if (!record || !*record) return std::nullopt;
   return failure_reason(**record);
 }
 
 std::string BuildBackend::failure_log(const std::string& key) {
-  auto record = m_cache.failure(key);
+  auto record = m_cache.failures().of(key);
   return record && *record ? (*record)->log_path : std::string();
 }
 
@@ -161,14 +161,14 @@ Result<ClaimReply> BuildBackend::claim(const std::string& key) {
 }
 
 Result<ClaimReply> BuildBackend::claim_locally(const std::string& key) {
-  auto outcome = m_cache.claim(key, m_holder);
+  auto outcome = m_cache.claims().claim(key, m_holder);
   if (!outcome) return std::unexpected(outcome.error());
   if (outcome->kind == ClaimOutcome::Kind::failed && outcome->failure &&
       outcome->failure->time_ms < m_options.retry_failed_before_ms) {
     // --retry-failed: the failure predates this gang; clear it and try again.
-    if (auto cleared = m_cache.clear_failure(key); !cleared)
+    if (auto cleared = m_cache.failures().clear(key); !cleared)
       return std::unexpected(cleared.error());
-    outcome = m_cache.claim(key, m_holder);
+    outcome = m_cache.claims().claim(key, m_holder);
     if (!outcome) return std::unexpected(outcome.error());
   }
   switch (outcome->kind) {
@@ -189,7 +189,7 @@ Result<ClaimReply> BuildBackend::claim_locally(const std::string& key) {
 }
 
 void BuildBackend::release(const std::string& key) {
-  if (auto released = m_cache.release(key, m_holder); !released)
+  if (auto released = m_cache.claims().release(key, m_holder); !released)
     log("", "cannot release claim on " + key + ": " + released.error().to_string());
   m_claimed.erase(key);
   // A lease still held here was not handed to an upload: give it up now.
@@ -216,7 +216,7 @@ bool BuildBackend::should_stop() {
   const Component& target = m_graph.components[m_options.target];
   if (target.cache_key && m_cache.contains(*target.cache_key)) return true;
   if (!m_claimed.empty() && now_ms() - m_last_renew_ms > k_renew_every_ms) {
-    for (const auto& key : m_claimed) (void)m_cache.renew(key, m_holder);
+    for (const auto& key : m_claimed) (void)m_cache.claims().renew(key, m_holder);
     m_last_renew_ms = now_ms();
   }
   RemoteTier* remote = m_options.remote;
@@ -267,7 +267,7 @@ void BuildBackend::prepare(std::size_t index) {
 }
 
 bool BuildBackend::claimed(const std::string& key) {
-  auto claim = m_cache.claim_of(key);
+  auto claim = m_cache.claims().claim_of(key);
   return !claim || claim->has_value();  // (an error: as if held)
 }
 

@@ -202,7 +202,7 @@ class ChunkBuild final : public PreparedChunk {
       if (keep_failed_sandbox(m_ctx.cache.root(), m_kept_spec, m_dir, kept))
         m_ctx.log(m_c.id, "Sandbox kept at " + kept + " (gang shell " + m_c.id + ")");
     }
-    (void)m_ctx.cache.mark_failed(m_key, m_log_path, first_line(reason), m_ctx.holder);
+    (void)m_ctx.cache.failures().record(m_key, m_log_path, first_line(reason), m_ctx.holder);
     return {BuildOutcome::failed, 0, reason, m_log_path};
   }
   BuildReport abandon(const std::string& reason) {
@@ -382,7 +382,7 @@ BuildReport ChunkBuild::publish_or_hand_over() {
         return {BuildOutcome::abandoned, 0, trouble, log_path};
       }
       (void)keep_failed_sandbox(cache.root(), &saved_spec, dir, kept);
-      (void)cache.mark_failed(key, log_path, first_line(trouble), holder);
+      (void)cache.failures().record(key, log_path, first_line(trouble), holder);
       return {BuildOutcome::failed, 0, trouble, log_path};
     }
     auto publish_start = std::chrono::steady_clock::now();

@@ -97,9 +97,9 @@ int cache_ls(ArtifactCache& cache, bool json) {
 int cache_show(ArtifactCache& cache, const std::string& key) {
   auto info = cache.lookup(key);
   if (!info) return fail(info.error().to_string());
-  auto failure = cache.failure(key);
+  auto failure = cache.failures().of(key);
   if (!failure) return fail(failure.error().to_string());
-  auto claim = cache.claim_of(key);
+  auto claim = cache.claims().claim_of(key);
   if (!claim) return fail(claim.error().to_string());
   if (!*info && !*failure && !*claim) return fail("nothing is cached for " + key);
   std::printf("key:       %s\n", key.c_str());

@@ -65,8 +65,8 @@ class CacheStates {
     if (!key) return "pending";
     if (!m_cache) return "missing";
     if (m_cache->contains(*key)) return "cached";
-    if (auto failed = m_cache->failure(*key); failed && *failed) return "failed";
-    if (auto claim = m_cache->claim_of(*key); claim && *claim) return "building";
+    if (auto failed = m_cache->failures().of(*key); failed && *failed) return "failed";
+    if (auto claim = m_cache->claims().claim_of(*key); claim && *claim) return "building";
     return "missing";
   }
 

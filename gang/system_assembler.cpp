@@ -338,7 +338,7 @@ BuildReport assemble(const BuildContext& ctx, std::size_t index, const std::stri
     // killed by our own Ctrl-C handling is not the component's failure.
     if (ctx.stop.load()) return {BuildOutcome::cancelled, 0, "stop requested", log_path};
     if (assembled.error().outcome == BuildOutcome::failed)
-      (void)ctx.cache.mark_failed(*c.cache_key, log_path, assembled.error().reason, ctx.holder);
+      (void)ctx.cache.failures().record(*c.cache_key, log_path, assembled.error().reason, ctx.holder);
     return {assembled.error().outcome, 0, assembled.error().reason, log_path};
   }
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(

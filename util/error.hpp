@@ -43,6 +43,12 @@ using Result = std::expected<T, Error>;
       Error{std::move(message), std::move(file), line, column, std::move(field)});
 }
 
+// r's error, passed on to a caller of another result type.
+template <typename T>
+[[nodiscard]] std::unexpected<Error> pass(const Result<T>& r) {
+  return std::unexpected(r.error());
+}
+
 // An Error for a failed system call: "what: strerror(errno_value)".
 [[nodiscard]] std::unexpected<Error> make_errno_error(const std::string& what,
                                                       int errno_value = errno);

@@ -40,13 +40,13 @@ int stress_child(const std::string& root, const std::string& sources, int n,
       out << (*r == PublishOutcome::inserted ? "insert " : "present ") << key << "\n";
     } else {
       std::string key = "claim." + std::to_string(k);
-      auto c = cache->claim(key, me);
+      auto c = cache->claims().claim(key, me);
       if (!c) return 4;
       if (c->kind == ClaimOutcome::Kind::won) {
         auto r = cache->insert(key, src, meta);
         if (!r) return 5;
         if (*r != PublishOutcome::inserted) return 6;  // the claim should have excluded others
-        if (!cache->release(key, me)) return 7;
+        if (!cache->claims().release(key, me)) return 7;
         out << "won " << key << "\n";
       } else if (c->kind == ClaimOutcome::Kind::failed) {
         return 8;

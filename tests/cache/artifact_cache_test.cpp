@@ -749,25 +749,25 @@ TEST_F(ArtifactCacheTest, ClaimsGoToOneHolderUntilReleased) {
   parent.start_time = *read_process_start_time(parent.pid);
   parent.instance = 2;
 
-  auto first = cache.claim("k", me);
+  auto first = cache.claims().claim("k", me);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->kind, ClaimOutcome::Kind::won);
-  auto again = cache.claim("k", me);
+  auto again = cache.claims().claim("k", me);
   EXPECT_EQ(again->kind, ClaimOutcome::Kind::won) << "re-claiming one's own claim renews it";
-  auto other = cache.claim("k", parent);
+  auto other = cache.claims().claim("k", parent);
   ASSERT_TRUE(other);
   EXPECT_EQ(other->kind, ClaimOutcome::Kind::held_by_other);
   ASSERT_TRUE(other->holder);
   EXPECT_EQ(other->holder->pid, me.pid);
-  EXPECT_FALSE(cache.release("k", parent)) << "only the holder may release";
-  EXPECT_FALSE(cache.renew("k", parent));
-  EXPECT_TRUE(cache.renew("k", me));
-  ASSERT_TRUE(cache.release("k", me));
-  EXPECT_FALSE(*cache.claim_of("k"));
-  EXPECT_EQ(cache.claim("k", parent)->kind, ClaimOutcome::Kind::won);
-  EXPECT_FALSE(cache.release("k", me));
-  ASSERT_TRUE(cache.release("k", parent));
-  EXPECT_TRUE(cache.release("k", me)) << "releasing an unheld claim is fine";
+  EXPECT_FALSE(cache.claims().release("k", parent)) << "only the holder may release";
+  EXPECT_FALSE(cache.claims().renew("k", parent));
+  EXPECT_TRUE(cache.claims().renew("k", me));
+  ASSERT_TRUE(cache.claims().release("k", me));
+  EXPECT_FALSE(*cache.claims().claim_of("k"));
+  EXPECT_EQ(cache.claims().claim("k", parent)->kind, ClaimOutcome::Kind::won);
+  EXPECT_FALSE(cache.claims().release("k", me));
+  ASSERT_TRUE(cache.claims().release("k", parent));
+  EXPECT_TRUE(cache.claims().release("k", me)) << "releasing an unheld claim is fine";
 }
 
 TEST_F(ArtifactCacheTest, ClaimOfADeadHolderIsTakenOver) {
@@ -781,15 +781,15 @@ TEST_F(ArtifactCacheTest, ClaimOfADeadHolderIsTakenOver) {
   Holder reused = cache.holder(2);  // our pid, but a different start time
   reused.start_time += 1;
 
-  ASSERT_EQ(cache.claim("k", dead)->kind, ClaimOutcome::Kind::won);
-  auto taken = cache.claim("k", cache.holder(3));
+  ASSERT_EQ(cache.claims().claim("k", dead)->kind, ClaimOutcome::Kind::won);
+  auto taken = cache.claims().claim("k", cache.holder(3));
   ASSERT_TRUE(taken);
   EXPECT_EQ(taken->kind, ClaimOutcome::Kind::won);
-  EXPECT_EQ((*cache.claim_of("k"))->holder.instance, 3);
+  EXPECT_EQ((*cache.claims().claim_of("k"))->holder.instance, 3);
 
   ASSERT_TRUE(cache.forget("k"));
-  ASSERT_EQ(cache.claim("k", reused)->kind, ClaimOutcome::Kind::won);
-  EXPECT_EQ(cache.claim("k", cache.holder(4))->kind, ClaimOutcome::Kind::won)
+  ASSERT_EQ(cache.claims().claim("k", reused)->kind, ClaimOutcome::Kind::won);
+  EXPECT_EQ(cache.claims().claim("k", cache.holder(4))->kind, ClaimOutcome::Kind::won)
       << "a recycled pid with another start time is a dead holder";
 }
 
@@ -799,15 +799,15 @@ TEST_F(ArtifactCacheTest, ClaimsOfOtherHostsExpireWithTheirLeaseUnlessRenewed) {
   options.lease = 60s;
   auto cache = open_cache();
   Holder remote{"elsewhere", 1, 1, 1, "g"};
-  ASSERT_EQ(cache.claim("k", remote)->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(cache.claims().claim("k", remote)->kind, ClaimOutcome::Kind::won);
   Holder local = cache.holder(2);
   system->now += 59'000;
-  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
-  ASSERT_TRUE(cache.renew("k", remote));
+  EXPECT_EQ(cache.claims().claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
+  ASSERT_TRUE(cache.claims().renew("k", remote));
   system->now += 59'000;
-  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
+  EXPECT_EQ(cache.claims().claim("k", local)->kind, ClaimOutcome::Kind::held_by_other);
   system->now += 2'000;
-  EXPECT_EQ(cache.claim("k", local)->kind, ClaimOutcome::Kind::won);
+  EXPECT_EQ(cache.claims().claim("k", local)->kind, ClaimOutcome::Kind::won);
 }
 
 TEST_F(ArtifactCacheTest, ClaimReportsCachedArtifactsAndRecordedFailures) {
@@ -815,25 +815,25 @@ TEST_F(ArtifactCacheTest, ClaimReportsCachedArtifactsAndRecordedFailures) {
   write_tree(src, {{"f", "x"}});
   auto cache = open_cache();
   Holder me = cache.holder(1);
-  ASSERT_EQ(cache.claim("built", me)->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(cache.claims().claim("built", me)->kind, ClaimOutcome::Kind::won);
   ASSERT_EQ(*cache.insert("built", src, meta()), PublishOutcome::inserted);
-  EXPECT_EQ(cache.claim("built", me)->kind, ClaimOutcome::Kind::already_cached);
+  EXPECT_EQ(cache.claims().claim("built", me)->kind, ClaimOutcome::Kind::already_cached);
 
-  ASSERT_TRUE(cache.mark_failed("broken", "/logs/broken.log", "make: *** Error 2"));
-  auto failed = cache.claim("broken", me);
+  ASSERT_TRUE(cache.failures().record("broken", "/logs/broken.log", "make: *** Error 2"));
+  auto failed = cache.claims().claim("broken", me);
   ASSERT_TRUE(failed);
   EXPECT_EQ(failed->kind, ClaimOutcome::Kind::failed);
   ASSERT_TRUE(failed->failure);
   EXPECT_EQ(failed->failure->log_path, "/logs/broken.log");
   EXPECT_EQ(failed->failure->reason, "make: *** Error 2");
   EXPECT_EQ(failed->failure->failed_by.pid, me.pid);
-  ASSERT_TRUE(cache.clear_failure("broken"));
-  EXPECT_FALSE(*cache.failure("broken"));
-  EXPECT_EQ(cache.claim("broken", me)->kind, ClaimOutcome::Kind::won);
+  ASSERT_TRUE(cache.failures().clear("broken"));
+  EXPECT_FALSE(*cache.failures().of("broken"));
+  EXPECT_EQ(cache.claims().claim("broken", me)->kind, ClaimOutcome::Kind::won);
 
   // A worker records itself, instance and gang included.
-  ASSERT_TRUE(cache.mark_failed("by-worker", "log", "why", cache.holder(3, "gang-7")));
-  auto record = cache.failure("by-worker");
+  ASSERT_TRUE(cache.failures().record("by-worker", "log", "why", cache.holder(3, "gang-7")));
+  auto record = cache.failures().of("by-worker");
   ASSERT_TRUE(record && *record);
   EXPECT_EQ((*record)->failed_by.instance, 3);
   EXPECT_EQ((*record)->failed_by.gang_id, "gang-7");
@@ -844,14 +844,14 @@ TEST_F(ArtifactCacheTest, ForgetClearsArtifactClaimAndFailure) {
   write_tree(src, {{"f", "x"}});
   auto cache = open_cache();
   ASSERT_TRUE(cache.insert("k", src, meta()));
-  ASSERT_TRUE(cache.mark_failed("k", "log", "why"));
-  ASSERT_EQ(cache.claim("other", cache.holder())->kind, ClaimOutcome::Kind::won);
+  ASSERT_TRUE(cache.failures().record("k", "log", "why"));
+  ASSERT_EQ(cache.claims().claim("other", cache.holder())->kind, ClaimOutcome::Kind::won);
   EXPECT_TRUE(*cache.forget("k"));
   EXPECT_TRUE(*cache.forget("other"));
   EXPECT_FALSE(*cache.forget("never"));
   EXPECT_FALSE(cache.contains("k"));
-  EXPECT_FALSE(*cache.failure("k"));
-  EXPECT_FALSE(*cache.claim_of("other"));
+  EXPECT_FALSE(*cache.failures().of("k"));
+  EXPECT_FALSE(*cache.claims().claim_of("other"));
 }
 
 TEST_F(ArtifactCacheTest, WaitForChangeWakesOnPublishAndTimesOutOtherwise) {
@@ -876,9 +876,9 @@ TEST_F(ArtifactCacheTest, WaitForChangeWakesOnPublishAndTimesOutOtherwise) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
 
   // The fd is pollable and reports a release made by another process.
-  ASSERT_EQ(waiter.claim("c", waiter.holder())->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(waiter.claims().claim("c", waiter.holder())->kind, ClaimOutcome::Kind::won);
   (void)waiter.wait_for_change(0ms);
-  ASSERT_TRUE(waiter.release("c", waiter.holder()));
+  ASSERT_TRUE(waiter.claims().release("c", waiter.holder()));
   struct pollfd p{waiter.change_fd(), POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 2000), 1);
 }
@@ -932,7 +932,7 @@ TEST_F(ArtifactCacheTest, MapGrowsWhenFullAndOtherProcessesAdoptTheNewSize) {
 TEST_F(ArtifactCacheTest, GcEvictsLeastRecentlyUsedButNeverClaimedOrStagingArtifacts) {
   auto cache = open_cache();
   // A claim that outlives the publication (not yet released) protects it.
-  ASSERT_EQ(cache.claim("claimed", cache.holder())->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(cache.claims().claim("claimed", cache.holder())->kind, ClaimOutcome::Kind::won);
   for (const char* key : {"old", "claimed", "staging", "recent"}) {
     std::string src = dir.path() + "/src-" + key;
     write_tree(src, {{"big", std::string(100 << 10, key[0])}});
@@ -1090,19 +1090,19 @@ TEST_F(ArtifactCacheTest, APublishReleasesThePublishersOwnClaim) {
   Holder other = me;
   other.pid = me.pid + 1;
   // Someone else's claim stays.
-  ASSERT_EQ(cache.claim("k.1", me)->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(cache.claims().claim("k.1", me)->kind, ClaimOutcome::Kind::won);
   ArtifactMeta by_other = meta();
   by_other.built_by = other;
   ASSERT_TRUE(cache.insert("k.1", dir.path() + "/t", by_other));
-  EXPECT_TRUE(cache.claim_of("k.1")->has_value());
-  ASSERT_TRUE(cache.release("k.1", me));
+  EXPECT_TRUE(cache.claims().claim_of("k.1")->has_value());
+  ASSERT_TRUE(cache.claims().release("k.1", me));
   // The publisher's own goes with the publish; releasing it after is fine.
-  ASSERT_EQ(cache.claim("k.2", me)->kind, ClaimOutcome::Kind::won);
+  ASSERT_EQ(cache.claims().claim("k.2", me)->kind, ClaimOutcome::Kind::won);
   ArtifactMeta mine = meta();
   mine.built_by = me;
   ASSERT_TRUE(cache.insert("k.2", dir.path() + "/t", mine));
-  EXPECT_FALSE(cache.claim_of("k.2")->has_value());
-  EXPECT_TRUE(cache.release("k.2", me));
+  EXPECT_FALSE(cache.claims().claim_of("k.2")->has_value());
+  EXPECT_TRUE(cache.claims().release("k.2", me));
 }
 
 }  // namespace

@@ -101,17 +101,17 @@ TEST_F(HolderLiveness, AHolderRecordOfAnotherBootOnThisHostIsStale) {
   Holder stale = cache.holder(1, "before-reboot");
   ASSERT_FALSE(stale.boot_id.empty()) << "the holder records the boot id";
   stale.boot_id = "00000000-0000-0000-0000-000000000000";
-  ASSERT_EQ(cache.claim("k.1", stale)->kind, ClaimOutcome::Kind::won);
-  auto record = cache.claim_of("k.1");
+  ASSERT_EQ(cache.claims().claim("k.1", stale)->kind, ClaimOutcome::Kind::won);
+  auto record = cache.claims().claim_of("k.1");
   ASSERT_TRUE(record && *record);
   EXPECT_EQ((*record)->holder.boot_id, stale.boot_id) << "the boot id is stored";
   // Same host, pid and start time as a live process (this one), but
   // recorded in another boot: taken over at once, lease or not.
   Holder me = cache.holder(2, "after-reboot");
-  auto outcome = cache.claim("k.1", me);
+  auto outcome = cache.claims().claim("k.1", me);
   ASSERT_TRUE(outcome);
   EXPECT_EQ(outcome->kind, ClaimOutcome::Kind::won);
-  auto now = cache.claim_of("k.1");
+  auto now = cache.claims().claim_of("k.1");
   ASSERT_TRUE(now && *now);
   EXPECT_EQ((*now)->holder.gang_id, "after-reboot");
 }
@@ -122,8 +122,8 @@ TEST_F(HolderLiveness, ALiveHolderOfThisBootKeepsItsClaim) {
   Holder parent = cache.holder(1, "parent");
   parent.pid = static_cast<int>(::getppid());
   parent.start_time = read_process_start_time(parent.pid).value_or(0);
-  ASSERT_EQ(cache.claim("k.2", parent)->kind, ClaimOutcome::Kind::won);
-  auto outcome = cache.claim("k.2", cache.holder(2, "me"));
+  ASSERT_EQ(cache.claims().claim("k.2", parent)->kind, ClaimOutcome::Kind::won);
+  auto outcome = cache.claims().claim("k.2", cache.holder(2, "me"));
   ASSERT_TRUE(outcome);
   EXPECT_EQ(outcome->kind, ClaimOutcome::Kind::held_by_other);
 }
@@ -147,7 +147,7 @@ TEST_F(HolderLiveness, ClaimsAreNeverFlushedAndAreMadeAnewAfterAReboot) {
   auto system = std::make_shared<RebootedSystem>();
   auto claimed = in_child([&] {
     auto cache = open_cache(system);
-    auto got = cache.claim(key, cache.holder(1, "g"));
+    auto got = cache.claims().claim(key, cache.holder(1, "g"));
     if (!got || got->kind != ClaimOutcome::Kind::won) return 1;
     // Simulate this holder dying uncleanly: the claim row stays.
     return 0;
@@ -156,7 +156,7 @@ TEST_F(HolderLiveness, ClaimsAreNeverFlushedAndAreMadeAnewAfterAReboot) {
   EXPECT_EQ(read_file(dir.path() + "/cache/claims/boot").value_or(""), system->boot + "\n");
   auto same_boot = in_child([&] {
     auto cache = open_cache(system);
-    auto record = cache.claim_of(key);
+    auto record = cache.claims().claim_of(key);
     return record && *record ? 0 : 1;  // still recorded (its holder is dead: taken over on claim)
   });
   EXPECT_EQ(same_boot, 0);
@@ -172,9 +172,9 @@ TEST_F(HolderLiveness, ClaimsAreNeverFlushedAndAreMadeAnewAfterAReboot) {
   system->boot = "66666666-7777-8888-9999-000000000000";
   auto next_boot = in_child([&] {
     auto cache = open_cache(system);
-    auto record = cache.claim_of(key);
+    auto record = cache.claims().claim_of(key);
     if (!record || *record) return 1;  // gone with the old boot
-    auto got = cache.claim(key, cache.holder(1, "g"));
+    auto got = cache.claims().claim(key, cache.holder(1, "g"));
     return got && got->kind == ClaimOutcome::Kind::won ? 0 : 2;
   });
   EXPECT_EQ(next_boot, 0);

@@ -204,7 +204,7 @@ TEST(GangShow, AFailureRecordedUnderOneBaseNeverBlocksAnother) {
   {
     auto opened = ArtifactCache::open(cache.path());
     ASSERT_TRUE(opened);
-    ASSERT_TRUE(opened->mark_failed(key, "", "it broke"));
+    ASSERT_TRUE(opened->failures().record(key, "", "it broke"));
   }
   EXPECT_EQ(field_of(run_command(show + " --base none").output, "toolchain", "state"), "failed");
   EXPECT_EQ(field_of(run_command(show + " --base " + sysroot.path()).output, "toolchain", "state"),

@@ -59,7 +59,7 @@ class BuildTrouble : public testing::StratumTest {
   std::string failure_of(const std::string& name) {
     auto opened = ArtifactCache::open(cache);
     EXPECT_TRUE(opened);
-    auto record = opened->failure(keys()[name]);
+    auto record = opened->failures().of(keys()[name]);
     EXPECT_TRUE(record);
     return record && *record ? (*record)->reason : std::string();
   }
@@ -248,7 +248,7 @@ TEST_F(BuildTrouble, ACtrlCDropsTheChunkSetUpAheadWithNothingLeftBehind) {
   auto opened = ArtifactCache::open(cache);
   ASSERT_TRUE(opened);
   for (const char* name : {"a", "b"}) {
-    auto claim = opened->claim_of(all[name]);
+    auto claim = opened->claims().claim_of(all[name]);
     ASSERT_TRUE(claim);
     EXPECT_FALSE(claim->has_value()) << name << "'s claim was left";
   }

@@ -176,7 +176,7 @@ TEST_F(GangBuild, SigintStopsEveryWorkerAndLeavesNoClaimOrSandbox) {
   auto opened = ArtifactCache::open(cache);
   ASSERT_TRUE(opened);
   for (const auto& [name, key] : keys()) {
-    auto claim = opened->claim_of(key);
+    auto claim = opened->claims().claim_of(key);
     ASSERT_TRUE(claim);
     EXPECT_FALSE(claim->has_value()) << name << " is still claimed";
     if (name.starts_with("slow")) {
@@ -278,7 +278,7 @@ TEST_F(GangBuild, ARunningBuildTheTargetNoLongerNeedsIsStoppedWhenTheTargetAppea
   auto opened = ArtifactCache::open(cache);
   ASSERT_TRUE(opened);
   EXPECT_FALSE(opened->contains(keys()["slow"])) << "nothing partial published";
-  auto claim = opened->claim_of(keys()["slow"]);
+  auto claim = opened->claims().claim_of(keys()["slow"]);
   ASSERT_TRUE(claim);
   EXPECT_FALSE(claim->has_value()) << "the claim was released";
 }

@@ -280,7 +280,7 @@ strata:
   auto k = keys("systems/broken-x86_64.morph");
   auto opened = ArtifactCache::open(cache);
   EXPECT_FALSE(opened->contains(k["broken-x86_64"]));
-  auto failure = opened->failure(k["broken-x86_64"]);
+  auto failure = opened->failures().of(k["broken-x86_64"]);
   ASSERT_TRUE(failure);
   EXPECT_TRUE(failure->has_value()) << "recorded, so that no instance retries it";
 }
