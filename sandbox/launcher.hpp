@@ -113,13 +113,6 @@ class Launcher {
                                                                    const Invocation& what);
 };
 
-// The host's Debian-style multiarch triplet (e.g. "x86_64-linux-gnu"), the
-// name of /usr/lib/<triplet> and /usr/include/<triplet>; "" when gang does
-// not know it for this architecture. With base `host`, the staged /usr/lib
-// and /usr/include are also mounted on top of those directories (see
-// sandbox/README.md, "Staged dependencies win over the host").
-[[nodiscard]] const char* host_multiarch_triplet();
-
 // Installs SIGTSTP and SIGCONT handlers in the calling process: SIGTSTP
 // stops (SIGSTOP) every command-mode sandbox this process is running, then
 // the process itself; SIGCONT resumes them. A build's sandbox is in a

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "sandbox/launcher.hpp"
+#include "sandbox/sandbox_plan.hpp"
 #include "tests/gang/gang_process.hpp"
 #include "util/fs.hpp"
 

@@ -1,6 +1,7 @@
 // Tests for sandbox/: the spec, the environment contract, and real
 // namespaces (isolation, logging, failures, cancellation, job control).
 #include "sandbox/sandbox.hpp"
+#include "sandbox/sandbox_plan.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
