@@ -226,9 +226,9 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
   // Every worker builds what this frontend resolved (build_request.hpp): the
   // pins live in a build directory of this process, removed when the gang
   // ends (or, if this process dies, by the next gang's clearing).
-  auto cache_for_pins = ArtifactCache::open(project->config.cache_dir);
-  if (!cache_for_pins) return fail(cache_for_pins.error().to_string());
-  auto pins_dir = cache_for_pins->build_dirs().make("pins");
+  auto cache = ArtifactCache::open(project->config.cache_dir);
+  if (!cache) return fail(cache.error().to_string());
+  auto pins_dir = cache->build_dirs().make("pins");
   if (!pins_dir) return fail(pins_dir.error().to_string());
   struct RemoveAtEnd {
     std::string dir;
@@ -252,10 +252,9 @@ int build(const Args& args, const std::int64_t start_ms, std::string& report_pat
   info.start_ms = start_ms;
   const BuildGraph& graph = project->graph;
   info.target_key = graph.components[graph.target_index].cache_key.value_or("");
-  auto cache = ArtifactCache::open(project->config.cache_dir);
   for (const auto& c : graph.components) {
     std::string key = c.cache_key.value_or("");
-    bool cached = cache && !key.empty() && cache->contains(key);
+    bool cached = !key.empty() && cache->contains(key);
     info.components.push_back({c.id, std::string(to_string(c.kind)), key, c.depends, cached});
   }
   RunReport report(std::move(info));
