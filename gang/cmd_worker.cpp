@@ -1,7 +1,9 @@
 // gang worker: one instance of a gang, exec'd by `gang build` (or by hand,
-// or on another machine). It loads the definitions and opens the cache
-// itself, resolves every cache key (fetching sources as needed), then runs
-// the Worker loop over a BuildBackend, reporting events on --events-fd.
+// or on another machine). Its command line is a BuildRequest
+// (build_request.hpp). It loads the definitions and opens the cache itself,
+// resolves every cache key (through its gang's --pins when given, else from
+// the mirrors, fetching sources as needed), then runs the Worker loop over
+// a BuildBackend, reporting events on --events-fd.
 #include <fcntl.h>
 #include <unistd.h>
 
