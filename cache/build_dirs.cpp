@@ -4,11 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string_view>
-#include <vector>
 
 #include "util/fs.hpp"
 #include "util/mounts.hpp"
@@ -87,7 +85,6 @@ std::uint64_t BuildDirs::remove_dead() const {
   const std::string boot = sys.boot_id();
   const std::string this_boot = boot.empty() ? std::string() : host_tag(boot);
   const std::int64_t now_s = sys.now_ms() / 1000;
-  std::optional<std::vector<std::string>> mounts;  // read once, when first needed
   std::uint64_t removed = 0;
   for (const auto& entry : *names) {
     const std::string& name = entry.name;
@@ -106,12 +103,8 @@ std::uint64_t BuildDirs::remove_dead() const {
     bool old = !known && now_s - static_cast<std::int64_t>(st.st_mtime) > m_orphan_age_s;
     if (!dead && !old) continue;
     std::string path = m_tmp + "/" + name;
-    if (!mounts) mounts = mount_points();
-    bool mounted = st.st_dev != top.st_dev ||
-                   std::any_of(mounts->begin(), mounts->end(), [&](const std::string& m) {
-                     return m == path || m.starts_with(path + "/");
-                   });
-    if (mounted) {
+    // (Dead directories are few: mountinfo is read for each.)
+    if (st.st_dev != top.st_dev || !mounts_under(path).empty()) {
       m_warn("cannot remove the abandoned build directory " + path + ": something is mounted in it");
       continue;
     }
