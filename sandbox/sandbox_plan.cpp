@@ -1,7 +1,9 @@
 #include "sandbox/sandbox_plan.hpp"
 
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -160,10 +162,30 @@ Result<Op> overlay_op(const std::vector<std::string>& lowers, const std::string&
 // `host_dirs` are the host directories mounted as
 // overlays (the multiarch dirs of a symlinked one are reached through the
 // symlink). Directories no staged layer provides are not mounted.
-struct MultiarchMount {
-  std::string target;               // absolute host path, e.g. /usr/lib/x86_64-linux-gnu
-  std::vector<std::string> lowers;  // top first; the host's directory last
+//
+// overlayfs refuses lower layers nested in one another ("overlapping
+// lowerdir path", ELOOP), and a layer that has both usr/lib and
+// usr/lib/<T> (a Perl module's usr/lib/<T>/perl, a library that CMake or
+// Meson installed the Debian way) would give two: its usr/lib is then shown
+// through a read-only overlay of its own (`through_overlay`), mounted in the
+// scratch first, with usr/lib/<T> hidden by a whiteout where the sandbox may
+// make one (not in a user namespace, where it shows as <T>/<T>). A layer
+// that is itself on an overlayfs (a cache inside a container) cannot nest
+// two more (the kernel stacks at most 2): its usr/lib is left out of
+// /usr/lib/<T> instead, and shows in /usr/lib alone.
+struct MultiarchLower {
+  std::string path;
+  bool through_overlay = false;
 };
+struct MultiarchMount {
+  std::string target;                  // absolute host path, e.g. /usr/lib/x86_64-linux-gnu
+  std::vector<MultiarchLower> lowers;  // top first; the host's directory last
+};
+
+bool on_overlayfs(const std::string& path) {
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == OVERLAYFS_SUPER_MAGIC;
+}
 
 std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
                                              const std::vector<std::string>& host_dirs) {
@@ -186,12 +208,20 @@ std::vector<MultiarchMount> multiarch_mounts(const SandboxSpec& spec,
     std::string target = candidate.parent + "/" + triplet;
     if (!is_dir(target)) continue;
     MultiarchMount mount{target, {}};
-    for (const auto& layer : spec.lower_layers)
-      for (const std::string& source : {layer + target, layer + candidate.parent,
-                                        candidate.extra.empty() ? "" : layer + candidate.extra})
-        if (!source.empty() && is_dir(source)) mount.lowers.push_back(source);
+    for (const auto& layer : spec.lower_layers) {
+      const bool own_target = is_dir(layer + target);
+      if (own_target) mount.lowers.push_back({layer + target});
+      if (is_dir(layer + candidate.parent)) {
+        if (!own_target)
+          mount.lowers.push_back({layer + candidate.parent});
+        else if (!on_overlayfs(layer))
+          mount.lowers.push_back({layer + candidate.parent, true});
+      }
+      if (!candidate.extra.empty() && is_dir(layer + candidate.extra))
+        mount.lowers.push_back({layer + candidate.extra});
+    }
     if (mount.lowers.empty()) continue;
-    mount.lowers.push_back(target);
+    mount.lowers.push_back({target});
     out.push_back(std::move(mount));
   }
   return out;
@@ -340,11 +370,35 @@ Result<void> prepare_plan(const SandboxSpec& spec, bool user_ns, bool interactiv
     dir_lowers.push_back(host_path);
     if (auto ok = overlay(name, dir_lowers, root + host_path); !ok) return ok;
   }
+  std::size_t nested = 0;
   for (auto& multiarch : multiarch_mounts(spec, host_overlays)) {
     std::string name = multiarch.target;  // /usr/lib/T -> multiarch_usr_lib_T
     std::replace(name.begin(), name.end(), '/', '_');
-    if (auto ok = overlay("multiarch" + name, multiarch.lowers, root + multiarch.target); !ok)
-      return ok;
+    std::vector<std::string> lowers;
+    for (const auto& lower : multiarch.lowers) {
+      if (!lower.through_overlay) {
+        lowers.push_back(lower.path);
+        continue;
+      }
+      // A read-only overlay of the layer's parent directory alone, its
+      // multiarch subdirectory whited out (see MultiarchMount).
+      if (nested == 0) add(Op::Kind::mkdir, scratch + "/nested");
+      std::string inner = scratch + "/nested/" + std::to_string(nested++);
+      for (const char* sub : {"", "/mask", "/upper", "/work", "/mnt"})
+        add(Op::Kind::mkdir, inner + sub);
+      std::vector<std::string> inner_lowers;
+      if (!user_ns) {
+        add(Op::Kind::whiteout, inner + "/mask/" + host_multiarch_triplet());
+        inner_lowers.push_back(inner + "/mask");
+      }
+      inner_lowers.push_back(lower.path);
+      auto op = overlay_op(inner_lowers, inner + "/upper", inner + "/work", inner + "/mnt",
+                           /*read_only=*/true, user_ns);
+      if (!op) return std::unexpected(op.error());
+      plan.ops.push_back(std::move(*op));
+      lowers.push_back(inner + "/mnt");
+    }
+    if (auto ok = overlay("multiarch" + name, lowers, root + multiarch.target); !ok) return ok;
   }
 
   bind(spec.build_dir, root + build_mount);

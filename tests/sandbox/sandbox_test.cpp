@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -725,6 +726,99 @@ TEST_F(SandboxTest, ALibraryStagedUnderUsrLocalWinsToo) {
   ASSERT_TRUE(result) << result.error().to_string();
   ASSERT_TRUE(result->ok) << result->describe();
   EXPECT_EQ(slurp(in_build("out")), "local\n");
+}
+
+// A layer holding both usr/lib and usr/lib/<triplet> (Perl modules install
+// into usr/lib/<T>/perl; CMake and Meson put libraries there on Debian), and
+// both usr/include and usr/include/<T>: overlayfs refuses a mount whose lower
+// layers nest ("overlapping lowerdir path", ELOOP), so a naive /usr/lib/<T>
+// overlay over the layer's usr/lib/<T> and usr/lib cannot start the sandbox.
+// Each staged file must show where it was installed, the layer's usr/lib
+// also in /usr/lib/<T> (ahead of the host's copies), and the host's own
+// multiarch files beside them.
+class MultiarchNestingTest : public SandboxTest {
+ protected:
+  void SetUp() override {
+    SandboxTest::SetUp();
+    m_triplet = host_multiarch_triplet();
+    if (m_triplet.empty() || !path_exists("/usr/lib/" + m_triplet + "/libc.so.6"))
+      GTEST_SKIP() << "needs a multiarch host";
+  }
+  // Writes the layer at `staged` and runs the commands that read it back.
+  Result<StepResult> stage_and_look(const std::string& staged) {
+    const std::string t = m_triplet;
+    for (const std::string& dir :
+         {"/usr/lib/" + t + "/perl/5.36.0/Gang", "/usr/include/" + t + "/gang"})
+      if (auto ok = make_dirs(staged + dir); !ok) return std::unexpected(ok.error());
+    for (const auto& [path, text] : std::vector<std::pair<std::string, std::string>>{
+             {"/usr/lib/" + t + "/perl/5.36.0/Gang/Staged.pm", "multiarch\n"},
+             {"/usr/lib/libgangstaged.so.1", "parent\n"},
+             {"/usr/include/" + t + "/gang/arch.h", "arch\n"},
+             {"/usr/include/gang-plain.h", "plain\n"}})
+      if (auto ok = write_file_atomic(staged + path, text); !ok) return std::unexpected(ok.error());
+    if (auto ok = make_dirs(m_spec.build_dir); !ok) return std::unexpected(ok.error());
+    m_spec.base = "host";
+    return run({"cat /usr/lib/" + t + "/perl/5.36.0/Gang/Staged.pm > a",
+                "cat /usr/lib/libgangstaged.so.1 > b",
+                "cat /usr/lib/" + t + "/libgangstaged.so.1 > c 2>/dev/null || echo absent > c",
+                "cat /usr/include/" + t + "/gang/arch.h /usr/include/gang-plain.h > d",
+                "cat /usr/include/" + t + "/gang-plain.h > e 2>/dev/null || echo absent > e",
+                "test -f /usr/lib/" + t + "/libc.so.6 && echo host > f",
+                "if [ -e /usr/lib/" + t + "/" + t + " ]; then echo nested; else echo none; fi > g"});
+  }
+  std::string m_triplet;
+};
+
+TEST_F(MultiarchNestingTest, ALayerWithBothUsrLibAndItsMultiarchDirectoryIsStagedWhole) {
+  auto result = stage_and_look(m_root + "/staged");
+  ASSERT_TRUE(result) << result.error().to_string();
+  ASSERT_TRUE(result->ok) << result->describe();
+  EXPECT_EQ(slurp(in_build("a")), "multiarch\n");
+  EXPECT_EQ(slurp(in_build("b")), "parent\n");
+  EXPECT_EQ(slurp(in_build("c")), "parent\n");  // usr/lib shows in /usr/lib/<T> too
+  EXPECT_EQ(slurp(in_build("d")), "arch\nplain\n");
+  EXPECT_EQ(slurp(in_build("e")), "plain\n");
+  EXPECT_EQ(slurp(in_build("f")), "host\n");
+  // As root the layer's usr/lib/<T> is whited out of its usr/lib view; in a
+  // user namespace it shows as <T>/<T>.
+  if (::geteuid() == 0) {
+    EXPECT_EQ(slurp(in_build("g")), "none\n");
+  }
+}
+
+// A cache on an overlayfs (inside a container): a nested overlay over its
+// layer would stack three deep, past the kernel's limit of two. The layer's
+// usr/lib is then left out of /usr/lib/<T> (it still shows in /usr/lib), and
+// the sandbox starts.
+TEST_F(MultiarchNestingTest, ALayerOnAnOverlayfsIsNotNestedTwice) {
+  const std::string lower = m_root + "/container-lower";
+  const std::string merged = m_root + "/staged";
+  ASSERT_TRUE(make_dirs(lower));
+  ASSERT_TRUE(make_dirs(m_root + "/container-upper"));
+  ASSERT_TRUE(make_dirs(m_root + "/container-work"));
+  ASSERT_TRUE(make_dirs(merged));
+  int status = testing::in_own_mount_namespace([&] {
+    std::string data = "lowerdir=" + lower + ",upperdir=" + m_root +
+                       "/container-upper,workdir=" + m_root + "/container-work";
+    if (::geteuid() != 0) data += ",userxattr";
+    if (::mount("overlay", merged.c_str(), "overlay", 0, data.c_str()) != 0) return 77;
+    auto result = stage_and_look(merged);
+    if (!result) {
+      std::fprintf(stderr, "%s\n", result.error().to_string().c_str());
+      return 1;
+    }
+    if (!result->ok) {
+      std::fprintf(stderr, "%s\n", result->describe().c_str());
+      return 2;
+    }
+    if (slurp(in_build("a")) != "multiarch\n" || slurp(in_build("b")) != "parent\n" ||
+        slurp(in_build("c")) != "absent\n" || slurp(in_build("e")) != "absent\n" ||
+        slurp(in_build("f")) != "host\n")
+      return 3;
+    return 0;
+  });
+  if (status == -1 || status == 77) GTEST_SKIP() << "cannot mount an overlayfs here";
+  EXPECT_EQ(status, 0);
 }
 
 // Nothing staged under /usr/lib or /usr/include: the host's multiarch
