@@ -297,7 +297,10 @@ Result<void> stage_tree(const Manifest& manifest, const BlobStore& blobs, const 
             if (::mkdir(to.c_str(), 0755) != 0) return make_errno_error("cannot create directory " + to);
           }
         }
-        if (e.mode != 0755) dir_modes.emplace_back(to, e.mode);
+        // Every directory gets the manifest's mode: a new one whatever the
+        // umask made of 0755, an existing one (an earlier manifest staged
+        // into `dest`) as the files do, the last manifest staged wins.
+        dir_modes.emplace_back(to, e.mode);
         break;
       }
       case ManifestEntry::Type::file: {

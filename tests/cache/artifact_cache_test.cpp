@@ -539,6 +539,46 @@ TEST_F(ArtifactCacheTest, StagingSeveralArtifactsOverlaysLaterOnesOnEarlierOnes)
   }
 }
 
+// A directory that several artifacts hold takes the mode of the last one
+// staged, as its files do, whichever modes come first (a Perl module made
+// usr/ 0775, a CMake library 0755); and a new directory gets its recorded
+// mode whatever the process's umask.
+TEST_F(ArtifactCacheTest, StagedDirectoriesTakeTheLastArtifactsModeWhateverTheUmask) {
+  std::string a = dir.path() + "/a", b = dir.path() + "/b";
+  write_tree(a, {{"usr/share/a", "a"}});
+  write_tree(b, {{"usr/share/b", "b"}});
+  ASSERT_EQ(::chmod((a + "/usr").c_str(), 0775), 0);
+  ASSERT_EQ(::chmod((b + "/usr").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((b + "/usr/share").c_str(), 0750), 0);
+  auto cache = open_cache();
+  ASSERT_TRUE(cache.insert("a", a, meta()));
+  ASSERT_TRUE(cache.insert("b", b, meta()));
+  auto mode_of = [](const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+  };
+  std::string out = dir.path() + "/sysroot";
+  for (StageMode mode : {StageMode::hardlink, StageMode::copy}) {
+    ASSERT_TRUE(remove_tree(out));
+    ASSERT_TRUE(cache.stage("a", out, mode));
+    EXPECT_EQ(mode_of(out + "/usr"), 0775u);
+    EXPECT_EQ(mode_of(out + "/usr/share"), 0755u);
+    ASSERT_TRUE(cache.stage("b", out, mode));
+    EXPECT_EQ(mode_of(out + "/usr"), 0755u);
+    EXPECT_EQ(mode_of(out + "/usr/share"), 0750u);
+    ASSERT_TRUE(cache.stage("a", out, mode));
+    EXPECT_EQ(mode_of(out + "/usr"), 0775u);
+    EXPECT_EQ(mode_of(out + "/usr/share"), 0755u);
+  }
+  mode_t old = ::umask(077);
+  ASSERT_TRUE(remove_tree(out));
+  auto staged = cache.stage("a", out, StageMode::copy);
+  ::umask(old);
+  ASSERT_TRUE(staged) << staged.error().to_string();
+  EXPECT_EQ(mode_of(out + "/usr"), 0775u);
+  EXPECT_EQ(mode_of(out + "/usr/share"), 0755u);
+}
+
 TEST_F(ArtifactCacheTest, StagingSelectedPathsKeepsModesLinksAndOnlyThosePaths) {
   std::string src = dir.path() + "/src";
   write_tree(src, {{"usr/bin/tool", "tool"}, {"etc/secret", "secret"}, {"etc/other", "other"},
