@@ -176,6 +176,23 @@ int on_transfer_progress(const git_indexer_progress* stats, void* payload) {
   return 0;
 }
 
+// libgit2, like git (CVE-2022-24765), refuses a local repository that
+// another user owns, and libgit2 1.5 may report it as a stray "config value
+// 'safe.directory' was not found": name the cause and the way through.
+std::string ownership_hint(const std::string& url) {
+  std::string path = url.starts_with("file://") ? url.substr(7) : url;
+  struct stat st {};
+  if (!path.starts_with("/") || ::stat(path.c_str(), &st) != 0 || st.st_uid == ::geteuid())
+    return "";
+  return "; " + path + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user (uid " +
+         std::to_string(::geteuid()) +
+         "), and git refuses such repositories: to trust it, add its path with `git config "
+         "--global --add safe.directory PATH`" +
+         (LIBGIT2_VER_MAJOR == 1 && LIBGIT2_VER_MINOR < 6
+              ? std::string(" (libgit2 ") + LIBGIT2_VERSION + " takes no '*')"
+              : std::string());
+}
+
 Result<void> fetch_origin(git_repository* repo, const std::string& url,
                           TransferWatch* watch = nullptr) {
   git_remote* raw = nullptr;
@@ -196,7 +213,11 @@ Result<void> fetch_origin(git_repository* repo, const std::string& url,
     if (const git_indexer_progress* stats = git_remote_stats(remote.get()))
       watch->bytes = std::max<std::uint64_t>(watch->bytes, stats->received_bytes);
   }
-  if (rc < 0) return libgit2_error("cannot fetch " + url, rc);
+  if (rc < 0) {
+    auto error = libgit2_error("cannot fetch " + url, rc);
+    error.error().message += ownership_hint(url);
+    return error;
+  }
   return {};
 }
 

@@ -157,6 +157,26 @@ TEST_F(GitMirrorsTest, AMissingUpstreamIsAnError) {
   EXPECT_FALSE(path_exists(*mirrors.mirror_path("up:nothing-here")));
 }
 
+// A local upstream that another user owns (a shared mirror directory):
+// libgit2 refuses it as git does (CVE-2022-24765), with a message that can
+// be beside the point ("config value 'safe.directory' was not found"), so
+// gang's error names the owner and says how to trust it. GIT_CONFIG_GLOBAL is /dev/null here, so no safe.directory lets
+// it through.
+TEST_F(GitMirrorsTest, AnUpstreamOwnedByAnotherUserIsRefusedWithTheWayToTrustIt) {
+  std::string repo = make_repo("a");
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the repository to another user";
+  ASSERT_EQ(std::system(("chown -R 65534:65534 '" + repo + "'").c_str()), 0);
+  auto mirrors = open();
+  auto r = mirrors.resolve("up:a", "master");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(repo + " belongs to uid 65534, not to this user (uid 0)"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("git config --global --add safe.directory PATH"),
+            std::string::npos)
+      << r.error().message;
+}
+
 TEST_F(GitMirrorsTest, OfflineNeverFetchesAndSaysSo) {
   std::string repo = make_repo("a");
   auto offline = open(Offline::yes);
