@@ -1,7 +1,7 @@
 #include "sandbox/sandbox_plan.hpp"
 
-#include <sys/mount.h>
 #include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
